@@ -1,0 +1,88 @@
+/**
+ * The file-metadata table: one row per uploaded document, plus idempotency rows that map a
+ * client's Idempotency-Key to the document it created.
+ */
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { documentPk } from './status-table.js';
+
+/** Metadata of an uploaded file. */
+export interface FileRecord {
+  tenantId: string;
+  documentId: string;
+  filename: string;
+  contentType: string;
+  sizeBytes: number;
+  sha256: string;
+  bucket: string;
+  key: string;
+  createdAt: string;
+}
+
+/** What an idempotency key is bound to. */
+export interface IdempotencyRecord {
+  documentId: string;
+  /** Hash of the request (file hash and options): a reused key with another request is a conflict. */
+  requestHash: string;
+  createdAt: string;
+}
+
+/** Repository of file rows. */
+export class FilesTable {
+  constructor(
+    private readonly doc: DynamoDBDocumentClient,
+    readonly tableName: string,
+  ) {}
+
+  async putFile(file: FileRecord): Promise<void> {
+    await this.doc.send(
+      new PutCommand({ TableName: this.tableName, Item: { ...file, pk: documentPk(file.tenantId, file.documentId) } }),
+    );
+  }
+
+  async getFile(tenantId: string, documentId: string): Promise<FileRecord | undefined> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: { pk: documentPk(tenantId, documentId) }, ConsistentRead: true }),
+    );
+    if (!out.Item) return undefined;
+    const { pk: _pk, ...file } = out.Item;
+    return file as FileRecord;
+  }
+
+  async deleteFile(tenantId: string, documentId: string): Promise<void> {
+    await this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: documentPk(tenantId, documentId) } }));
+  }
+
+  /**
+   * Binds an idempotency key to a document with one conditional write. Returns the existing
+   * binding when the key was used before (the caller answers with that document), else undefined.
+   * Keys expire after `ttlSeconds` (DynamoDB TTL on `expiresAt`).
+   */
+  async claimIdempotencyKey(
+    tenantId: string,
+    key: string,
+    record: IdempotencyRecord,
+    ttlSeconds = 24 * 3600,
+  ): Promise<IdempotencyRecord | undefined> {
+    const pk = `${tenantId}#idem#${key}`;
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk, ...record, expiresAt: Math.floor(Date.now() / 1000) + ttlSeconds },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return undefined;
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException || (err instanceof Error && err.name === 'ConditionalCheckFailedException'))) throw err;
+      const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk }, ConsistentRead: true }));
+      return out.Item as IdempotencyRecord | undefined;
+    }
+  }
+
+  /** Releases an idempotency key (the request it guarded failed before creating anything durable). */
+  async releaseIdempotencyKey(tenantId: string, key: string): Promise<void> {
+    await this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: `${tenantId}#idem#${key}` } }));
+  }
+}

@@ -1,0 +1,512 @@
+/**
+ * The document-status table: one JOB row per document (and, with the async pipeline, one row per
+ * chunk). Every conditional transition of a job row lives here, named after what it does; callers
+ * never build UpdateExpressions themselves.
+ */
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import {
+  BatchWriteCommand,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+  type DynamoDBDocumentClient,
+} from '@aws-sdk/lib-dynamodb';
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { DocorchError } from '../errors.js';
+import type { ChunkPlan, ChunkStatus, Job, JobStatus, RecordedError } from '../jobs/model.js';
+import { statusesLeadingTo } from '../jobs/model.js';
+import { STATUS_TABLE_KEYS } from './resources.js';
+
+const JOB_SK = 'JOB';
+/** DynamoDB transactions take at most 100 items; one is the job row. */
+const MAX_TRANSACTION_ITEMS = 100;
+
+/** Sort key of a chunk row (zero-padded so rows sort by index). */
+export function chunkSk(index: number): string {
+  return `CHUNK#${String(index).padStart(6, '0')}`;
+}
+
+/** A chunk row. */
+export interface ChunkRow {
+  index: number;
+  firstPage: number;
+  lastPage: number;
+  status: ChunkStatus;
+  /** Delivery attempt that last claimed the chunk (from 1). */
+  attempt: number;
+  /** Worker holding the claim while `processing`. */
+  claimOwner?: string;
+  /**
+   * Bumped by every claim and heartbeat. A waiter that sees it unchanged for the claim timeout,
+   * on its own monotonic clock, may take the claim over (no cross-host clock comparison).
+   */
+  claimCounter: number;
+  error?: RecordedError;
+  updatedAt: string;
+}
+
+/** Outcome of {@link StatusTable.claimChunk}. */
+export type ClaimOutcome =
+  | { kind: 'claimed'; row: ChunkRow }
+  /** Already succeeded or failed: a redelivery; nothing to do. */
+  | { kind: 'done'; row: ChunkRow }
+  /** Another worker holds a live-looking claim: wait and retry with its counter. */
+  | { kind: 'busy'; row: ChunkRow }
+  /** The job is not processing (cancelled, failed, gone). */
+  | { kind: 'job-inactive'; status: JobStatus | undefined };
+/** Name of the GSI listing a tenant's jobs newest first. */
+export const BY_TENANT_INDEX = STATUS_TABLE_KEYS.byTenantIndex;
+
+/** Primary key of a document's rows. */
+export function documentPk(tenantId: string, documentId: string): string {
+  return `${tenantId}#${documentId}`;
+}
+
+/** A page of a tenant's jobs. */
+export interface JobPage {
+  jobs: Job[];
+  /** Opaque cursor of the next page; absent on the last page. */
+  nextCursor?: string;
+}
+
+/** Fields a transition may set together with the status. */
+export type JobPatch = Partial<Omit<Job, 'tenantId' | 'documentId' | 'status' | 'createdAt'>>;
+
+const KEY_ATTRS = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'entity']);
+
+function toChunk(item: Record<string, unknown>): ChunkRow {
+  const row: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(item)) if (!KEY_ATTRS.has(k)) row[k] = v;
+  return row as unknown as ChunkRow;
+}
+
+function toJob(item: Record<string, unknown> | undefined): Job | undefined {
+  if (!item) return undefined;
+  const job: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(item)) if (!KEY_ATTRS.has(k)) job[k] = v;
+  return job as unknown as Job;
+}
+
+function isConditionFailure(err: unknown): boolean {
+  return err instanceof ConditionalCheckFailedException || (err instanceof Error && err.name === 'ConditionalCheckFailedException');
+}
+
+/** Repository of job rows. */
+export class StatusTable {
+  constructor(
+    private readonly doc: DynamoDBDocumentClient,
+    readonly tableName: string,
+  ) {}
+
+  /** Creates the job row; CONFLICT if the document id already exists. */
+  async createJob(job: Job): Promise<void> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            ...job,
+            pk: documentPk(job.tenantId, job.documentId),
+            sk: JOB_SK,
+            entity: 'JOB',
+            gsi1pk: job.tenantId,
+            gsi1sk: `${job.createdAt}#${job.documentId}`,
+          },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+    } catch (err) {
+      if (isConditionFailure(err)) throw new DocorchError('CONFLICT', `Document ${job.documentId} already exists`, { cause: err });
+      throw err;
+    }
+  }
+
+  /** Reads a job (strongly consistent); undefined when absent. */
+  async getJob(tenantId: string, documentId: string): Promise<Job | undefined> {
+    const out = await this.doc.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: documentPk(tenantId, documentId), sk: JOB_SK },
+        ConsistentRead: true,
+      }),
+    );
+    return toJob(out.Item);
+  }
+
+  /**
+   * Moves a job to `to`, atomically with `patch`, only from a status that may lead there
+   * (jobs/model.ts). Throws CONFLICT with the current status when the condition fails, e.g. the
+   * job was cancelled meanwhile, or NOT_FOUND.
+   */
+  async transition(tenantId: string, documentId: string, to: JobStatus, patch: JobPatch = {}): Promise<Job> {
+    const from = statusesLeadingTo(to);
+    const { names, values, sets } = patchExpression({ ...patch, status: to });
+    const fromPlaceholders = from.map((status, i) => {
+      values[`:from${i}`] = status;
+      return `:from${i}`;
+    });
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: documentPk(tenantId, documentId), sk: JOB_SK },
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: `attribute_exists(pk) AND #status IN (${fromPlaceholders.join(', ')})`,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return toJob(out.Attributes) as Job;
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      const current = await this.getJob(tenantId, documentId);
+      if (!current) throw new DocorchError('NOT_FOUND', `Document ${documentId} not found`, { cause: err });
+      throw new DocorchError('CONFLICT', `Document ${documentId} is ${current.status}; cannot move to ${to}`, {
+        cause: err,
+        details: { status: current.status, to },
+      });
+    }
+  }
+
+  // ---- chunk rows -------------------------------------------------------------------------
+
+  /**
+   * Writes the chunk rows of a split job and commits the split: the job moves from `from` to
+   * `processing` with `chunksTotal` (and the patch) in the same transaction as the last chunk
+   * rows. Earlier rows (beyond the 99 a transaction can carry with the job row) are written
+   * first; nothing reads chunk rows before the commit, and re-running the split rewrites the
+   * same rows (planning is deterministic), so a crash between the two steps loses nothing.
+   */
+  async commitChunks(
+    tenantId: string,
+    documentId: string,
+    chunks: ReadonlyArray<ChunkPlan & { status?: ChunkStatus }>,
+    patch: JobPatch & { chunksTotal: number },
+    from: JobStatus = 'splitting',
+  ): Promise<Job> {
+    const pk = documentPk(tenantId, documentId);
+    const now = new Date().toISOString();
+    const items = chunks.map((c) => ({
+      pk,
+      sk: chunkSk(c.index),
+      entity: 'CHUNK',
+      index: c.index,
+      firstPage: c.pages[0] ?? 0,
+      lastPage: c.pages[c.pages.length - 1] ?? 0,
+      status: c.status ?? 'pending',
+      attempt: 0,
+      claimCounter: 0,
+      updatedAt: now,
+    }));
+    const inTransaction = items.splice(Math.max(0, items.length - (MAX_TRANSACTION_ITEMS - 1)));
+    for (let i = 0; i < items.length; i += 25) {
+      let pending = items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } }));
+      for (let attempt = 0; pending.length > 0; attempt++) {
+        const out = await this.doc.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: pending } }));
+        pending = (out.UnprocessedItems?.[this.tableName] ?? []) as typeof pending;
+        if (pending.length > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
+      }
+    }
+    const { names, values, sets } = patchExpression({ ...patch, status: 'processing' });
+    values[':from'] = from;
+    try {
+      await this.doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            ...inTransaction.map((Item) => ({ Put: { TableName: this.tableName, Item } })),
+            {
+              Update: {
+                TableName: this.tableName,
+                Key: { pk, sk: JOB_SK },
+                UpdateExpression: `SET ${sets.join(', ')}`,
+                ConditionExpression: '#status = :from',
+                ExpressionAttributeNames: names,
+                ExpressionAttributeValues: values,
+              },
+            },
+          ],
+        }),
+      );
+    } catch (err) {
+      if (!isTransactionConflict(err)) throw err;
+      const current = await this.getJob(tenantId, documentId);
+      throw new DocorchError('CONFLICT', `Document ${documentId} is ${current?.status ?? 'gone'}; cannot commit its chunks`, {
+        cause: err,
+        details: { status: current?.status },
+      });
+    }
+    return (await this.getJob(tenantId, documentId)) as Job;
+  }
+
+  /** Reads one chunk row (strongly consistent). */
+  async getChunk(tenantId: string, documentId: string, index: number): Promise<ChunkRow | undefined> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: { pk: documentPk(tenantId, documentId), sk: chunkSk(index) }, ConsistentRead: true }),
+    );
+    return out.Item ? toChunk(out.Item) : undefined;
+  }
+
+  /** Every chunk row of a document, by index. */
+  async listChunks(tenantId: string, documentId: string): Promise<ChunkRow[]> {
+    const rows: ChunkRow[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :chunk)',
+          ExpressionAttributeValues: { ':pk': documentPk(tenantId, documentId), ':chunk': 'CHUNK#' },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      rows.push(...(out.Items ?? []).map(toChunk));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return rows.sort((a, b) => a.index - b.index);
+  }
+
+  /**
+   * Claims a chunk for analysis, only while its job is `processing`. Succeeds when the chunk is
+   * pending, already claimed by `owner`, or claimed by another worker whose claim counter still
+   * equals `takeOverCounter` (the caller saw it stand still for the claim timeout).
+   */
+  async claimChunk(
+    tenantId: string,
+    documentId: string,
+    index: number,
+    owner: string,
+    attempt: number,
+    takeOverCounter?: number,
+  ): Promise<ClaimOutcome> {
+    const pk = documentPk(tenantId, documentId);
+    const values: Record<string, unknown> = {
+      ':processing': 'processing',
+      ':pending': 'pending',
+      ':me': owner,
+      ':one': 1,
+      ':attempt': attempt,
+      ':now': new Date().toISOString(),
+    };
+    let condition = '#status = :pending OR (#status = :processing AND claimOwner = :me)';
+    if (takeOverCounter !== undefined) {
+      values[':seen'] = takeOverCounter;
+      condition += ' OR (#status = :processing AND claimCounter = :seen)';
+    }
+    try {
+      await this.doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              ConditionCheck: {
+                TableName: this.tableName,
+                Key: { pk, sk: JOB_SK },
+                ConditionExpression: '#status = :processing',
+                ExpressionAttributeNames: { '#status': 'status' },
+                ExpressionAttributeValues: { ':processing': 'processing' },
+              },
+            },
+            {
+              Update: {
+                TableName: this.tableName,
+                Key: { pk, sk: chunkSk(index) },
+                UpdateExpression:
+                  'SET #status = :processing, claimOwner = :me, attempt = :attempt, updatedAt = :now ADD claimCounter :one',
+                ConditionExpression: `attribute_exists(pk) AND (${condition})`,
+                ExpressionAttributeNames: { '#status': 'status' },
+                ExpressionAttributeValues: values,
+              },
+            },
+          ],
+        }),
+      );
+    } catch (err) {
+      if (!isTransactionConflict(err)) throw err;
+      const [job, row] = await Promise.all([this.getJob(tenantId, documentId), this.getChunk(tenantId, documentId, index)]);
+      if (!job || job.status !== 'processing') return { kind: 'job-inactive', status: job?.status };
+      if (!row) throw new DocorchError('INTERNAL', `Chunk ${index} of ${documentId} has no row`);
+      if (row.status === 'succeeded' || row.status === 'failed') return { kind: 'done', row };
+      return { kind: 'busy', row };
+    }
+    return { kind: 'claimed', row: (await this.getChunk(tenantId, documentId, index)) as ChunkRow };
+  }
+
+  /** Proves a claim is alive (bumps its counter). Returns the new counter, or undefined when the claim was lost. */
+  async heartbeatChunk(tenantId: string, documentId: string, index: number, owner: string, counter: number): Promise<number | undefined> {
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: documentPk(tenantId, documentId), sk: chunkSk(index) },
+          UpdateExpression: 'ADD claimCounter :one',
+          ConditionExpression: '#status = :processing AND claimOwner = :me AND claimCounter = :c',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':processing': 'processing', ':me': owner, ':c': counter, ':one': 1 },
+          ReturnValues: 'UPDATED_NEW',
+        }),
+      );
+      return Number(out.Attributes?.claimCounter);
+    } catch (err) {
+      if (isConditionFailure(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Finishes a claimed chunk and counts it on the job, in one transaction. The chunk condition
+   * (still processing, still our claim at our counter) makes counting idempotent: a redelivered
+   * or zombie completion can never count a chunk twice. Returns false when the claim or the job
+   * moved on (nothing was written).
+   */
+  async completeChunk(
+    tenantId: string,
+    documentId: string,
+    index: number,
+    claim: { owner: string; counter: number },
+    outcome: { status: 'succeeded' } | { status: 'failed'; error: RecordedError },
+  ): Promise<boolean> {
+    const pk = documentPk(tenantId, documentId);
+    const now = new Date().toISOString();
+    const counterField = outcome.status === 'succeeded' ? 'chunksSucceeded' : 'chunksFailed';
+    try {
+      await this.doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.tableName,
+                Key: { pk, sk: chunkSk(index) },
+                UpdateExpression: `SET #status = :to, updatedAt = :now${outcome.status === 'failed' ? ', #error = :error' : ''} REMOVE claimOwner`,
+                ConditionExpression: '#status = :processing AND claimOwner = :me AND claimCounter = :c',
+                ExpressionAttributeNames: { '#status': 'status', ...(outcome.status === 'failed' ? { '#error': 'error' } : {}) },
+                ExpressionAttributeValues: {
+                  ':to': outcome.status,
+                  ':now': now,
+                  ':processing': 'processing',
+                  ':me': claim.owner,
+                  ':c': claim.counter,
+                  ...(outcome.status === 'failed' ? { ':error': outcome.error } : {}),
+                },
+              },
+            },
+            {
+              Update: {
+                TableName: this.tableName,
+                Key: { pk, sk: JOB_SK },
+                UpdateExpression: `SET updatedAt = :now ADD ${counterField} :one`,
+                ConditionExpression: '#status = :processing',
+                ExpressionAttributeNames: { '#status': 'status' },
+                ExpressionAttributeValues: { ':now': now, ':one': 1, ':processing': 'processing' },
+              },
+            },
+          ],
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isTransactionConflict(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Hands a claimed chunk back as pending (to be re-published with `nextAttempt`). */
+  async releaseChunk(
+    tenantId: string,
+    documentId: string,
+    index: number,
+    claim: { owner: string; counter: number },
+    nextAttempt: number,
+  ): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: documentPk(tenantId, documentId), sk: chunkSk(index) },
+          UpdateExpression: 'SET #status = :pending, attempt = :next, updatedAt = :now REMOVE claimOwner ADD claimCounter :one',
+          ConditionExpression: '#status = :processing AND claimOwner = :me AND claimCounter = :c',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':pending': 'pending',
+            ':processing': 'processing',
+            ':next': nextAttempt,
+            ':now': new Date().toISOString(),
+            ':me': claim.owner,
+            ':c': claim.counter,
+            ':one': 1,
+          },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Lists a tenant's jobs, newest first. */
+  async listJobs(tenantId: string, options: { limit?: number; cursor?: string } = {}): Promise<JobPage> {
+    const out = await this.doc.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        IndexName: BY_TENANT_INDEX,
+        KeyConditionExpression: 'gsi1pk = :t',
+        ExpressionAttributeValues: { ':t': tenantId },
+        ScanIndexForward: false,
+        Limit: Math.min(Math.max(options.limit ?? 20, 1), 100),
+        ExclusiveStartKey: options.cursor ? decodeCursor(options.cursor, tenantId) : undefined,
+      }),
+    );
+    const jobs = (out.Items ?? []).map((i) => toJob(i) as Job);
+    return out.LastEvaluatedKey ? { jobs, nextCursor: encodeCursor(out.LastEvaluatedKey) } : { jobs };
+  }
+}
+
+function encodeCursor(key: Record<string, unknown>): string {
+  return Buffer.from(JSON.stringify(key)).toString('base64url');
+}
+
+function decodeCursor(cursor: string, tenantId: string): Record<string, unknown> {
+  try {
+    const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Record<string, unknown>;
+    // A cursor is only valid for the tenant that received it.
+    if (key.gsi1pk !== tenantId) throw new Error('foreign cursor');
+    return key;
+  } catch (err) {
+    throw new DocorchError('INVALID_REQUEST', 'Invalid cursor', { cause: err });
+  }
+}
+
+/** SET clauses for a patch (status included), with updatedAt. */
+function patchExpression(patch: Record<string, unknown>): {
+  names: Record<string, string>;
+  values: Record<string, unknown>;
+  sets: string[];
+} {
+  const names: Record<string, string> = { '#status': 'status', '#updatedAt': 'updatedAt' };
+  const values: Record<string, unknown> = { ':now': new Date().toISOString() };
+  const sets = ['#updatedAt = :now'];
+  Object.entries(patch).forEach(([field, value], i) => {
+    if (value === undefined || field === 'updatedAt') return;
+    if (field === 'status') {
+      values[':to'] = value;
+      sets.push('#status = :to');
+      return;
+    }
+    names[`#f${i}`] = field;
+    values[`:f${i}`] = value;
+    sets.push(`#f${i} = :f${i}`);
+  });
+  return { names, values, sets };
+}
+
+function isTransactionConflict(err: unknown): boolean {
+  if (isConditionFailure(err)) return true;
+  if (!(err instanceof TransactionCanceledException || (err instanceof Error && err.name === 'TransactionCanceledException'))) return false;
+  const reasons = (err as TransactionCanceledException).CancellationReasons ?? [];
+  // Only a failed condition is a conflict; a transaction conflict with a concurrent writer or
+  // throttling is transient and is thrown for the caller's retry.
+  return reasons.some((r) => r.Code === 'ConditionalCheckFailed');
+}

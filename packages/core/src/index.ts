@@ -1,0 +1,167 @@
+// Public API of @docorch/core: explicit named re-exports, grouped by concept.
+
+// config, errors, telemetry
+export { loadConfig, describeConfig, configSchema, ConfigError, type Config } from './config.js';
+export {
+  DocorchError,
+  ERROR_CODES,
+  isDocorchError,
+  toDocorchError,
+  type ErrorCode,
+  type RetryClass,
+  type DocorchErrorOptions,
+} from './errors.js';
+export { createLogger, REDACT_PATHS, type Logger, type CreateLoggerOptions } from './telemetry/logger.js';
+export { threadScript, type ThreadScript } from './threads/thread-script.js';
+
+// analysis
+export {
+  ANALYSIS_KINDS,
+  ENTITY_TYPES,
+  ZERO_USAGE,
+  addUsage,
+  sentimentLabel,
+  type AnalysisKind,
+  type AnalyzeOptions,
+  type Analyzer,
+  type ChunkAnalysis,
+  type ChunkInput,
+  type Entity,
+  type EntityType,
+  type FailedPage,
+  type PageText,
+  type Sentiment,
+  type SummaryReduceInput,
+  type SummaryReduceOutput,
+  type Usage,
+} from './analysis/types.js';
+export { createAnalyzer } from './analysis/factory.js';
+export { createLocalAnalyzer, type LocalAnalyzerOptions } from './analysis/local/local-analyzer.js';
+
+// jobs
+export {
+  JOB_STATUSES,
+  TERMINAL_STATUSES,
+  CHUNK_STATUSES,
+  assertTransition,
+  canTransition,
+  progressOf,
+  statusesLeadingTo,
+  type ChunkPlan,
+  type ChunkStatus,
+  type Job,
+  type JobMode,
+  type JobStatus,
+  type Progress,
+  type RecordedError,
+} from './jobs/model.js';
+export { planChunks } from './jobs/planner.js';
+export {
+  RESULT_SCHEMA_VERSION,
+  chunkResultFrom,
+  failedChunkResult,
+  type ChunkResult,
+  type DocumentResult,
+} from './jobs/result.js';
+export {
+  assembleResult,
+  mergeEntities,
+  mergeSentiment,
+  reduceSummaries,
+  type AssembleInput,
+  type AssembleOptions,
+} from './jobs/assemble.js';
+
+// pdf
+export { parsePageRange, isPageRangeSyntax } from './pdf/page-range.js';
+export type { ExtractedPage, ExtractOptions, ExtractionResult, PdfExtractor, PdfInfo } from './pdf/types.js';
+export {
+  ThreadedPdfExtractor,
+  createPdfExtractor,
+  planSlices,
+  type CreatePdfExtractorOptions,
+  type PdfExtractorConfig,
+  type PdfExtractorStats,
+} from './pdf/extractor.js';
+export { normalizePageText } from './pdf/text.js';
+
+// aws
+export { createAwsClients, type AwsClients } from './aws/clients.js';
+export { BlobStore, type UploadOptions } from './aws/blob-store.js';
+export { chunkInputKey, chunkResultKey, documentPrefix, resultKey, sourceKey } from './aws/object-keys.js';
+export { StatusTable, BY_TENANT_INDEX, documentPk, type JobPage, type JobPatch } from './aws/status-table.js';
+export { FilesTable, type FileRecord, type IdempotencyRecord } from './aws/files-table.js';
+export { TenantsTable, generateApiKey, hashApiKey, type Tenant } from './aws/tenants-table.js';
+export {
+  BUCKET_NAME_KEYS,
+  DEFAULT_SHARD_COUNT,
+  FILES_TABLE_KEYS,
+  LEASES_TABLE_KEYS,
+  STATUS_TABLE_KEYS,
+  TABLE_SCHEMAS,
+  TENANTS_TABLE_KEYS,
+  deleteResources,
+  ensureResources,
+  type EnsureResourcesOptions,
+  type EnsureResourcesReport,
+  type ResourceClients,
+  type ResourceNames,
+  type TableNameKey,
+  type TableSchema,
+} from './aws/resources.js';
+
+// pipeline
+export { createPipelineContext, closePipelineContext, type PipelineContext } from './pipeline/context.js';
+export { analyzeChunks, type AnalyzeChunksInput } from './pipeline/analyze-chunks.js';
+export { newDocumentId, type Submission } from './pipeline/submission.js';
+export { runSync, extractSubmission, type RunSyncOptions } from './pipeline/sync.js';
+
+
+// stream: KCL lease protocol (docs/lease-lifecycle.md)
+export {
+  InvalidCheckpointError,
+  LEASE_DEFAULTS,
+  LeaseAttribute,
+  LeaseCoordinator,
+  LeaseLostError,
+  LeaseRefresher,
+  LeaseRenewer,
+  LeaseTaker,
+  SentinelCheckpoint,
+  SequenceTracker,
+  ShardCheckpointer,
+  assertCheckpointMayFollow,
+  compareExtendedSequenceNumbers,
+  compareSequenceNumbers,
+  isSequenceNumber,
+  isShardEnd,
+  isValidCheckpoint,
+  leaseCheckpoint,
+  leaseFromItem,
+  newLease,
+  renewIntervalFor,
+  systemClock,
+  systemScheduler,
+  takeIntervalFor,
+  toLease,
+  type CheckpointWriter,
+  type Clock,
+  type ExtendedSequenceNumber,
+  type HeldLease,
+  type InvalidCheckpointReason,
+  type Lease,
+  type LeaseCoordinatorEvents,
+  type LeaseCoordinatorOptions,
+  type LeaseCoordinatorState,
+  type LeaseLostReason,
+  type LeaseRefresherOptions,
+  type LeaseRenewerOptions,
+  type LeaseTakerOptions,
+  type LeaseTimingOptions,
+  type LostLease,
+  type NewLease,
+  type RenewalResult,
+  type Scheduler,
+  type TakePlan,
+  type TimerHandle,
+} from './stream/leases/index.js';

@@ -1,0 +1,126 @@
+/**
+ * The job and chunk model and the job status state machine (DESIGN.md sections 2 and 4).
+ * Pure code: the DynamoDB side of every transition lives in aws/status-table.ts.
+ */
+import type { AnalysisKind } from '../analysis/types.js';
+import { DocorchError } from '../errors.js';
+
+export const JOB_STATUSES = [
+  'queued',
+  'splitting',
+  'processing',
+  'assembling',
+  'completed',
+  'completed_with_errors',
+  'failed',
+  'cancelled',
+] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+/** Statuses a job never leaves. */
+export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['completed', 'completed_with_errors', 'failed', 'cancelled']);
+
+/** Allowed transitions. `processing` may be entered straight from `queued` by the sync path. */
+const TRANSITIONS: Readonly<Record<JobStatus, readonly JobStatus[]>> = {
+  queued: ['splitting', 'processing', 'failed', 'cancelled'],
+  splitting: ['processing', 'failed', 'cancelled'],
+  processing: ['assembling', 'failed', 'cancelled'],
+  assembling: ['completed', 'completed_with_errors', 'failed'],
+  completed: [],
+  completed_with_errors: [],
+  failed: [],
+  cancelled: [],
+};
+
+/** True when `from -> to` is a legal transition. */
+export function canTransition(from: JobStatus, to: JobStatus): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+/** The statuses from which `to` may be entered (used as the condition of the conditional write). */
+export function statusesLeadingTo(to: JobStatus): JobStatus[] {
+  return JOB_STATUSES.filter((from) => TRANSITIONS[from].includes(to));
+}
+
+/** Throws CONFLICT when `from -> to` is not a legal transition. */
+export function assertTransition(from: JobStatus, to: JobStatus): void {
+  if (!canTransition(from, to)) {
+    throw new DocorchError('CONFLICT', `Job cannot move from ${from} to ${to}`, { details: { from, to } });
+  }
+}
+
+/** How a job was submitted. */
+export type JobMode = 'sync' | 'async';
+
+/** An error recorded on a job or chunk (code from errors.ts). */
+export interface RecordedError {
+  code: string;
+  message: string;
+}
+
+/** The job row: one per document. */
+export interface Job {
+  tenantId: string;
+  documentId: string;
+  status: JobStatus;
+  mode: JobMode;
+  /** Client's file name: metadata only, never part of a storage key. */
+  filename: string;
+  contentType: string;
+  sizeBytes: number;
+  sha256: string;
+  /** Pages in the document (known after inspection). */
+  pageCount?: number;
+  /** The client's page selection, e.g. `1-3,7`; absent for all pages. */
+  pageSelection?: string;
+  /** Pages selected for analysis (known after inspection). */
+  pagesSelected?: number;
+  pagesPerChunk: number;
+  analyses: AnalysisKind[];
+  chunksTotal: number;
+  chunksSucceeded: number;
+  chunksFailed: number;
+  /** S3 key of the upload in the uploads bucket. */
+  sourceKey: string;
+  /** S3 key of the document result in the results bucket, once written. */
+  resultKey?: string;
+  analyzer?: string;
+  webhookUrl?: string;
+  error?: RecordedError;
+  createdAt: string;
+  updatedAt: string;
+  completedAt?: string;
+}
+
+/** Progress as the API shows it. */
+export interface Progress {
+  chunksTotal: number;
+  chunksSucceeded: number;
+  chunksFailed: number;
+  /** 0-100, whole numbers; 100 only once the job is terminal. */
+  percent: number;
+}
+
+/** Progress of a job; a terminal job is always 100%, a job not yet split 0%. */
+export function progressOf(job: Pick<Job, 'status' | 'chunksTotal' | 'chunksSucceeded' | 'chunksFailed'>): Progress {
+  const done = job.chunksSucceeded + job.chunksFailed;
+  let percent = 0;
+  if (TERMINAL_STATUSES.has(job.status)) percent = 100;
+  else if (job.chunksTotal > 0) percent = Math.min(99, Math.floor((done / job.chunksTotal) * 100));
+  return {
+    chunksTotal: job.chunksTotal,
+    chunksSucceeded: job.chunksSucceeded,
+    chunksFailed: job.chunksFailed,
+    percent,
+  };
+}
+
+export const CHUNK_STATUSES = ['pending', 'processing', 'succeeded', 'failed'] as const;
+export type ChunkStatus = (typeof CHUNK_STATUSES)[number];
+
+/** A chunk of consecutive pages analysed as one unit. */
+export interface ChunkPlan {
+  index: number;
+  /** Pages of the chunk, ascending and consecutive. */
+  pages: number[];
+}

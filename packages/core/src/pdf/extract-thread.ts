@@ -1,0 +1,236 @@
+/**
+ * Entry of a PDF worker thread (a piscina task handler): opens a PDF with PDF.js and extracts
+ * page text. Runs under the pool's resource limits; everything it returns is plain data
+ * (see ./protocol.ts), and it never throws: failures come back as `{ok: false, error}`.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { workerData } from 'node:worker_threads';
+import type { PDFDocumentProxy, PDFPageProxy } from 'pdfjs-dist/legacy/build/pdf.mjs';
+import { DocorchError } from '../errors.js';
+import { parsePageRange } from './page-range.js';
+import {
+  toThreadError,
+  type OpenTask,
+  type PageFailure,
+  type PagesTask,
+  type ThreadDiagnostics,
+  type ThreadResult,
+  type ThreadTask,
+} from './protocol.js';
+import { appendItems, hasText, normalizePageText, type TextPiece } from './text.js';
+import type { ExtractedPage, PdfInfo } from './types.js';
+
+// PDF.js raises unhandled rejections on some corrupt files, sometimes after the document's task
+// has finished (the thread then sleeps until the next task, when they fire). Under Node's default
+// they would kill the thread together with an unrelated in-flight task, so they are counted here
+// and reported with the next answer instead.
+let rejections = 0;
+let lastRejection: string | undefined;
+process.on('unhandledRejection', (reason) => {
+  rejections++;
+  lastRejection = reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason);
+});
+
+type PdfJs = typeof import('pdfjs-dist/legacy/build/pdf.mjs');
+
+/** Paths the thread needs, sent by the extractor as `workerData`. */
+export interface ThreadData {
+  /** Folder of the pdfjs-dist package. */
+  pdfjsRoot: string;
+}
+
+let pdfjsLoading: Promise<PdfJs> | undefined;
+
+// Loaded on first use rather than with top-level await: from source the thread runs through
+// tsx's CommonJS hook (the only tsx hook Node 20 applies in worker threads), where neither
+// top-level await nor import.meta exists.
+function loadPdfJs(): Promise<PdfJs> {
+  pdfjsLoading ??= (async () => {
+    // The "fake worker": PDF.js runs its parser in this thread, which is already off the
+    // caller's event loop. Registering the worker module on globalThis is the documented way
+    // to skip PDF.js's own dynamic import of `workerSrc`.
+    const workerModule = await import('pdfjs-dist/legacy/build/pdf.worker.mjs');
+    (globalThis as { pdfjsWorker?: unknown }).pdfjsWorker = workerModule;
+    return import('pdfjs-dist/legacy/build/pdf.mjs');
+  })();
+  return pdfjsLoading;
+}
+
+const { pdfjsRoot } = workerData as ThreadData;
+// Predefined CMaps are needed to map character codes of CJK CID fonts to Unicode; standard font
+// data gives glyph metrics of non-embedded fonts. Both are read from the package on demand.
+const CMAP_URL = path.join(pdfjsRoot, 'cmaps') + path.sep;
+const STANDARD_FONT_DATA_URL = path.join(pdfjsRoot, 'standard_fonts') + path.sep;
+
+/** The piscina task handler. */
+export default async function run(task: ThreadTask): Promise<ThreadResult> {
+  Atomics.store(task.started, 0, 1);
+  try {
+    const result = task.kind === 'open' ? await runOpen(task) : await runPages(task);
+    return { ...result, ...diagnostics() };
+  } catch (err) {
+    return { ok: false, error: toThreadError(classify(err)), ...diagnostics() };
+  }
+}
+
+function diagnostics(): ThreadDiagnostics {
+  const out = { unhandledRejections: rejections, lastRejection };
+  rejections = 0;
+  lastRejection = undefined;
+  return out;
+}
+
+type Success = Omit<Extract<ThreadResult, { ok: true }>, keyof ThreadDiagnostics>;
+
+async function runOpen(task: OpenTask): Promise<Success> {
+  return withDocument(task.path, async (doc) => {
+    const info = await readInfo(doc);
+    if (!task.extract) return { ok: true, info, failures: [], textBytes: 0 };
+    // Before any page is touched: a 200,000-page file must answer at once.
+    if (info.pageCount > task.maxPages) {
+      throw new DocorchError(
+        'TOO_MANY_PAGES',
+        `The PDF has ${info.pageCount} pages; at most ${task.maxPages} are accepted`,
+        { details: { pageCount: info.pageCount, maxPages: task.maxPages } },
+      );
+    }
+    const selected = parsePageRange(task.pages, info.pageCount);
+    if (selected.length > task.inlinePages) return { ok: true, info, failures: [], textBytes: 0 };
+    const extracted = await extractPages(doc, selected, task.maxTextBytes);
+    return { ok: true, info, ...extracted };
+  });
+}
+
+async function runPages(task: PagesTask): Promise<Success> {
+  return withDocument(task.path, async (doc) => {
+    const info = await readInfo(doc);
+    const extracted = await extractPages(doc, task.pages, task.maxTextBytes);
+    return { ok: true, info, ...extracted };
+  });
+}
+
+async function withDocument<T>(filePath: string, use: (doc: PDFDocumentProxy) => Promise<T>): Promise<T> {
+  const pdfjs = await loadPdfJs();
+  const file = await readFile(filePath);
+  // PDF.js refuses Buffers, and copies a view that does not own its whole ArrayBuffer.
+  const data = new Uint8Array(file.buffer, file.byteOffset, file.byteLength);
+  const loadingTask = pdfjs.getDocument({
+    data,
+    isEvalSupported: false,
+    disableFontFace: true,
+    useSystemFonts: false,
+    enableXfa: false,
+    stopAtErrors: false,
+    cMapUrl: CMAP_URL,
+    cMapPacked: true,
+    standardFontDataUrl: STANDARD_FONT_DATA_URL,
+    verbosity: pdfjs.VerbosityLevel.ERRORS,
+  });
+  try {
+    const doc = await loadingTask.promise;
+    return await use(doc);
+  } finally {
+    // Bounded: a corrupt document must not keep the answer waiting on its own teardown.
+    await Promise.race([loadingTask.destroy().catch(() => undefined), sleep(1_000)]);
+  }
+}
+
+async function readInfo(doc: PDFDocumentProxy): Promise<PdfInfo> {
+  let version: string | null = null;
+  let title: string | null = null;
+  try {
+    const meta = await doc.getMetadata();
+    const info = meta.info as { PDFFormatVersion?: unknown; Title?: unknown };
+    if (typeof info.PDFFormatVersion === 'string') version = info.PDFFormatVersion;
+    const dcTitle = meta.metadata?.get('dc:title');
+    const raw = typeof info.Title === 'string' && info.Title.trim() !== '' ? info.Title : dcTitle;
+    if (typeof raw === 'string' && raw.trim() !== '') title = normalizePageText(raw).replace(/\n/g, ' ').slice(0, 1000);
+  } catch {
+    // Metadata is optional; a broken Info dictionary must not fail a readable document.
+  }
+  return { pageCount: doc.numPages, version, title };
+}
+
+async function extractPages(
+  doc: PDFDocumentProxy,
+  pageNumbers: readonly number[],
+  maxTextBytes: number,
+): Promise<{ pages: ExtractedPage[]; failures: PageFailure[]; textBytes: number }> {
+  const pages: ExtractedPage[] = [];
+  const failures: PageFailure[] = [];
+  let textBytes = 0;
+  for (const pageNumber of pageNumbers) {
+    let page: PDFPageProxy | undefined;
+    try {
+      page = await doc.getPage(pageNumber);
+      const text = await pageText(page, maxTextBytes - textBytes);
+      textBytes += Buffer.byteLength(text);
+      pages.push({ page: pageNumber, text, hasTextLayer: hasText(text) });
+    } catch (err) {
+      if (err instanceof DocorchError) throw err;
+      // One bad page must not fail a good document: answer it empty and report it.
+      failures.push({ page: pageNumber, message: describe(err) });
+      pages.push({ page: pageNumber, text: '', hasTextLayer: false });
+    } finally {
+      page?.cleanup();
+    }
+    if (textBytes > maxTextBytes) throw textLimit(maxTextBytes);
+  }
+  return { pages, failures, textBytes };
+}
+
+/** Reads a page's text as a stream, so a text bomb is stopped at the budget, not at the end of the page. */
+async function pageText(page: PDFPageProxy, budgetBytes: number): Promise<string> {
+  const reader = page.streamTextContent({ includeMarkedContent: false }).getReader();
+  const parts: string[] = [];
+  let chars = 0;
+  try {
+    for (;;) {
+      const { value, done } = (await reader.read()) as { value?: { items: TextPiece[] }; done: boolean };
+      if (done) break;
+      if (value) chars += appendItems(parts, value.items);
+      // A UTF-8 byte count is at least the UTF-16 length for the text PDF.js produces.
+      if (chars > budgetBytes) throw textLimit(budgetBytes);
+    }
+  } catch (err) {
+    await reader.cancel().catch(() => undefined);
+    throw err;
+  }
+  return normalizePageText(parts.join(''));
+}
+
+function textLimit(limit: number): DocorchError {
+  return new DocorchError('TOO_LARGE', `The PDF's text exceeds the limit of ${limit} bytes`, {
+    details: { reason: 'text', limitBytes: limit },
+  });
+}
+
+/** Maps PDF.js failures to the taxonomy. Everything unreadable is BAD_PDF. */
+function classify(err: unknown): DocorchError {
+  if (err instanceof DocorchError) return err;
+  const name = err instanceof Error || (typeof err === 'object' && err !== null) ? (err as { name?: unknown }).name : undefined;
+  if (name === 'PasswordException') {
+    return new DocorchError('ENCRYPTED_PDF', 'The PDF is password-protected', { details: { reason: 'password' } });
+  }
+  if (err instanceof RangeError && /call stack/i.test(err.message)) {
+    return new DocorchError('BAD_PDF', 'The PDF could not be read: its structure is nested too deeply', {
+      details: { reason: 'structure' },
+    });
+  }
+  if (err instanceof Error && 'code' in err && err.code === 'ENOENT') {
+    // The caller hands us its own temporary file: a missing one is our bug, not the client's.
+    return new DocorchError('INTERNAL', `The PDF file to extract does not exist: ${err.message}`);
+  }
+  const reason = name === 'InvalidPDFException' ? 'invalid-structure' : 'parse-error';
+  return new DocorchError('BAD_PDF', `The PDF could not be read: ${describe(err)}`, { details: { reason } });
+}
+
+function describe(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.length > 300 ? `${message.slice(0, 300)}...` : message;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

@@ -1,0 +1,51 @@
+/**
+ * Everything the pipeline steps need, built once per process from the config.
+ */
+import type { Analyzer } from '../analysis/types.js';
+import { BlobStore } from '../aws/blob-store.js';
+import { createAwsClients, type AwsClients } from '../aws/clients.js';
+import { FilesTable } from '../aws/files-table.js';
+import { StatusTable } from '../aws/status-table.js';
+import { TenantsTable } from '../aws/tenants-table.js';
+import type { Config } from '../config.js';
+import type { PdfExtractor } from '../pdf/types.js';
+import type { Logger } from '../telemetry/logger.js';
+
+/** Shared dependencies of the pipeline steps. */
+export interface PipelineContext {
+  config: Config;
+  logger: Logger;
+  aws: AwsClients;
+  blobs: BlobStore;
+  status: StatusTable;
+  files: FilesTable;
+  tenants: TenantsTable;
+  extractor: PdfExtractor;
+  analyzer: Analyzer;
+}
+
+/** Builds the context; the caller provides the extractor and analyzer (so tests can pick them). */
+export function createPipelineContext(
+  config: Config,
+  logger: Logger,
+  parts: { extractor: PdfExtractor; analyzer: Analyzer; aws?: AwsClients },
+): PipelineContext {
+  const aws = parts.aws ?? createAwsClients(config);
+  return {
+    config,
+    logger,
+    aws,
+    blobs: new BlobStore(aws.s3),
+    status: new StatusTable(aws.doc, config.STATUS_TABLE),
+    files: new FilesTable(aws.doc, config.FILES_TABLE),
+    tenants: new TenantsTable(aws.doc, config.TENANTS_TABLE),
+    extractor: parts.extractor,
+    analyzer: parts.analyzer,
+  };
+}
+
+/** Releases threads and sockets. */
+export async function closePipelineContext(ctx: PipelineContext): Promise<void> {
+  await Promise.allSettled([ctx.extractor.close(), ctx.analyzer.close()]);
+  ctx.aws.destroy();
+}

@@ -1,0 +1,336 @@
+/**
+ * Every read and conditional write of the lease table, in one place (the KCL's
+ * DynamoDBLeaseRefresher). Callers never build an UpdateExpression themselves.
+ *
+ * The optimistic lock is `leaseCounter`: each write of a lease is conditioned on the counter (and
+ * owner) the writer last saw and bumps it, so a writer working from a stale view always loses.
+ *
+ * | transition        | condition                                                   | effect                                     |
+ * | ----------------- | ----------------------------------------------------------- | ------------------------------------------ |
+ * | create            | row absent                                                  | row at counter 0                           |
+ * | renew             | counter = seen AND owner = holder                           | counter + 1                                |
+ * | take              | counter = seen AND owner = seen owner (or absent)           | owner = me, counter + 1, switches + 1 if owner changed |
+ * | evict / release   | owner = seen owner                                          | owner removed, counter + 1                 |
+ * | update checkpoint | counter = held AND owner = holder AND checkpoint = held one | checkpoint, switches = 0, counter + 1      |
+ * | delete            | none                                                        | row removed                                |
+ *
+ * Writes that can be retried by the SDK after they landed (lost response) re-read the row on a
+ * failed condition before reporting failure; see {@link LeaseRefresher.renewLease}.
+ * Failures other than a failed condition (throttling, network) are thrown as the SDK raised them.
+ */
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import {
+  DeleteCommand,
+  GetCommand,
+  PutCommand,
+  ScanCommand,
+  UpdateCommand,
+  type DynamoDBDocumentClient,
+} from '@aws-sdk/lib-dynamodb';
+import { InvalidCheckpointError } from './errors.js';
+import { LeaseAttribute, leaseCheckpoint, type Lease } from './lease.js';
+import type { LeaseRefresherOptions } from './options.js';
+import {
+  compareExtendedSequenceNumbers,
+  isValidCheckpoint,
+  SentinelCheckpoint,
+  type ExtendedSequenceNumber,
+} from './sequence-number.js';
+
+const A = LeaseAttribute;
+
+function isConditionFailure(err: unknown): boolean {
+  return (
+    err instanceof ConditionalCheckFailedException ||
+    (err instanceof Error && err.name === 'ConditionalCheckFailedException')
+  );
+}
+
+/** Lease -> DynamoDB item (document-client values). */
+function toItem(lease: Lease): Record<string, unknown> {
+  const item: Record<string, unknown> = {
+    [A.leaseKey]: lease.leaseKey,
+    [A.leaseCounter]: lease.leaseCounter,
+    [A.checkpoint]: lease.checkpoint,
+    [A.checkpointSubSequenceNumber]: lease.checkpointSubSequenceNumber,
+    [A.ownerSwitchesSinceCheckpoint]: lease.ownerSwitchesSinceCheckpoint,
+  };
+  if (lease.leaseOwner !== null) item[A.leaseOwner] = lease.leaseOwner;
+  // A string set cannot be empty: no parents means no attribute (as the KCL writes it).
+  if (lease.parentShardIds.length > 0) item[A.parentShardIds] = new Set(lease.parentShardIds);
+  return item;
+}
+
+function asNumber(value: unknown, fallback: number): number {
+  if (typeof value === 'number') return value;
+  if (typeof value === 'bigint') return Number(value);
+  if (typeof value === 'string' && value !== '') return Number(value);
+  return fallback;
+}
+
+function asStringList(value: unknown): string[] {
+  if (value instanceof Set) return [...value].map(String).sort();
+  if (Array.isArray(value)) return value.map(String).sort();
+  if (typeof value === 'string' && value !== '') return [value];
+  return [];
+}
+
+/** DynamoDB item -> Lease. Tolerates rows written by the Java KCL (extra attributes are ignored). */
+export function leaseFromItem(item: Record<string, unknown>): Lease {
+  const leaseKey = item[A.leaseKey];
+  if (typeof leaseKey !== 'string') throw new TypeError('Lease row without a string leaseKey');
+  const owner = item[A.leaseOwner];
+  const checkpoint = item[A.checkpoint];
+  return {
+    leaseKey,
+    leaseOwner: typeof owner === 'string' ? owner : null,
+    leaseCounter: asNumber(item[A.leaseCounter], 0),
+    checkpoint: typeof checkpoint === 'string' ? checkpoint : SentinelCheckpoint.TRIM_HORIZON,
+    checkpointSubSequenceNumber: asNumber(item[A.checkpointSubSequenceNumber], 0),
+    ownerSwitchesSinceCheckpoint: asNumber(item[A.ownerSwitchesSinceCheckpoint], 0),
+    parentShardIds: asStringList(item[A.parentShardIds]),
+  };
+}
+
+/** Reads and conditionally writes lease rows. Stateless: safe to share between workers in one process. */
+export class LeaseRefresher {
+  /** The lease table. */
+  readonly tableName: string;
+  private readonly doc: DynamoDBDocumentClient;
+
+  constructor(options: LeaseRefresherOptions) {
+    this.doc = options.client;
+    this.tableName = options.tableName;
+  }
+
+  /**
+   * Creates a lease unless its row already exists (shard discovery may run on several workers).
+   * @returns true when this call created it.
+   */
+  async createLeaseIfNotExists(lease: Lease): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: toItem(lease),
+          ConditionExpression: 'attribute_not_exists(#key)',
+          ExpressionAttributeNames: { '#key': A.leaseKey },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Reads one lease, strongly consistent; undefined when absent. */
+  async getLease(leaseKey: string): Promise<Lease | undefined> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: { [A.leaseKey]: leaseKey }, ConsistentRead: true }),
+    );
+    return out.Item ? leaseFromItem(out.Item) : undefined;
+  }
+
+  /** Every lease of the table: a strongly consistent scan, all pages. */
+  async listLeases(): Promise<Lease[]> {
+    const leases: Lease[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const out = await this.doc.send(
+        new ScanCommand({ TableName: this.tableName, ConsistentRead: true, ExclusiveStartKey: startKey }),
+      );
+      for (const item of out.Items ?? []) leases.push(leaseFromItem(item));
+      startKey = out.LastEvaluatedKey;
+    } while (startKey);
+    return leases;
+  }
+
+  /**
+   * Renews a held lease: counter + 1, on condition that counter and owner are still the ones in
+   * `lease`.
+   *
+   * On a failed condition the row is re-read before giving up: if it shows this owner and exactly
+   * one more increment, that increment was this very write, applied once and then retried by
+   * the SDK after a lost response (the KCL's "spurious renewal failure"), so the renewal
+   * succeeded. Callers must not run two writes of one lease at once (the renewer serialises them),
+   * or this inference would be wrong.
+   * @returns the renewed lease, or undefined when the lease was lost.
+   */
+  async renewLease(lease: Lease): Promise<Lease | undefined> {
+    const owner = requireOwner(lease);
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { [A.leaseKey]: lease.leaseKey },
+          UpdateExpression: 'SET #counter = :next',
+          ConditionExpression: '#counter = :expected AND #owner = :owner',
+          ExpressionAttributeNames: { '#counter': A.leaseCounter, '#owner': A.leaseOwner },
+          ExpressionAttributeValues: { ':next': lease.leaseCounter + 1, ':expected': lease.leaseCounter, ':owner': owner },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return out.Attributes ? leaseFromItem(out.Attributes) : { ...lease, leaseCounter: lease.leaseCounter + 1 };
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      const current = await this.getLease(lease.leaseKey);
+      if (current && current.leaseOwner === owner && current.leaseCounter === lease.leaseCounter + 1) return current;
+      return undefined;
+    }
+  }
+
+  /**
+   * Takes a lease for `owner`, on condition that nobody wrote it since `lease` was read (same
+   * counter, same owner or still unowned). Counts an owner switch when it changes hands between
+   * two workers (not when taken from nobody, as in the KCL).
+   * @returns the taken lease, or undefined when another write came first.
+   */
+  async takeLease(lease: Lease, owner: string): Promise<Lease | undefined> {
+    const switched = lease.leaseOwner !== null && lease.leaseOwner !== owner;
+    const ownerCondition = lease.leaseOwner === null ? 'attribute_not_exists(#owner)' : '#owner = :oldOwner';
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { [A.leaseKey]: lease.leaseKey },
+          UpdateExpression: switched
+            ? 'SET #owner = :owner, #counter = :next, #switches = #switches + :one'
+            : 'SET #owner = :owner, #counter = :next',
+          ConditionExpression: `attribute_exists(#key) AND #counter = :expected AND ${ownerCondition}`,
+          ExpressionAttributeNames: {
+            '#key': A.leaseKey,
+            '#owner': A.leaseOwner,
+            '#counter': A.leaseCounter,
+            ...(switched ? { '#switches': A.ownerSwitchesSinceCheckpoint } : {}),
+          },
+          ExpressionAttributeValues: {
+            ':owner': owner,
+            ':next': lease.leaseCounter + 1,
+            ':expected': lease.leaseCounter,
+            ...(lease.leaseOwner === null ? {} : { ':oldOwner': lease.leaseOwner }),
+            ...(switched ? { ':one': 1 } : {}),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return out.Attributes ? leaseFromItem(out.Attributes) : undefined;
+    } catch (err) {
+      if (isConditionFailure(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Removes the owner of a lease (counter + 1) so any worker can take it at once: graceful
+   * release by its holder on shutdown, or eviction by an operator. Conditioned on the owner only
+   * (not the counter), so a concurrent renewal of the holder does not make it fail, while a lease
+   * that already changed hands is never touched.
+   * @returns the released lease, or undefined when `lease.leaseOwner` no longer owns it.
+   */
+  async evictLease(lease: Lease): Promise<Lease | undefined> {
+    const owner = requireOwner(lease);
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { [A.leaseKey]: lease.leaseKey },
+          UpdateExpression: 'REMOVE #owner SET #counter = #counter + :one',
+          ConditionExpression: 'attribute_exists(#key) AND #owner = :owner',
+          ExpressionAttributeNames: { '#key': A.leaseKey, '#owner': A.leaseOwner, '#counter': A.leaseCounter },
+          ExpressionAttributeValues: { ':owner': owner, ':one': 1 },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return out.Attributes ? leaseFromItem(out.Attributes) : undefined;
+    } catch (err) {
+      if (isConditionFailure(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Writes a checkpoint for the holder of `lease`: counter + 1, owner switches reset, on
+   * condition that counter, owner and checkpoint are still the ones in `lease`. Because the stored
+   * checkpoint must equal the one compared here, a checkpoint can never move backwards, even
+   * against a writer with a stale view. SHARD_END is terminal.
+   *
+   * A failed condition is re-read like {@link LeaseRefresher.renewLease}: a row showing this owner,
+   * one more increment and exactly this checkpoint was written by this call.
+   * @returns the updated lease, or undefined when the lease was lost.
+   * @throws InvalidCheckpointError when the value is malformed, lower than the lease's checkpoint,
+   *   or the lease is already at SHARD_END; nothing is written then.
+   */
+  async updateCheckpoint(lease: Lease, checkpoint: ExtendedSequenceNumber): Promise<Lease | undefined> {
+    const owner = requireOwner(lease);
+    assertCheckpointMayFollow(lease, checkpoint);
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { [A.leaseKey]: lease.leaseKey },
+          UpdateExpression: 'SET #cp = :cp, #sub = :sub, #switches = :zero, #counter = :next',
+          ConditionExpression: '#counter = :expected AND #owner = :owner AND #cp = :prevCp AND #sub = :prevSub',
+          ExpressionAttributeNames: {
+            '#cp': A.checkpoint,
+            '#sub': A.checkpointSubSequenceNumber,
+            '#switches': A.ownerSwitchesSinceCheckpoint,
+            '#counter': A.leaseCounter,
+            '#owner': A.leaseOwner,
+          },
+          ExpressionAttributeValues: {
+            ':cp': checkpoint.sequenceNumber,
+            ':sub': checkpoint.subSequenceNumber,
+            ':zero': 0,
+            ':next': lease.leaseCounter + 1,
+            ':expected': lease.leaseCounter,
+            ':owner': owner,
+            ':prevCp': lease.checkpoint,
+            ':prevSub': lease.checkpointSubSequenceNumber,
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return out.Attributes ? leaseFromItem(out.Attributes) : undefined;
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      const current = await this.getLease(lease.leaseKey);
+      if (
+        current &&
+        current.leaseOwner === owner &&
+        current.leaseCounter === lease.leaseCounter + 1 &&
+        compareExtendedSequenceNumbers(leaseCheckpoint(current), checkpoint) === 0
+      ) {
+        return current;
+      }
+      return undefined;
+    }
+  }
+
+  /** Deletes a lease row (after its shard reached SHARD_END and its children started). */
+  async deleteLease(leaseKey: string): Promise<void> {
+    await this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { [A.leaseKey]: leaseKey } }));
+  }
+}
+
+function requireOwner(lease: Lease): string {
+  if (lease.leaseOwner === null) throw new TypeError(`Lease ${lease.leaseKey} has no owner`);
+  return lease.leaseOwner;
+}
+
+/**
+ * Throws unless `checkpoint` may replace the checkpoint of `lease`: well formed, not lower,
+ * and the lease not finished (SHARD_END may only be repeated).
+ */
+export function assertCheckpointMayFollow(lease: Lease, checkpoint: ExtendedSequenceNumber): void {
+  const { sequenceNumber, subSequenceNumber } = checkpoint;
+  if (!isValidCheckpoint(sequenceNumber) || !Number.isSafeInteger(subSequenceNumber) || subSequenceNumber < 0) {
+    throw new InvalidCheckpointError(lease.leaseKey, 'malformed', sequenceNumber, lease.checkpoint);
+  }
+  if (lease.checkpoint === SentinelCheckpoint.SHARD_END && sequenceNumber !== SentinelCheckpoint.SHARD_END) {
+    throw new InvalidCheckpointError(lease.leaseKey, 'shard-ended', sequenceNumber, lease.checkpoint);
+  }
+  if (compareExtendedSequenceNumbers(checkpoint, leaseCheckpoint(lease)) < 0) {
+    throw new InvalidCheckpointError(lease.leaseKey, 'backwards', sequenceNumber, lease.checkpoint);
+  }
+}

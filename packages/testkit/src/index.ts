@@ -1,0 +1,27 @@
+export {};
+export { generatePdf, writePdf, type GeneratePdfOptions, type GeneratedPdf } from './pdf/generate.js';
+export {
+  EMULATOR_CREDENTIALS,
+  KINESALITE_DEFAULTS,
+  createIsolatedResources,
+  emulatorEnv,
+  startEmulators,
+  uniqueNames,
+  type CreateIsolatedResourcesOptions,
+  type EmulatorEndpoints,
+  type EmulatorEnv,
+  type EmulatorEnvName,
+  type EmulatorPorts,
+  type IsolatedResources,
+  type KinesaliteTuning,
+  type RunningEmulators,
+  type StartEmulatorsOptions,
+} from './emulators/index.js';
+export type { ProvidedEmulators } from './vitest/global-setup.js';
+export {
+  freePort,
+  repoRoot,
+  startService,
+  type ServiceProcess,
+  type StartServiceOptions,
+} from './services.js';

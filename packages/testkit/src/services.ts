@@ -1,0 +1,95 @@
+/**
+ * Starts docorch services as real child processes for tests (from TypeScript source through
+ * tsx, so no build is needed), bound to 127.0.0.1 on a free port.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Repository root (this file is packages/testkit/src/services.ts or dist/services.js). */
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A running service process. */
+export interface ServiceProcess {
+  child: ChildProcess;
+  baseUrl: string;
+  /** Output lines seen so far (stdout and stderr). */
+  output: string[];
+  /** True once the process has exited. */
+  exited(): boolean;
+  /** SIGTERM, then SIGKILL after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Options of {@link startService}. */
+export interface StartServiceOptions {
+  /** Service folder name under services/, e.g. `api`. */
+  service: string;
+  env: NodeJS.ProcessEnv;
+  /** Path polled until it answers 200. @defaultValue '/healthz' */
+  healthPath?: string;
+  /** @defaultValue 60000 */
+  startTimeoutMs?: number;
+}
+
+/** Starts `services/<name>/src/main.ts` and waits until its health path answers. */
+export async function startService(options: StartServiceOptions): Promise<ServiceProcess> {
+  const port = Number(options.env.PORT ?? (await freePort()));
+  const child = spawn(
+    process.execPath,
+    ['--conditions=source', '--import', 'tsx', path.join(repoRoot, 'services', options.service, 'src/main.ts')],
+    { cwd: repoRoot, env: { ...process.env, ...options.env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const output: string[] = [];
+  const collect = (buf: Buffer) => {
+    for (const line of buf.toString('utf8').split('\n')) if (line) output.push(line);
+    if (output.length > 20_000) output.splice(0, output.length - 20_000);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  let exited = false;
+  const exit = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
+  for (;;) {
+    if (exited) throw new Error(`${options.service} exited during start:\n${output.slice(-30).join('\n')}`);
+    try {
+      const res = await fetch(`${baseUrl}${options.healthPath ?? '/healthz'}`, { signal: AbortSignal.timeout(1_000) });
+      if (res.ok) break;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${options.service} did not become healthy:\n${output.slice(-30).join('\n')}`);
+    }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  return {
+    child,
+    baseUrl,
+    output,
+    exited: () => exited,
+    async stop(graceMs = 10_000) {
+      if (exited) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exit;
+      clearTimeout(timer);
+    },
+  };
+}

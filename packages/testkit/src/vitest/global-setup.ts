@@ -1,0 +1,50 @@
+/**
+ * vitest globalSetup (root vitest.config.ts): starts the emulators once for the whole run (data in
+ * memory and a temporary s3rver directory), creates the default resources, and hands the
+ * endpoints to every test file, both as process.env (read by loadConfig and the SDK's credential
+ * chain in the test workers, which are forked after this runs) and as `inject('docorchEmulators')`.
+ *
+ * Tests that write should isolate themselves with createIsolatedResources() rather than share
+ * the default resources. s3rver needs OpenSSL's legacy provider; it gets it in its own process,
+ * so vitest needs no flag (see emulators/emulator-host.ts).
+ */
+// TypeScript 7 resolves the module of a `declare module` augmentation only when the file imports it.
+import type {} from 'vitest';
+import type { TestProject } from 'vitest/node';
+import { createAwsClients, ensureResources, loadConfig } from '@docorch/core';
+import type { EmulatorEndpoints, EmulatorEnv } from '../emulators/options.js';
+import { startEmulators } from '../emulators/start-emulators.js';
+
+/** What the global setup provides to tests under the key `docorchEmulators`. */
+export interface ProvidedEmulators {
+  endpoints: EmulatorEndpoints;
+  env: EmulatorEnv;
+  /** How long starting the emulators took, in ms. */
+  startMs: number;
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    docorchEmulators: ProvidedEmulators;
+  }
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const started = performance.now();
+  const emulators = await startEmulators();
+  const startMs = Math.round(performance.now() - started);
+  try {
+    Object.assign(process.env, emulators.env);
+    project.provide('docorchEmulators', { endpoints: emulators.endpoints, env: emulators.env, startMs });
+    const aws = createAwsClients(loadConfig(process.env));
+    try {
+      await ensureResources(aws, loadConfig(process.env));
+    } finally {
+      aws.destroy();
+    }
+  } catch (err) {
+    await emulators.stop();
+    throw err;
+  }
+  return () => emulators.stop();
+}

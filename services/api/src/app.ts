@@ -1,0 +1,64 @@
+/**
+ * The Express application: security headers, request logging, auth, per-tenant rate limit,
+ * routes, and problem+json errors. Built from a PipelineContext so tests can run it in-process.
+ */
+import express, { type Express, type Request, type Response } from 'express';
+import { rateLimit } from 'express-rate-limit';
+import helmet from 'helmet';
+import { pinoHttp } from 'pino-http';
+import { randomUUID } from 'node:crypto';
+import { DocorchError, type PipelineContext } from '@docorch/core';
+import { authenticate, maybeTenantOf } from './auth.js';
+import { checkReadiness } from './health.js';
+import { notFoundHandler, problemHandler, sendProblem } from './problem.js';
+import { documentsRouter } from './routes/documents.js';
+
+/** Builds the app. */
+export function createApp(ctx: PipelineContext): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', ctx.config.TRUST_PROXY);
+  app.use(helmet());
+  app.use(
+    pinoHttp({
+      logger: ctx.logger,
+      genReqId: (req, res) => {
+        const id = typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'].slice(0, 64) : randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics' },
+    }),
+  );
+
+  app.get('/healthz', (_req: Request, res: Response) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req: Request, res: Response) => {
+    const report = await checkReadiness(ctx);
+    res.status(report.ready ? 200 : 503).json(report);
+  });
+
+  const v1 = express.Router();
+  v1.use(authenticate(ctx.tenants));
+  v1.use(
+    rateLimit({
+      windowMs: 60_000,
+      limit: (req: Request) => maybeTenantOf(req)?.rateLimitPerMinute ?? ctx.config.RATE_LIMIT_PER_MINUTE,
+      keyGenerator: (req: Request) => maybeTenantOf(req)?.tenantId ?? 'anonymous',
+      standardHeaders: 'draft-8',
+      legacyHeaders: false,
+      handler: (req: Request, res: Response, _next, options) => {
+        const resetMs = (req as Request & { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime?.getTime();
+        const retryAfterMs = resetMs ? Math.max(1000, resetMs - Date.now()) : options.windowMs;
+        sendProblem(res, new DocorchError('THROTTLED', 'Rate limit exceeded for this tenant', { retryAfterMs }), req.originalUrl);
+      },
+    }),
+  );
+  v1.use('/documents', documentsRouter(ctx));
+  app.use('/v1', v1);
+
+  app.use(notFoundHandler());
+  app.use(problemHandler());
+  return app;
+}

@@ -1,0 +1,3 @@
+export { createApp } from './app.js';
+export { jobView } from './routes/documents.js';
+export { problemOf, sendProblem, type Problem } from './problem.js';

@@ -1,0 +1,66 @@
+/**
+ * API process entry: config, logger, pipeline context, HTTP server, graceful shutdown.
+ */
+import {
+  closePipelineContext,
+  createAnalyzer,
+  createLogger,
+  createPdfExtractor,
+  createPipelineContext,
+  loadConfig,
+} from '@docorch/core';
+import { createApp } from './app.js';
+import { sendProblem } from './problem.js';
+import { maxRequestBytes, tooLarge } from './upload.js';
+
+const config = loadConfig();
+const logger = createLogger({ service: 'api', level: config.LOG_LEVEL });
+const ctx = createPipelineContext(config, logger, {
+  extractor: createPdfExtractor(config),
+  analyzer: createAnalyzer(config, logger),
+});
+const app = createApp(ctx);
+const server = app.listen(config.PORT, config.HOST, () => {
+  logger.info({ url: `http://${config.HOST}:${config.PORT}`, analyzer: ctx.analyzer.name }, 'api listening');
+});
+// A sync request may legitimately run for the whole sync budget; large uploads take a while too.
+// `Expect: 100-continue` (curl sends it for large bodies): refuse an oversized upload before the
+// client sends a byte of it.
+server.on('checkContinue', (req, res) => {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > maxRequestBytes(config.MAX_UPLOAD_BYTES)) {
+    res.setHeader('Connection', 'close');
+    sendProblem(res, tooLarge(config.MAX_UPLOAD_BYTES), req.url);
+    return;
+  }
+  res.writeContinue();
+  server.emit('request', req, res);
+});
+server.requestTimeout = config.SYNC_TIMEOUT_MS + 120_000;
+server.headersTimeout = 60_000;
+server.keepAliveTimeout = 65_000;
+
+// PDF parsing and NLP run in worker threads, so nothing here should reject unhandled; if something
+// does, log it and keep serving rather than dropping every in-flight request.
+process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, 'shutting down: finishing in-flight requests');
+  const force = setTimeout(() => {
+    logger.warn('grace period over; closing remaining connections');
+    server.closeAllConnections();
+  }, config.SYNC_TIMEOUT_MS + 5_000);
+  force.unref();
+  server.close(() => {
+    void closePipelineContext(ctx).finally(() => {
+      logger.info('stopped');
+      process.exit(0);
+    });
+  });
+  server.closeIdleConnections();
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));

@@ -1,0 +1,145 @@
+/**
+ * /v1/documents: upload (sync path), status, result, list. Thin: validation of the request
+ * shape and presentation; the work is core's pipeline.
+ */
+import { Router, type Request, type Response } from 'express';
+import { rm } from 'node:fs/promises';
+import { z } from 'zod';
+import {
+  ANALYSIS_KINDS,
+  DocorchError,
+  isPageRangeSyntax,
+  progressOf,
+  runSync,
+  type AnalysisKind,
+  type Job,
+  type PipelineContext,
+  type Submission,
+} from '@docorch/core';
+import { tenantOf } from '../auth.js';
+import { problem } from '../problem.js';
+import { pdfUpload, storedUpload } from '../upload.js';
+
+const DOCUMENT_ID = /^[A-Za-z0-9_-]{8,64}$/;
+
+/** The form fields of an upload (multipart text parts). */
+function optionsSchema(defaultPagesPerChunk: number) {
+  return z.object({
+    mode: z.enum(['auto', 'sync', 'async']).default('auto'),
+    pages: z
+      .string()
+      .max(200)
+      .refine(isPageRangeSyntax, 'expected a page selection such as 1-3,7')
+      .optional(),
+    pagesPerChunk: z.coerce.number().int().min(1).max(200).default(defaultPagesPerChunk),
+    analyses: z
+      .string()
+      .transform((s) => s.split(',').map((a) => a.trim()).filter(Boolean))
+      .pipe(z.array(z.enum(ANALYSIS_KINDS)).min(1))
+      .optional(),
+    webhookUrl: z.url({ protocol: /^https?$/ }).max(2048).optional(),
+  });
+}
+
+/** The public view of a job. */
+export function jobView(job: Job) {
+  const base = `/v1/documents/${job.documentId}`;
+  return {
+    id: job.documentId,
+    status: job.status,
+    mode: job.mode,
+    filename: job.filename,
+    sizeBytes: job.sizeBytes,
+    pages: { total: job.pageCount ?? null, selected: job.pagesSelected ?? null, selection: job.pageSelection ?? 'all' },
+    analyses: job.analyses,
+    progress: progressOf(job),
+    analyzer: job.analyzer ?? null,
+    error: job.error ?? null,
+    createdAt: job.createdAt,
+    updatedAt: job.updatedAt,
+    completedAt: job.completedAt ?? null,
+    links: { self: base, result: `${base}/result` },
+  };
+}
+
+async function loadJob(ctx: PipelineContext, req: Request): Promise<Job> {
+  const id = String(req.params.id ?? '');
+  // A malformed id and a foreign tenant's id both answer 404: never reveal another tenant's data.
+  const job = DOCUMENT_ID.test(id) ? await ctx.status.getJob(tenantOf(req).tenantId, id) : undefined;
+  if (!job) throw problem('NOT_FOUND', `Document ${id} not found`);
+  return job;
+}
+
+/** The documents router. */
+export function documentsRouter(ctx: PipelineContext): Router {
+  const router = Router();
+  const schema = optionsSchema(ctx.config.PAGES_PER_CHUNK);
+
+  router.post(
+    '/',
+    pdfUpload({ maxBytes: ctx.config.MAX_UPLOAD_BYTES, dir: ctx.config.UPLOAD_TMP_DIR }),
+    async (req: Request, res: Response) => {
+      const upload = storedUpload(req);
+      try {
+        if (!upload) throw problem('INVALID_REQUEST', 'No file: send the PDF in a multipart part named "file"');
+        const parsed = schema.safeParse(req.body ?? {});
+        if (!parsed.success) {
+          const issue = parsed.error.issues[0];
+          throw problem('INVALID_REQUEST', `Invalid field ${String(issue?.path[0] ?? '')}: ${issue?.message ?? ''}`, {
+            field: String(issue?.path[0] ?? ''),
+          });
+        }
+        const opts = parsed.data;
+        if (opts.mode === 'async') {
+          throw problem('INVALID_REQUEST', 'mode=async is not available on this deployment yet; use mode=sync');
+        }
+        const sub: Submission = {
+          tenantId: tenantOf(req).tenantId,
+          filePath: upload.path,
+          filename: upload.originalname.slice(0, 255),
+          contentType: 'application/pdf',
+          sizeBytes: upload.size,
+          sha256: upload.sha256,
+          pagesPerChunk: opts.pagesPerChunk,
+          analyses: (opts.analyses ?? [...ANALYSIS_KINDS]) as AnalysisKind[],
+          ...(opts.pages !== undefined ? { pages: opts.pages } : {}),
+          ...(opts.webhookUrl !== undefined ? { webhookUrl: opts.webhookUrl } : {}),
+        };
+        const result = await runSync(ctx, sub, { signal: AbortSignal.timeout(ctx.config.SYNC_TIMEOUT_MS) });
+        res.setHeader('Location', `/v1/documents/${result.documentId}`);
+        res.status(200).json(result);
+      } finally {
+        if (upload) await rm(upload.path, { force: true });
+      }
+    },
+  );
+
+  router.get('/', async (req: Request, res: Response) => {
+    const limit = z.coerce.number().int().min(1).max(100).default(20).safeParse(req.query.limit);
+    if (!limit.success) throw problem('INVALID_REQUEST', 'limit must be an integer from 1 to 100');
+    const cursor = typeof req.query.cursor === 'string' ? req.query.cursor : undefined;
+    const page = await ctx.status.listJobs(tenantOf(req).tenantId, { limit: limit.data, ...(cursor ? { cursor } : {}) });
+    res.json({
+      documents: page.jobs.map(jobView),
+      ...(page.nextCursor ? { next: `/v1/documents?limit=${limit.data}&cursor=${page.nextCursor}` } : {}),
+    });
+  });
+
+  router.get('/:id', async (req: Request, res: Response) => {
+    res.json(jobView(await loadJob(ctx, req)));
+  });
+
+  router.get('/:id/result', async (req: Request, res: Response) => {
+    const job = await loadJob(ctx, req);
+    if (!job.resultKey) {
+      throw new DocorchError('RESULT_NOT_READY', `The result of document ${job.documentId} is not ready (status ${job.status})`, {
+        details: { status: job.status, progress: progressOf(job) },
+      });
+    }
+    const result = await ctx.blobs.getJson(ctx.config.RESULTS_BUCKET, job.resultKey);
+    if (!result) throw new DocorchError('INTERNAL', `Result object missing for ${job.documentId}`);
+    res.json(result);
+  });
+
+  return router;
+}
