@@ -12,6 +12,7 @@ export {
   type DocorchErrorOptions,
 } from './errors.js';
 export { createLogger, REDACT_PATHS, type Logger, type CreateLoggerOptions } from './telemetry/logger.js';
+export { createMetrics, type Metrics } from './telemetry/metrics.js';
 export { threadScript, type ThreadScript } from './threads/thread-script.js';
 
 // analysis
@@ -29,6 +30,7 @@ export {
   type Entity,
   type EntityType,
   type FailedPage,
+  type PageImage,
   type PageText,
   type Sentiment,
   type SummaryReduceInput,
@@ -74,9 +76,10 @@ export {
 
 // pdf
 export { parsePageRange, isPageRangeSyntax } from './pdf/page-range.js';
+export { unavailableExtractor } from './pdf/unavailable.js';
 export type { ExtractedPage, ExtractOptions, ExtractionResult, PdfExtractor, PdfInfo } from './pdf/types.js';
 export {
-  ThreadedPdfExtractor,
+  ProcessPdfExtractor,
   createPdfExtractor,
   planSlices,
   type CreatePdfExtractorOptions,
@@ -112,9 +115,9 @@ export {
 
 // pipeline
 export { createPipelineContext, closePipelineContext, type PipelineContext } from './pipeline/context.js';
-export { analyzeChunks, type AnalyzeChunksInput } from './pipeline/analyze-chunks.js';
+export { analyzeChunk, chunkPagesOf, type ChunkContext } from './pipeline/analyze-chunks.js';
 export { newDocumentId, type Submission } from './pipeline/submission.js';
-export { runSync, extractSubmission, type RunSyncOptions } from './pipeline/sync.js';
+export { runSync, extractSubmission, type RunSyncOptions, type SyncOutcome } from './pipeline/sync.js';
 
 
 // stream: KCL lease protocol (docs/lease-lifecycle.md)
@@ -165,3 +168,72 @@ export {
   type TakePlan,
   type TimerHandle,
 } from './stream/leases/index.js';
+
+// stream: events, producer, consumer
+export {
+  EVENT_PAYLOADS,
+  createEvent,
+  decodeEvent,
+  encodeEvent,
+  type EventPayload,
+  type EventType,
+  type StreamEvent,
+} from './stream/events.js';
+export { Queue, type QueueItem, type QueueOptions } from './stream/queue.js';
+export {
+  Worker,
+  type DeadRecord,
+  type Handlers,
+  type RecordInfo,
+  type WorkerEvents,
+  type WorkerOptions,
+  type WorkerState,
+} from './stream/worker.js';
+export { ShardConsumer, type ShardConsumerDeps } from './stream/shard-consumer.js';
+
+// retry
+export {
+  backoffPolicy,
+  fullJitterDelay,
+  sleep,
+  withRetry,
+  type BackoffPolicy,
+  type WithRetryOptions,
+} from './retry/backoff.js';
+
+// async pipeline
+export { DeadLetters, type DeadLetter } from './aws/dead-letters.js';
+export { type ChunkRow, type ClaimOutcome, chunkSk } from './aws/status-table.js';
+export { submitAsync } from './pipeline/submit.js';
+export { splitDocument, publishPending, chunkPartitionKey, type ChunkInputObject } from './pipeline/split.js';
+export { holdClaim, processChunk, type ChunkOutcome, type ChunkProcessorOptions, type HeldClaim } from './pipeline/process-chunk.js';
+export {
+  assembleJob,
+  isReadyToAssemble,
+  type AssembleJobOptions,
+  type AssembleOutcome,
+} from './pipeline/assemble-job.js';
+export { deleteDocument, type DeleteOutcome } from './pipeline/cancel.js';
+
+// gemini, rate limits, circuit breaker
+export {
+  createGeminiAnalyzer,
+  IMAGE_TOKEN_ESTIMATE,
+  type CircuitBreakerHook,
+  type GeminiAnalyzer,
+  type GeminiAnalyzerOptions,
+  type ModelCallEvent,
+} from './analysis/gemini/gemini-analyzer.js';
+export { PROMPT_VERSION } from './analysis/gemini/prompts.js';
+export {
+  CircuitBreaker,
+  type CircuitBreakerConfig,
+  type CircuitBreakerOptions,
+  type CircuitPermit,
+  type CircuitSnapshot,
+  type CircuitState,
+  type CircuitStateChange,
+} from './analysis/circuit-breaker.js';
+export type { RateLimiter } from './ratelimit/types.js';
+export { DynamoDbRateLimiter, type DynamoDbRateLimiterOptions, type RateLimiterStats } from './ratelimit/dynamodb-rate-limiter.js';
+export { MemoryRateLimiter, type MemoryRateLimiterOptions } from './ratelimit/memory-rate-limiter.js';

@@ -312,6 +312,28 @@ describe('LeaseCoordinator', () => {
     expect(s.pending).toBe(0);
   });
 
+  it('stop is bounded by stopTimeoutMs when a DynamoDB call hangs', async () => {
+    await createLeases(1);
+    let hang = false;
+    const hanging = Object.create(refresher) as LeaseRefresher;
+    hanging.renewLease = async (lease) => {
+      if (hang) return new Promise<never>(() => {});
+      return refresher.renewLease(lease);
+    };
+    const s = new ManualScheduler(clock);
+    const a = worker('A', s, { refresher: hanging, stopTimeoutMs: 200 });
+    await a.coordinator.start();
+    await s.advance(0, settled());
+    hang = true;
+    await s.advance(R, flush); // a renew pass now hangs
+    running = running.filter((c) => c !== a.coordinator);
+    const started = performance.now();
+    await a.coordinator.stop();
+    expect(a.coordinator.state).toBe('stopped');
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(a.released).toEqual([]);
+  });
+
   it('reports failing passes and keeps going', async () => {
     await createLeases(1);
     const broken = Object.create(refresher) as LeaseRefresher;

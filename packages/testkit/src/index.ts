@@ -25,3 +25,16 @@ export {
   type ServiceProcess,
   type StartServiceOptions,
 } from './services.js';
+export { startPipeline, type Pipeline, type StartPipelineOptions } from './pipeline.js';
+export {
+  maxInWindow,
+  startFakeGemini,
+  type FakeGemini,
+  type FakeGeminiFailureMix,
+  type FakeGeminiKnobs,
+  type FakeGeminiOptions,
+  type FakeGeminiRequest,
+  type FakeGeminiTotals,
+  type FakeLoggedOutcome,
+  type FakeOutcome,
+} from './fake-gemini/index.js';

@@ -33,6 +33,10 @@ export interface ServiceProcess {
   exited(): boolean;
   /** SIGTERM, then SIGKILL after `graceMs`. */
   stop(graceMs?: number): Promise<void>;
+  /** Sends a signal (SIGKILL, SIGSTOP, SIGCONT, ...). */
+  signal(signal: NodeJS.Signals): void;
+  /** Resolves when the process has exited. */
+  exitedPromise: Promise<void>;
 }
 
 /** Options of {@link startService}. */
@@ -44,15 +48,18 @@ export interface StartServiceOptions {
   healthPath?: string;
   /** @defaultValue 60000 */
   startTimeoutMs?: number;
+  /** Env variable naming the HTTP port the service listens on. @defaultValue 'PORT' */
+  portEnv?: 'PORT' | 'WORKER_PORT';
 }
 
 /** Starts `services/<name>/src/main.ts` and waits until its health path answers. */
 export async function startService(options: StartServiceOptions): Promise<ServiceProcess> {
-  const port = Number(options.env.PORT ?? (await freePort()));
+  const portEnv = options.portEnv ?? 'PORT';
+  const port = Number(options.env[portEnv] ?? (await freePort()));
   const child = spawn(
     process.execPath,
     ['--conditions=source', '--import', 'tsx', path.join(repoRoot, 'services', options.service, 'src/main.ts')],
-    { cwd: repoRoot, env: { ...process.env, ...options.env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd: repoRoot, env: { ...process.env, ...options.env, [portEnv]: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const output: string[] = [];
   const collect = (buf: Buffer) => {
@@ -84,6 +91,10 @@ export async function startService(options: StartServiceOptions): Promise<Servic
     baseUrl,
     output,
     exited: () => exited,
+    exitedPromise: exit,
+    signal: (sig) => {
+      child.kill(sig);
+    },
     async stop(graceMs = 10_000) {
       if (exited) return;
       child.kill('SIGTERM');

@@ -41,20 +41,25 @@ export function createApp(ctx: PipelineContext): Express {
 
   const v1 = express.Router();
   v1.use(authenticate(ctx.tenants));
-  v1.use(
+  // Writes (uploads, deletes) and reads (status polling) have separate per-tenant budgets, so
+  // a client polling a job never locks itself out of uploading, nor the other way round.
+  const limiter = (name: string, perMinute: (req: Request) => number) =>
     rateLimit({
       windowMs: 60_000,
-      limit: (req: Request) => maybeTenantOf(req)?.rateLimitPerMinute ?? ctx.config.RATE_LIMIT_PER_MINUTE,
-      keyGenerator: (req: Request) => maybeTenantOf(req)?.tenantId ?? 'anonymous',
+      limit: perMinute,
+      keyGenerator: (req: Request) => `${name}:${maybeTenantOf(req)?.tenantId ?? 'anonymous'}`,
       standardHeaders: 'draft-8',
+      identifier: name,
       legacyHeaders: false,
       handler: (req: Request, res: Response, _next, options) => {
         const resetMs = (req as Request & { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime?.getTime();
         const retryAfterMs = resetMs ? Math.max(1000, resetMs - Date.now()) : options.windowMs;
-        sendProblem(res, new DocorchError('THROTTLED', 'Rate limit exceeded for this tenant', { retryAfterMs }), req.originalUrl);
+        sendProblem(res, new DocorchError('THROTTLED', `Rate limit exceeded for this tenant (${name})`, { retryAfterMs }), req.originalUrl);
       },
-    }),
-  );
+    });
+  const writes = limiter('writes', (req) => maybeTenantOf(req)?.rateLimitPerMinute ?? ctx.config.RATE_LIMIT_PER_MINUTE);
+  const reads = limiter('reads', () => ctx.config.READ_RATE_LIMIT_PER_MINUTE);
+  v1.use((req: Request, res: Response, next) => (req.method === 'GET' || req.method === 'HEAD' ? reads : writes)(req, res, next));
   v1.use('/documents', documentsRouter(ctx));
   app.use('/v1', v1);
 

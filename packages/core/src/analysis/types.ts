@@ -43,10 +43,23 @@ export interface Usage {
   modelCalls: number;
 }
 
+/** An image of a page, for pages without a text layer (scanned). */
+export interface PageImage {
+  /** e.g. `image/png`, `image/jpeg` or `application/pdf` (a one-page PDF). */
+  mimeType: string;
+  /** The bytes, base64-encoded. */
+  data: string;
+}
+
 /** Text of one page (1-based page number). */
 export interface PageText {
   page: number;
   text: string;
+  /**
+   * The rendered page, for a page whose text is empty (no text layer). A multimodal analyzer
+   * (Gemini) reads such pages from the image and lists them in `ocrPages`; others ignore it.
+   */
+  image?: PageImage;
 }
 
 /** What an analyzer receives for one chunk. */
@@ -74,6 +87,8 @@ export interface ChunkAnalysis {
   textLength: number;
   failedPages: FailedPage[];
   usage: Usage;
+  /** Pages analysed from their image (`PageText.image`) because they had no text layer; ascending. */
+  ocrPages?: number[];
 }
 
 /** Input of one step of the hierarchical summary reduce (bounded in size by the caller). */

@@ -56,14 +56,37 @@ export const TENANTS_TABLE_KEYS = { pk: 'pk' } as const;
 /** Key attribute of the stream consumer's lease table (KCL 2.x layout: one row per shard). */
 export const LEASES_TABLE_KEYS = { leaseKey: 'leaseKey' } as const;
 
+/** Key attributes of the dead-letter table: `pk` = `${tenantId}#${documentId}` (or `stream`), `sk` = `${iso}#${recordId}`. */
+export const DEAD_LETTERS_TABLE_KEYS = { pk: 'pk', sk: 'sk' } as const;
+
+/**
+ * Key attribute of the model rate-limit table (src/ratelimit): `pk` = the bucket's name, e.g.
+ * `gemini#${model}`; one small row per bucket, updated with optimistic concurrency.
+ */
+export const RATE_LIMIT_TABLE_KEYS = { pk: 'pk' } as const;
+
 /** The names of every resource; a subset of {@link Config}, so a config (or env) carries them. */
 export type ResourceNames = Pick<
   Config,
-  'UPLOADS_BUCKET' | 'RESULTS_BUCKET' | 'FILES_TABLE' | 'STATUS_TABLE' | 'TENANTS_TABLE' | 'LEASES_TABLE' | 'STREAM_NAME'
+  | 'UPLOADS_BUCKET'
+  | 'RESULTS_BUCKET'
+  | 'FILES_TABLE'
+  | 'STATUS_TABLE'
+  | 'TENANTS_TABLE'
+  | 'LEASES_TABLE'
+  | 'DEAD_LETTERS_TABLE'
+  | 'RATE_LIMIT_TABLE'
+  | 'STREAM_NAME'
 >;
 
 /** The config keys that name a DynamoDB table. */
-export type TableNameKey = 'FILES_TABLE' | 'STATUS_TABLE' | 'TENANTS_TABLE' | 'LEASES_TABLE';
+export type TableNameKey =
+  | 'FILES_TABLE'
+  | 'STATUS_TABLE'
+  | 'TENANTS_TABLE'
+  | 'LEASES_TABLE'
+  | 'DEAD_LETTERS_TABLE'
+  | 'RATE_LIMIT_TABLE';
 
 /** One table's schema: a CreateTable input without its name, plus its TTL attribute if any. */
 export interface TableSchema extends Omit<CreateTableCommandInput, 'TableName'> {
@@ -114,6 +137,22 @@ export const TABLE_SCHEMAS: Readonly<Record<TableNameKey, TableSchema>> = {
   LEASES_TABLE: {
     AttributeDefinitions: [{ AttributeName: LEASES_TABLE_KEYS.leaseKey, AttributeType: S }],
     KeySchema: [{ AttributeName: LEASES_TABLE_KEYS.leaseKey, KeyType: 'HASH' }],
+    BillingMode: 'PAY_PER_REQUEST',
+  },
+  DEAD_LETTERS_TABLE: {
+    AttributeDefinitions: [
+      { AttributeName: DEAD_LETTERS_TABLE_KEYS.pk, AttributeType: S },
+      { AttributeName: DEAD_LETTERS_TABLE_KEYS.sk, AttributeType: S },
+    ],
+    KeySchema: [
+      { AttributeName: DEAD_LETTERS_TABLE_KEYS.pk, KeyType: 'HASH' },
+      { AttributeName: DEAD_LETTERS_TABLE_KEYS.sk, KeyType: 'RANGE' },
+    ],
+    BillingMode: 'PAY_PER_REQUEST',
+  },
+  RATE_LIMIT_TABLE: {
+    AttributeDefinitions: [{ AttributeName: RATE_LIMIT_TABLE_KEYS.pk, AttributeType: S }],
+    KeySchema: [{ AttributeName: RATE_LIMIT_TABLE_KEYS.pk, KeyType: 'HASH' }],
     BillingMode: 'PAY_PER_REQUEST',
   },
 };

@@ -18,6 +18,7 @@ import { DocorchError } from '../errors.js';
 import type { ChunkPlan, ChunkStatus, Job, JobStatus, RecordedError } from '../jobs/model.js';
 import { statusesLeadingTo } from '../jobs/model.js';
 import { STATUS_TABLE_KEYS } from './resources.js';
+import { sleep } from '../retry/backoff.js';
 
 const JOB_SK = 'JOB';
 /** DynamoDB transactions take at most 100 items; one is the job row. */
@@ -183,7 +184,7 @@ export class StatusTable {
   async commitChunks(
     tenantId: string,
     documentId: string,
-    chunks: ReadonlyArray<ChunkPlan & { status?: ChunkStatus }>,
+    chunks: ReadonlyArray<ChunkPlan & { status?: ChunkStatus; claimOwner?: string }>,
     patch: JobPatch & { chunksTotal: number },
     from: JobStatus = 'splitting',
   ): Promise<Job> {
@@ -197,19 +198,14 @@ export class StatusTable {
       firstPage: c.pages[0] ?? 0,
       lastPage: c.pages[c.pages.length - 1] ?? 0,
       status: c.status ?? 'pending',
-      attempt: 0,
-      claimCounter: 0,
+      // A chunk committed as claimed (sync hand-off) is on its first attempt with a live claim.
+      attempt: c.claimOwner ? 1 : 0,
+      claimCounter: c.claimOwner ? 1 : 0,
+      ...(c.claimOwner ? { claimOwner: c.claimOwner } : {}),
       updatedAt: now,
     }));
     const inTransaction = items.splice(Math.max(0, items.length - (MAX_TRANSACTION_ITEMS - 1)));
-    for (let i = 0; i < items.length; i += 25) {
-      let pending = items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } }));
-      for (let attempt = 0; pending.length > 0; attempt++) {
-        const out = await this.doc.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: pending } }));
-        pending = (out.UnprocessedItems?.[this.tableName] ?? []) as typeof pending;
-        if (pending.length > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
-      }
-    }
+    await this.batchWrite(items.map((Item) => ({ PutRequest: { Item } })));
     const { names, values, sets } = patchExpression({ ...patch, status: 'processing' });
     values[':from'] = from;
     try {
@@ -239,6 +235,30 @@ export class StatusTable {
       });
     }
     return (await this.getJob(tenantId, documentId)) as Job;
+  }
+
+  /** Deletes every chunk row of a document. */
+  async deleteChunks(tenantId: string, documentId: string): Promise<void> {
+    const pk = documentPk(tenantId, documentId);
+    const rows = await this.listChunks(tenantId, documentId);
+    await this.batchWrite(rows.map((r) => ({ DeleteRequest: { Key: { pk, sk: chunkSk(r.index) } } })));
+  }
+
+  /** Deletes a job row. */
+  async deleteJob(tenantId: string, documentId: string): Promise<void> {
+    await this.batchWrite([{ DeleteRequest: { Key: { pk: documentPk(tenantId, documentId), sk: JOB_SK } } }]);
+  }
+
+  /** BatchWriteItem in groups of 25, retrying unprocessed items with backoff. */
+  private async batchWrite(requests: Array<{ PutRequest: { Item: Record<string, unknown> } } | { DeleteRequest: { Key: Record<string, unknown> } }>): Promise<void> {
+    for (let i = 0; i < requests.length; i += 25) {
+      let pending = requests.slice(i, i + 25);
+      for (let attempt = 0; pending.length > 0; attempt++) {
+        const out = await this.doc.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: pending } }));
+        pending = (out.UnprocessedItems?.[this.tableName] ?? []) as typeof pending;
+        if (pending.length > 0) await sleep(Math.min(1000, 50 * 2 ** attempt));
+      }
+    }
   }
 
   /** Reads one chunk row (strongly consistent). */
@@ -291,7 +311,8 @@ export class StatusTable {
       ':attempt': attempt,
       ':now': new Date().toISOString(),
     };
-    let condition = '#status = :pending OR (#status = :processing AND claimOwner = :me)';
+    // A stale delivery (attempt below the row's) never claims: the later delivery owns the chunk.
+    let condition = '(#status = :pending AND attempt <= :attempt) OR (#status = :processing AND claimOwner = :me)';
     if (takeOverCounter !== undefined) {
       values[':seen'] = takeOverCounter;
       condition += ' OR (#status = :processing AND claimCounter = :seen)';
@@ -437,6 +458,60 @@ export class StatusTable {
             ':c': claim.counter,
             ':one': 1,
           },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Takes over an assembly claim from `previousOwner` (stale claim) or re-confirms our own. */
+  async reclaimAssembly(tenantId: string, documentId: string, previousOwner: string | undefined, owner: string): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: documentPk(tenantId, documentId), sk: JOB_SK },
+          UpdateExpression: 'SET assemblyOwner = :me, assemblyClaimedAt = :now, updatedAt = :now',
+          ConditionExpression:
+            previousOwner === undefined
+              ? '#status = :assembling AND attribute_not_exists(assemblyOwner)'
+              : '#status = :assembling AND assemblyOwner = :prev',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':me': owner,
+            ':now': new Date().toISOString(),
+            ':assembling': 'assembling',
+            ...(previousOwner === undefined ? {} : { ':prev': previousOwner }),
+          },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Finishes an assembly: `assembling -> to`, only by the claim's owner, so a duplicate or late
+   * assembler can never overwrite a finished job. Returns false when the condition failed.
+   */
+  async finishAssembly(tenantId: string, documentId: string, owner: string, to: JobStatus, patch: JobPatch): Promise<boolean> {
+    const { names, values, sets } = patchExpression({ ...patch, status: to });
+    values[':assembling'] = 'assembling';
+    values[':me'] = owner;
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: documentPk(tenantId, documentId), sk: JOB_SK },
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: '#status = :assembling AND assemblyOwner = :me',
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
         }),
       );
       return true;

@@ -87,6 +87,9 @@ export interface Job {
   analyzer?: string;
   webhookUrl?: string;
   error?: RecordedError;
+  /** Who claimed the final assembly, and when (wall clock): see pipeline/assemble-job.ts. */
+  assemblyOwner?: string;
+  assemblyClaimedAt?: string;
   createdAt: string;
   updatedAt: string;
   completedAt?: string;

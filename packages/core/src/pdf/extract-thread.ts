@@ -1,13 +1,15 @@
 /**
- * Entry of a PDF worker thread (a piscina task handler): opens a PDF with PDF.js and extracts
- * page text. Runs under the pool's resource limits; everything it returns is plain data
- * (see ./protocol.ts), and it never throws: failures come back as `{ok: false, error}`.
+ * Entry of a PDF worker process (a workerpool child process, see ./extractor.ts for why a process
+ * and not a thread): opens a PDF with PDF.js and extracts page text. Everything it returns is
+ * plain data (see ./protocol.ts), and `run` never throws: failures come back as `{ok: false}`.
  */
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { workerData } from 'node:worker_threads';
 import type { PDFDocumentProxy, PDFPageProxy } from 'pdfjs-dist/legacy/build/pdf.mjs';
+import workerpool from 'workerpool';
 import { DocorchError } from '../errors.js';
+import { installMemoryGuard, type MemoryGuard } from './memory-guard.js';
 import { parsePageRange } from './page-range.js';
 import {
   toThreadError,
@@ -21,10 +23,9 @@ import {
 import { appendItems, hasText, normalizePageText, type TextPiece } from './text.js';
 import type { ExtractedPage, PdfInfo } from './types.js';
 
-// PDF.js raises unhandled rejections on some corrupt files, sometimes after the document's task
-// has finished (the thread then sleeps until the next task, when they fire). Under Node's default
-// they would kill the thread together with an unrelated in-flight task, so they are counted here
-// and reported with the next answer instead.
+// PDF.js can raise unhandled rejections on corrupt files, possibly after the document's task has
+// finished. Under Node's default they would kill this process together with an unrelated
+// in-flight task, so they are counted here and reported with the next answer instead.
 let rejections = 0;
 let lastRejection: string | undefined;
 process.on('unhandledRejection', (reason) => {
@@ -32,40 +33,37 @@ process.on('unhandledRejection', (reason) => {
   lastRejection = reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason);
 });
 
-type PdfJs = typeof import('pdfjs-dist/legacy/build/pdf.mjs');
+// The legacy build's core-js polyfills replace Array.prototype.push (and JSON.parse) with JS
+// versions because V8 misses a spec corner (non-writable `length`) that PDF.js never relies on.
+// PDF.js pushes once or more per glyph, and the polyfill cost ~25% of the extraction time here,
+// so the native methods are put back once PDF.js is loaded.
+const nativePush = Array.prototype.push;
+const nativeJsonParse = JSON.parse;
 
-/** Paths the thread needs, sent by the extractor as `workerData`. */
-export interface ThreadData {
-  /** Folder of the pdfjs-dist package. */
-  pdfjsRoot: string;
-}
+// The "fake worker": PDF.js runs its parser in this process, which is already off the caller's
+// event loop. Registering the worker module on globalThis is the documented way to skip
+// PDF.js's own dynamic import of `workerSrc`.
+(globalThis as { pdfjsWorker?: unknown }).pdfjsWorker = await import('pdfjs-dist/legacy/build/pdf.worker.mjs');
+const pdfjs = await import('pdfjs-dist/legacy/build/pdf.mjs');
+Array.prototype.push = nativePush;
+JSON.parse = nativeJsonParse;
 
-let pdfjsLoading: Promise<PdfJs> | undefined;
-
-// Loaded on first use rather than with top-level await: from source the thread runs through
-// tsx's CommonJS hook (the only tsx hook Node 20 applies in worker threads), where neither
-// top-level await nor import.meta exists.
-function loadPdfJs(): Promise<PdfJs> {
-  pdfjsLoading ??= (async () => {
-    // The "fake worker": PDF.js runs its parser in this thread, which is already off the
-    // caller's event loop. Registering the worker module on globalThis is the documented way
-    // to skip PDF.js's own dynamic import of `workerSrc`.
-    const workerModule = await import('pdfjs-dist/legacy/build/pdf.worker.mjs');
-    (globalThis as { pdfjsWorker?: unknown }).pdfjsWorker = workerModule;
-    return import('pdfjs-dist/legacy/build/pdf.mjs');
-  })();
-  return pdfjsLoading;
-}
-
-const { pdfjsRoot } = workerData as ThreadData;
+const pdfjsRoot = path.dirname(createRequire(import.meta.url).resolve('pdfjs-dist/package.json'));
 // Predefined CMaps are needed to map character codes of CJK CID fonts to Unicode; standard font
 // data gives glyph metrics of non-embedded fonts. Both are read from the package on demand.
 const CMAP_URL = path.join(pdfjsRoot, 'cmaps') + path.sep;
 const STANDARD_FONT_DATA_URL = path.join(pdfjsRoot, 'standard_fonts') + path.sep;
 
-/** The piscina task handler. */
-export default async function run(task: ThreadTask): Promise<ThreadResult> {
-  Atomics.store(task.started, 0, 1);
+let guard: MemoryGuard | undefined;
+let maxBufferBytes = 0;
+
+/** The task handler, registered with workerpool as `run`. */
+export async function run(task: ThreadTask): Promise<ThreadResult> {
+  // Installed on the first task (the limit is the same for every task of a pool), after PDF.js
+  // is loaded so that its bundled polyfills keep the native classes.
+  maxBufferBytes = task.maxBufferBytes;
+  guard ??= installMemoryGuard(maxBufferBytes);
+  guard.reset();
   try {
     const result = task.kind === 'open' ? await runOpen(task) : await runPages(task);
     return { ...result, ...diagnostics() };
@@ -111,7 +109,6 @@ async function runPages(task: PagesTask): Promise<Success> {
 }
 
 async function withDocument<T>(filePath: string, use: (doc: PDFDocumentProxy) => Promise<T>): Promise<T> {
-  const pdfjs = await loadPdfJs();
   const file = await readFile(filePath);
   // PDF.js refuses Buffers, and copies a view that does not own its whole ArrayBuffer.
   const data = new Uint8Array(file.buffer, file.byteOffset, file.byteLength);
@@ -129,6 +126,7 @@ async function withDocument<T>(filePath: string, use: (doc: PDFDocumentProxy) =>
   });
   try {
     const doc = await loadingTask.promise;
+    if (guard?.exceeded) throw bufferLimit();
     return await use(doc);
   } finally {
     // Bounded: a corrupt document must not keep the answer waiting on its own teardown.
@@ -164,11 +162,12 @@ async function extractPages(
     let page: PDFPageProxy | undefined;
     try {
       page = await doc.getPage(pageNumber);
-      const text = await pageText(page, maxTextBytes - textBytes);
+      const text = await pageText(page, maxTextBytes - textBytes, maxTextBytes);
       textBytes += Buffer.byteLength(text);
       pages.push({ page: pageNumber, text, hasTextLayer: hasText(text) });
     } catch (err) {
       if (err instanceof DocorchError) throw err;
+      if (guard?.exceeded) throw bufferLimit();
       // One bad page must not fail a good document: answer it empty and report it.
       failures.push({ page: pageNumber, message: describe(err) });
       pages.push({ page: pageNumber, text: '', hasTextLayer: false });
@@ -176,12 +175,14 @@ async function extractPages(
       page?.cleanup();
     }
     if (textBytes > maxTextBytes) throw textLimit(maxTextBytes);
+    // A stream cut short by the guard leaves a readable but truncated page: fail, don't guess.
+    if (guard?.exceeded) throw bufferLimit();
   }
   return { pages, failures, textBytes };
 }
 
 /** Reads a page's text as a stream, so a text bomb is stopped at the budget, not at the end of the page. */
-async function pageText(page: PDFPageProxy, budgetBytes: number): Promise<string> {
+async function pageText(page: PDFPageProxy, budgetBytes: number, limitBytes: number): Promise<string> {
   const reader = page.streamTextContent({ includeMarkedContent: false }).getReader();
   const parts: string[] = [];
   let chars = 0;
@@ -191,13 +192,20 @@ async function pageText(page: PDFPageProxy, budgetBytes: number): Promise<string
       if (done) break;
       if (value) chars += appendItems(parts, value.items);
       // A UTF-8 byte count is at least the UTF-16 length for the text PDF.js produces.
-      if (chars > budgetBytes) throw textLimit(budgetBytes);
+      if (chars > budgetBytes) throw textLimit(limitBytes);
     }
   } catch (err) {
     await reader.cancel().catch(() => undefined);
     throw err;
   }
   return normalizePageText(parts.join(''));
+}
+
+function bufferLimit(): DocorchError {
+  const limitMb = Math.round(maxBufferBytes / 1048576);
+  return new DocorchError('TOO_LARGE', `Reading the PDF needs more than the ${limitMb} MiB buffer memory limit (decompression bomb?)`, {
+    details: { reason: 'memory', limitMb },
+  });
 }
 
 function textLimit(limit: number): DocorchError {
@@ -209,6 +217,8 @@ function textLimit(limit: number): DocorchError {
 /** Maps PDF.js failures to the taxonomy. Everything unreadable is BAD_PDF. */
 function classify(err: unknown): DocorchError {
   if (err instanceof DocorchError) return err;
+  // Whatever PDF.js made of the refused allocation, the cause is the memory limit.
+  if (guard?.exceeded) return bufferLimit();
   const name = err instanceof Error || (typeof err === 'object' && err !== null) ? (err as { name?: unknown }).name : undefined;
   if (name === 'PasswordException') {
     return new DocorchError('ENCRYPTED_PDF', 'The PDF is password-protected', { details: { reason: 'password' } });
@@ -234,3 +244,5 @@ function describe(err: unknown): string {
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
+
+workerpool.worker({ run });

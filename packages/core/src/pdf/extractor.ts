@@ -1,59 +1,69 @@
 /**
- * The PdfExtractor: PDF.js in a pool of worker threads (piscina), so that parsing never runs on
- * the caller's event loop and a hostile file cannot crash or hang the calling process.
+ * The PdfExtractor: PDF.js in a pool of worker PROCESSES, so that parsing never runs on the
+ * caller's event loop and a hostile file cannot crash, hang or bloat the calling process.
+ *
+ * Why processes (workerpool) and not worker threads (piscina): measured here on Node 20.20, a
+ * worker thread's `resourceLimits` are not a safe boundary for PDF.js.
+ * - A heap bomb (a content stream holding one array of 100 million numbers) made PDF.js push
+ *   into one array until V8 hit the thread's heap limit, and V8 then aborted the WHOLE process
+ *   ("FATAL ERROR: Reached heap limit", nodejs/node#47224, still open) instead of terminating
+ *   the thread. A child process that aborts takes only itself down.
+ * - `resourceLimits` do not count ArrayBuffers, where PDF.js keeps decoded streams: a 2 MB
+ *   decompression bomb reached 4-7 GB RSS in a thread limited to a 256 MiB heap. That is bounded
+ *   by ./memory-guard.ts inside each worker, and the heap by `--max-old-space-size`.
  *
  * Isolation, in layers:
- * - every task runs in a thread with a heap limit (`PDF_MAX_HEAP_MB`); a thread that dies (out of
- *   memory, crash) fails only its own task, with a classified error, and piscina replaces it;
- * - every call has a deadline (`PDF_TIMEOUT_MS`) and honours the caller's AbortSignal: the thread
- *   running an aborted task is terminated;
+ * - every task runs in a child process with `--max-old-space-size=PDF_MAX_HEAP_MB` and a buffer
+ *   budget of `PDF_MAX_BUFFER_MB`; a worker that dies fails only its own task, with a classified
+ *   error, and the pool starts a new one;
+ * - every call has a deadline (`PDF_TIMEOUT_MS`) and honours the caller's AbortSignal: the
+ *   worker running an aborted task is killed;
  * - extracted text is capped (`PDF_MAX_TEXT_BYTES`), checked while a page's text streams in;
- * - unhandled rejections raised by PDF.js are absorbed inside the thread (see extract-thread.ts).
+ * - unhandled rejections raised by PDF.js are absorbed inside the worker (extract-thread.ts).
  *
  * Speed: a small selection is inspected and extracted by one task. A larger one is split into
- * slices of at most `PDF_SLICE_PAGES` pages that the threads extract in parallel, each thread
- * opening the file itself from its path (no document bytes cross threads).
+ * slices of at most `PDF_SLICE_PAGES` pages that the workers extract in parallel, each opening
+ * the file itself from its path (no document bytes are sent between processes).
  */
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { Piscina } from 'piscina';
+import pLimit, { type LimitFunction } from 'p-limit';
+import workerpool from 'workerpool';
 import type { Config } from '../config.js';
 import { DocorchError, isDocorchError } from '../errors.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { threadScript } from '../threads/thread-script.js';
 import { isPageRangeSyntax, parsePageRange } from './page-range.js';
-import type { ThreadData } from './extract-thread.js';
 import { fromThreadError, type PageFailure, type ThreadResult, type ThreadTask } from './protocol.js';
 import type { ExtractedPage, ExtractionResult, ExtractOptions, PdfExtractor, PdfInfo } from './types.js';
 
 /** The settings {@link createPdfExtractor} reads. */
 export type PdfExtractorConfig = Pick<
   Config,
-  'PDF_THREADS' | 'PDF_TIMEOUT_MS' | 'PDF_MAX_HEAP_MB' | 'PDF_MAX_TEXT_BYTES' | 'PDF_SLICE_PAGES'
+  'PDF_THREADS' | 'PDF_TIMEOUT_MS' | 'PDF_MAX_HEAP_MB' | 'PDF_MAX_BUFFER_MB' | 'PDF_MAX_TEXT_BYTES' | 'PDF_SLICE_PAGES'
 >;
 
 /** Options of {@link createPdfExtractor} besides the config. */
 export interface CreatePdfExtractorOptions {
-  /** Where per-page failures, thread deaths and absorbed PDF.js rejections are logged. @defaultValue a pino logger with service "pdf-extractor" */
+  /**
+   * Where per-page failures, worker deaths and absorbed PDF.js rejections are logged.
+   * @defaultValue a pino logger with service "pdf-extractor"
+   */
   logger?: Logger;
   /**
-   * Threads kept alive while idle (the rest exit after `idleTimeoutMs`). A warm thread saves the
-   * PDF.js start-up (~0.2 s) on the next request.
+   * Worker processes started at once and kept alive (the others start on demand). A warm
+   * worker saves the PDF.js start-up (0.3 s compiled, more from source) on the first request.
    * @defaultValue 1
    */
-  minThreads?: number;
-  /** How long a thread above `minThreads` may stay idle. @defaultValue 30000 */
-  idleTimeoutMs?: number;
+  minWorkers?: number;
 }
 
 /** Counters of an extractor since it was created (for metrics and tests). */
 export interface PdfExtractorStats {
-  /** Tasks sent to threads. */
+  /** Tasks sent to workers. */
   tasks: number;
-  /** Unhandled rejections PDF.js raised inside threads and the threads absorbed. */
+  /** Unhandled rejections PDF.js raised inside workers and the workers absorbed. */
   absorbedRejections: number;
-  /** Tasks whose thread died (out of memory or crash); each was answered with an error. */
-  threadDeaths: number;
+  /** Tasks whose worker process died (out of memory or crash); each was answered with an error. */
+  workerDeaths: number;
   /** Pages answered empty because their extraction failed. */
   failedPages: number;
 }
@@ -64,11 +74,16 @@ const INLINE_PAGES = 48;
 // A slice re-parses the document's structure; below this size that overhead is not worth it.
 const MIN_SLICE_PAGES = 24;
 
-/** {@link PdfExtractor} on a piscina pool; see the module comment. */
-export class ThreadedPdfExtractor implements PdfExtractor {
-  private readonly pool: Piscina<ThreadTask, ThreadResult>;
+type TaskInput = ThreadTask extends infer T ? (T extends unknown ? Omit<T, 'maxBufferBytes'> : never) : never;
+type Success = Extract<ThreadResult, { ok: true }>;
+
+/** {@link PdfExtractor} on a workerpool of child processes; see the module comment. */
+export class ProcessPdfExtractor implements PdfExtractor {
+  private readonly pool: ReturnType<typeof workerpool.pool>;
+  /** Admission in front of the pool: a task that holds a slot has a worker (tells queue time from run time). */
+  private readonly slots: LimitFunction;
   private readonly logger: Logger;
-  private readonly counters: PdfExtractorStats = { tasks: 0, absorbedRejections: 0, threadDeaths: 0, failedPages: 0 };
+  private readonly counters: PdfExtractorStats = { tasks: 0, absorbedRejections: 0, workerDeaths: 0, failedPages: 0 };
   private closed = false;
 
   constructor(
@@ -77,22 +92,17 @@ export class ThreadedPdfExtractor implements PdfExtractor {
   ) {
     this.logger = options.logger ?? createLogger({ service: 'pdf-extractor' });
     const script = threadScript(import.meta.url, './extract-thread');
-    this.pool = new Piscina<ThreadTask, ThreadResult>({
-      filename: script.filename,
-      execArgv: script.execArgv,
-      maxThreads: config.PDF_THREADS,
-      minThreads: Math.min(options.minThreads ?? 1, config.PDF_THREADS),
-      idleTimeout: options.idleTimeoutMs ?? 30_000,
-      concurrentTasksPerWorker: 1,
-      resourceLimits: { maxOldGenerationSizeMb: config.PDF_MAX_HEAP_MB },
-      workerData: {
-        pdfjsRoot: path.dirname(createRequire(import.meta.url).resolve('pdfjs-dist/package.json')),
-      } satisfies ThreadData,
+    this.pool = workerpool.pool(script.filename, {
+      workerType: 'process',
+      maxWorkers: config.PDF_THREADS,
+      minWorkers: Math.min(options.minWorkers ?? 1, config.PDF_THREADS),
+      // A killed worker gets this long to exit before SIGKILL.
+      workerTerminateTimeout: 1_000,
+      // Captured and logged per task: the service's stdout carries JSON log lines only.
+      emitStdStreams: true,
+      forkOpts: { execArgv: [...script.execArgv, `--max-old-space-size=${config.PDF_MAX_HEAP_MB}`] },
     });
-    // piscina emits 'error' when an idle thread dies; unlistened, that would throw in the caller.
-    this.pool.on('error', (err: unknown) => {
-      this.logger.error({ err }, 'PDF thread failed outside a task');
-    });
+    this.slots = pLimit(config.PDF_THREADS);
   }
 
   /** Counters since creation. */
@@ -102,7 +112,14 @@ export class ThreadedPdfExtractor implements PdfExtractor {
 
   async inspect(filePath: string, options: { signal?: AbortSignal } = {}): Promise<PdfInfo> {
     return this.withDeadline(options.signal, async (run) => {
-      const result = await run({ kind: 'open', path: filePath, extract: false, maxPages: Number.MAX_SAFE_INTEGER, inlinePages: 0, maxTextBytes: 0 });
+      const result = await run({
+        kind: 'open',
+        path: filePath,
+        extract: false,
+        maxPages: Number.MAX_SAFE_INTEGER,
+        inlinePages: 0,
+        maxTextBytes: 0,
+      });
       return result.info;
     });
   }
@@ -149,13 +166,17 @@ export class ThreadedPdfExtractor implements PdfExtractor {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.pool.destroy();
+    this.slots.clearQueue();
+    await this.pool.terminate(true);
   }
 
   private finish(filePath: string, info: PdfInfo, pages: ExtractedPage[], failures: PageFailure[]): ExtractionResult {
     if (failures.length > 0) {
       this.counters.failedPages += failures.length;
-      this.logger.warn({ file: filePath, failures: failures.slice(0, 20), failedPages: failures.length }, 'PDF pages could not be extracted; answered empty');
+      this.logger.warn(
+        { file: filePath, failures: failures.slice(0, 20), failedPages: failures.length },
+        'PDF pages could not be extracted; answered empty',
+      );
       if (failures.length === pages.length) {
         // Not one selected page could be read: the document, not a page, is broken.
         throw new DocorchError('BAD_PDF', `The PDF could not be read: ${failures[0]?.message ?? 'no page could be read'}`, {
@@ -167,12 +188,12 @@ export class ThreadedPdfExtractor implements PdfExtractor {
   }
 
   /**
-   * Runs `body` with a task runner bound to one deadline and abort scope: the caller's signal,
-   * PDF_TIMEOUT_MS, and a scope abort that stops the remaining slices once one has failed.
+   * Runs `body` with a task runner bound to one deadline and one abort scope: the caller's
+   * signal, PDF_TIMEOUT_MS, and a scope abort that stops the remaining slices once one failed.
    */
   private async withDeadline<T>(
     callerSignal: AbortSignal | undefined,
-    body: (run: (task: DistributiveOmit<ThreadTask, 'started'>) => Promise<Extract<ThreadResult, { ok: true }>>) => Promise<T>,
+    body: (run: (task: TaskInput) => Promise<Success>) => Promise<T>,
   ): Promise<T> {
     if (this.closed) throw new DocorchError('INTERNAL', 'The PDF extractor is closed');
     const timeoutMs = this.config.PDF_TIMEOUT_MS;
@@ -180,11 +201,9 @@ export class ThreadedPdfExtractor implements PdfExtractor {
     const timer = setTimeout(() => deadline.abort(new DocorchError('TIMEOUT', 'PDF deadline')), timeoutMs);
     timer.unref();
     const scope = new AbortController();
-    const signals = [deadline.signal, scope.signal, ...(callerSignal ? [callerSignal] : [])];
-    const signal = AbortSignal.any(signals);
+    const signal = AbortSignal.any([deadline.signal, scope.signal, ...(callerSignal ? [callerSignal] : [])]);
     let firstError: DocorchError | undefined;
     let anyStarted = false;
-    const flags: Int32Array[] = [];
 
     const fail = (err: DocorchError): never => {
       firstError ??= err;
@@ -192,20 +211,40 @@ export class ThreadedPdfExtractor implements PdfExtractor {
       throw firstError;
     };
 
-    const run = async (task: DistributiveOmit<ThreadTask, 'started'>): Promise<Extract<ThreadResult, { ok: true }>> => {
-      const started = new Int32Array(new SharedArrayBuffer(4));
-      flags.push(started);
-      this.counters.tasks++;
+    const run = async (input: TaskInput): Promise<Success> => {
+      const task = { ...input, maxBufferBytes: this.config.PDF_MAX_BUFFER_MB * 1024 * 1024 } as ThreadTask;
       let result: ThreadResult;
       try {
-        result = await this.pool.run({ ...task, started } as ThreadTask, { signal });
+        result = await raceAbort(
+          this.slots(async () => {
+            if (signal.aborted) throw signal.reason;
+            anyStarted = true;
+            this.counters.tasks++;
+            const pending = this.pool.exec('run', [task], { on: (event: unknown) => this.workerOutput(event, task.path) });
+            const cancel = () => {
+              // Kills the worker running the task. workerpool's cancel() runs its rejection
+              // handlers synchronously and rethrows the CancellationError from there; inside an
+              // abort listener that would be an uncaught exception, and the rejection it
+              // announces reaches us through `pending` anyway.
+              try {
+                pending.cancel();
+              } catch {
+                // see above
+              }
+            };
+            signal.addEventListener('abort', cancel, { once: true });
+            try {
+              return (await pending) as ThreadResult;
+            } finally {
+              signal.removeEventListener('abort', cancel);
+            }
+          }),
+          signal,
+        );
       } catch (err) {
         if (firstError) throw firstError;
-        if (signal.aborted) {
-          anyStarted = flags.some((f) => Atomics.load(f, 0) === 1);
-          return fail(this.abortError(callerSignal, deadline.signal, anyStarted));
-        }
-        return fail(this.threadError(err, task.path));
+        if (signal.aborted) return fail(this.abortError(callerSignal, deadline.signal, anyStarted));
+        return fail(this.workerError(err, task.path));
       }
       this.absorb(result, task.path);
       if (!result.ok) return fail(fromThreadError(result.error));
@@ -217,7 +256,9 @@ export class ThreadedPdfExtractor implements PdfExtractor {
     } catch (err) {
       if (firstError) throw firstError;
       if (isDocorchError(err)) throw err;
-      throw new DocorchError('INTERNAL', `PDF extraction failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new DocorchError('INTERNAL', `PDF extraction failed: ${err instanceof Error ? err.message : String(err)}`, {
+        cause: err,
+      });
     } finally {
       clearTimeout(timer);
     }
@@ -234,8 +275,8 @@ export class ThreadedPdfExtractor implements PdfExtractor {
     }
     const timeoutMs = this.config.PDF_TIMEOUT_MS;
     if (!running) {
-      // Never got a thread: the pool is busy, which says nothing about the file. Retryable.
-      return new DocorchError('TIMEOUT', `No PDF thread became free within ${timeoutMs} ms`, {
+      // Never got a worker: the pool is busy, which says nothing about the file. Retryable.
+      return new DocorchError('TIMEOUT', `No PDF worker became free within ${timeoutMs} ms`, {
         details: { reason: 'queue', timeoutMs },
       });
     }
@@ -246,49 +287,79 @@ export class ThreadedPdfExtractor implements PdfExtractor {
     });
   }
 
-  private threadError(err: unknown, filePath: string): DocorchError {
+  private workerError(err: unknown, filePath: string): DocorchError {
     if (this.closed) return new DocorchError('INTERNAL', 'The PDF extractor was closed during the extraction', { cause: err });
-    this.counters.threadDeaths++;
-    const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
-    this.logger.warn({ err, file: filePath }, 'PDF thread died during a task');
-    if (code === 'ERR_WORKER_OUT_OF_MEMORY') {
+    this.counters.workerDeaths++;
+    const message = err instanceof Error ? err.message : String(err);
+    this.logger.warn({ err, file: filePath }, 'PDF worker process died during a task');
+    // V8 aborts (SIGABRT) on a fatal out-of-memory; the kernel's OOM killer sends SIGKILL.
+    if (/signalCode: `(SIGABRT|SIGKILL)`/.test(message)) {
       const limitMb = this.config.PDF_MAX_HEAP_MB;
       return new DocorchError('TOO_LARGE', `Reading the PDF needs more than the ${limitMb} MiB memory limit`, {
         details: { reason: 'memory', limitMb },
         cause: err,
       });
     }
-    return new DocorchError('BAD_PDF', 'The PDF could not be read: the parser failed', {
+    return new DocorchError('BAD_PDF', 'The PDF could not be read: the parser process failed', {
       details: { reason: 'crash' },
       cause: err,
     });
   }
 
+  /** Logs what PDF.js or V8 printed in a worker (PDF.js errors, fatal out-of-memory reports). */
+  private workerOutput(event: unknown, filePath: string): void {
+    if (typeof event !== 'object' || event === null) return;
+    const { stdout, stderr } = event as { stdout?: unknown; stderr?: unknown };
+    const text = typeof stdout === 'string' ? stdout : typeof stderr === 'string' ? stderr : undefined;
+    if (text === undefined || text.trim() === '') return;
+    this.logger.warn({ file: filePath, output: text.length > 2000 ? `${text.slice(0, 2000)}...` : text.trimEnd() }, 'PDF worker output');
+  }
+
   private absorb(result: ThreadResult, filePath: string): void {
     if (result.unhandledRejections > 0) {
       this.counters.absorbedRejections += result.unhandledRejections;
-      // May belong to an earlier document of the same thread: PDF.js can reject late.
+      // May belong to an earlier document of the same worker: PDF.js can reject late.
       this.logger.info(
         { file: filePath, count: result.unhandledRejections, lastRejection: result.lastRejection },
-        'absorbed unhandled rejections raised by PDF.js in a thread',
+        'absorbed unhandled rejections raised by PDF.js in a worker',
       );
     }
   }
 }
 
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** Rejects with the signal's reason as soon as it aborts, whatever `promise` does. */
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => undefined);
+    return Promise.reject(signal.reason as Error);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err as Error);
+      },
+    );
+  });
+}
 
 /**
  * Splits a selection into contiguous slices: at most `slicePages` each, at least enough to keep
- * every thread busy, a multiple of the thread count so the threads finish together.
+ * every worker busy, a multiple of the worker count so the workers finish together.
  */
-export function planSlices(selected: readonly number[], threads: number, slicePages: number): number[][] {
+export function planSlices(selected: readonly number[], workers: number, slicePages: number): number[][] {
   const n = selected.length;
   if (n === 0) return [];
   const bySize = Math.ceil(n / Math.max(1, slicePages));
-  const byThreads = Math.min(threads, Math.max(1, Math.floor(n / MIN_SLICE_PAGES)));
-  let count = Math.max(bySize, byThreads);
-  if (count > threads) count = Math.ceil(count / threads) * threads;
+  const byWorkers = Math.min(workers, Math.max(1, Math.floor(n / MIN_SLICE_PAGES)));
+  let count = Math.max(bySize, byWorkers);
+  if (count > workers) count = Math.ceil(count / workers) * workers;
   count = Math.min(count, n);
   const slices: number[][] = [];
   for (let i = 0; i < count; i++) {
@@ -300,16 +371,17 @@ export function planSlices(selected: readonly number[], threads: number, slicePa
 }
 
 /**
- * Creates the PDF extractor of a process: a pool of `PDF_THREADS` threads with a
- * `PDF_MAX_HEAP_MB` heap each, a `PDF_TIMEOUT_MS` deadline per call and a `PDF_MAX_TEXT_BYTES`
- * text limit per document. Call `close()` on shutdown.
+ * Creates the PDF extractor of a process: a pool of `PDF_THREADS` worker processes with a
+ * `PDF_MAX_HEAP_MB` heap and a `PDF_MAX_BUFFER_MB` buffer budget each, a `PDF_TIMEOUT_MS`
+ * deadline per call and a `PDF_MAX_TEXT_BYTES` text limit per document. Call `close()` on shutdown.
  *
  * Errors (DocorchError): ENCRYPTED_PDF (password needed); BAD_PDF (not a PDF, corrupt, parser
- * crash, or took longer than the deadline: `details.reason` is `timeout`); TOO_MANY_PAGES;
- * INVALID_PAGE_RANGE / INVALID_REQUEST (page selection); TOO_LARGE (`details.reason` `memory` or
- * `text`); TIMEOUT (deadline passed while every thread was busy with other work, or the caller
- * aborted with a non-DocorchError reason).
+ * crash, or took longer than the deadline: `details.reason` is `timeout`); TOO_MANY_PAGES
+ * (checked right after the document is opened, before any page); INVALID_PAGE_RANGE /
+ * INVALID_REQUEST (page selection); TOO_LARGE (`details.reason` `memory` or `text`); TIMEOUT
+ * (the deadline passed while every worker was busy with other work, or the caller aborted with
+ * a reason that is not a DocorchError; a DocorchError reason is passed through).
  */
-export function createPdfExtractor(config: PdfExtractorConfig, options: CreatePdfExtractorOptions = {}): ThreadedPdfExtractor {
-  return new ThreadedPdfExtractor(config, options);
+export function createPdfExtractor(config: PdfExtractorConfig, options: CreatePdfExtractorOptions = {}): ProcessPdfExtractor {
+  return new ProcessPdfExtractor(config, options);
 }

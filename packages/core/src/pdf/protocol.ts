@@ -1,7 +1,7 @@
 /**
- * Messages between the extractor (calling thread) and its PDF threads. Errors cross the thread
- * boundary as plain data: structured cloning drops an Error's class and custom fields, so the
- * thread sends `{code, message, details}` and the caller rebuilds the DocorchError.
+ * Messages between the extractor (calling process) and its PDF worker processes. Errors cross
+ * the process boundary as plain data: serialisation drops an Error's class and custom fields, so
+ * the worker sends `{code, message, details}` and the caller rebuilds the DocorchError.
  */
 import { DocorchError, type ErrorCode } from '../errors.js';
 import type { ExtractedPage, PdfInfo } from './types.js';
@@ -10,8 +10,8 @@ import type { ExtractedPage, PdfInfo } from './types.js';
 export interface OpenTask {
   kind: 'open';
   path: string;
-  /** Set to 1 by the thread when it starts the task (tells a queued task from a running one). */
-  started: Int32Array;
+  /** Budget of the process's memory outside the JS heap (see ./memory-guard.ts). */
+  maxBufferBytes: number;
   /** Check page count and page range and extract; false for a bare inspection. */
   extract: boolean;
   pages?: string | undefined;
@@ -25,7 +25,7 @@ export interface OpenTask {
 export interface PagesTask {
   kind: 'pages';
   path: string;
-  started: Int32Array;
+  maxBufferBytes: number;
   pages: number[];
   maxTextBytes: number;
 }
@@ -44,9 +44,9 @@ export interface ThreadError {
   details?: Record<string, unknown> | undefined;
 }
 
-/** Counters the thread reports with every answer. */
+/** Counters the worker reports with every answer. */
 export interface ThreadDiagnostics {
-  /** Unhandled promise rejections PDF.js raised in this thread since the previous answer. */
+  /** Unhandled promise rejections PDF.js raised in the worker process since its previous answer. */
   unhandledRejections: number;
   /** Message of the latest of them, for logs. */
   lastRejection?: string | undefined;
@@ -63,12 +63,12 @@ export type ThreadResult =
     } & ThreadDiagnostics)
   | ({ ok: false; error: ThreadError } & ThreadDiagnostics);
 
-/** The thread-side form of an error. */
+/** The worker-side form of an error. */
 export function toThreadError(err: DocorchError): ThreadError {
   return { code: err.code, message: err.message, details: err.details };
 }
 
-/** The caller-side DocorchError of a thread's error. */
+/** The caller-side DocorchError of a worker's error. */
 export function fromThreadError(err: ThreadError): DocorchError {
   return new DocorchError(err.code, err.message, { details: err.details });
 }

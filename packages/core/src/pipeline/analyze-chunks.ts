@@ -1,62 +1,50 @@
 /**
- * Analyses planned chunks of extracted pages under a concurrency cap (p-limit). Each chunk's
- * failure is classified and recorded on that chunk: one bad chunk never fails its siblings.
+ * Analysis of one planned chunk of extracted pages, with its failure classified and recorded on
+ * the chunk: one bad chunk never fails its siblings.
  */
-import pLimit from 'p-limit';
 import type { AnalysisKind, Analyzer, PageText } from '../analysis/types.js';
 import { toDocorchError } from '../errors.js';
 import type { ChunkPlan } from '../jobs/model.js';
 import { chunkResultFrom, failedChunkResult, type ChunkResult } from '../jobs/result.js';
 import type { Logger } from '../telemetry/logger.js';
 
-/** Input of {@link analyzeChunks}. */
-export interface AnalyzeChunksInput {
+/** The document a chunk belongs to, and what to analyse. */
+export interface ChunkContext {
   tenantId: string;
   documentId: string;
-  plan: readonly ChunkPlan[];
   /** Page texts by page number. */
   pageText: ReadonlyMap<number, string>;
   analyses: readonly AnalysisKind[];
-  /** Most chunks analysed at once. */
-  concurrency: number;
   signal?: AbortSignal;
-  /** Called as each chunk finishes (progress). */
-  onChunk?: (result: ChunkResult) => void | Promise<void>;
 }
 
-/** Analyses every chunk; resolves with one result per chunk, in index order. */
-export async function analyzeChunks(analyzer: Analyzer, input: AnalyzeChunksInput, logger: Logger): Promise<ChunkResult[]> {
-  const limit = pLimit(input.concurrency);
-  const results = await Promise.all(
-    input.plan.map((chunk) =>
-      limit(async (): Promise<ChunkResult> => {
-        const log = logger.child({ tenantId: input.tenantId, documentId: input.documentId, chunkIndex: chunk.index });
-        input.signal?.throwIfAborted();
-        const pages: PageText[] = chunk.pages.map((page) => ({ page, text: input.pageText.get(page) ?? '' }));
-        let result: ChunkResult;
-        try {
-          const analysis = await analyzer.analyzeChunk(
-            {
-              tenantId: input.tenantId,
-              documentId: input.documentId,
-              chunkIndex: chunk.index,
-              pages,
-              analyses: input.analyses,
-            },
-            input.signal ? { signal: input.signal } : {},
-          );
-          result = chunkResultFrom(chunk.index, chunk.pages, analysis);
-        } catch (err) {
-          // Aborts (time budget, shutdown) are not chunk failures: let the caller decide.
-          if (input.signal?.aborted) throw input.signal.reason ?? err;
-          const e = toDocorchError(err);
-          log.warn({ err: e, code: e.code }, 'chunk analysis failed');
-          result = failedChunkResult(chunk.index, chunk.pages, { code: e.code, message: e.message });
-        }
-        await input.onChunk?.(result);
-        return result;
-      }),
-    ),
-  );
-  return results;
+/** The pages of a chunk with their text. */
+export function chunkPagesOf(chunk: ChunkPlan, pageText: ReadonlyMap<number, string>): PageText[] {
+  return chunk.pages.map((page) => ({ page, text: pageText.get(page) ?? '' }));
+}
+
+/**
+ * Analyses one chunk. An analyzer error becomes a failed chunk result with its error code; an
+ * abort (time budget, shutdown) is rethrown for the caller to decide.
+ */
+export async function analyzeChunk(analyzer: Analyzer, doc: ChunkContext, chunk: ChunkPlan, logger: Logger): Promise<ChunkResult> {
+  doc.signal?.throwIfAborted();
+  try {
+    const analysis = await analyzer.analyzeChunk(
+      {
+        tenantId: doc.tenantId,
+        documentId: doc.documentId,
+        chunkIndex: chunk.index,
+        pages: chunkPagesOf(chunk, doc.pageText),
+        analyses: doc.analyses,
+      },
+      doc.signal ? { signal: doc.signal } : {},
+    );
+    return chunkResultFrom(chunk.index, chunk.pages, analysis);
+  } catch (err) {
+    if (doc.signal?.aborted) throw doc.signal.reason ?? err;
+    const e = toDocorchError(err);
+    logger.warn({ err: e, code: e.code, tenantId: doc.tenantId, documentId: doc.documentId, chunkIndex: chunk.index }, 'chunk analysis failed');
+    return failedChunkResult(chunk.index, chunk.pages, { code: e.code, message: e.message });
+  }
 }

@@ -4,11 +4,13 @@
 import type { Analyzer } from '../analysis/types.js';
 import { BlobStore } from '../aws/blob-store.js';
 import { createAwsClients, type AwsClients } from '../aws/clients.js';
+import { DeadLetters } from '../aws/dead-letters.js';
 import { FilesTable } from '../aws/files-table.js';
 import { StatusTable } from '../aws/status-table.js';
 import { TenantsTable } from '../aws/tenants-table.js';
 import type { Config } from '../config.js';
 import type { PdfExtractor } from '../pdf/types.js';
+import { Queue } from '../stream/queue.js';
 import type { Logger } from '../telemetry/logger.js';
 
 /** Shared dependencies of the pipeline steps. */
@@ -20,6 +22,9 @@ export interface PipelineContext {
   status: StatusTable;
   files: FilesTable;
   tenants: TenantsTable;
+  deadLetters: DeadLetters;
+  /** Producer of the stream's events. */
+  queue: Queue;
   extractor: PdfExtractor;
   analyzer: Analyzer;
 }
@@ -39,6 +44,8 @@ export function createPipelineContext(
     status: new StatusTable(aws.doc, config.STATUS_TABLE),
     files: new FilesTable(aws.doc, config.FILES_TABLE),
     tenants: new TenantsTable(aws.doc, config.TENANTS_TABLE),
+    deadLetters: new DeadLetters(aws.doc, config.DEAD_LETTERS_TABLE),
+    queue: new Queue(aws.kinesis, config.STREAM_NAME),
     extractor: parts.extractor,
     analyzer: parts.analyzer,
   };

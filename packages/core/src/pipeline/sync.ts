@@ -2,43 +2,56 @@
  * The synchronous path (DESIGN.md section 2): extract in a worker thread, plan chunks, analyse
  * under the concurrency cap, reduce, persist (metadata row, job row, source and result in S3),
  * and return the result. A sync job is stored like any other, so GET works for it later.
+ *
+ * When the time budget runs out, the same job continues on the async path with nothing thrown
+ * away or done twice: finished chunks are stored and counted, chunks being analysed stay claimed
+ * by this process (heartbeated) and are completed when their analysis ends, the rest become
+ * pending chunks published to the stream, and the caller answers 202 with the job.
  */
 import { createReadStream } from 'node:fs';
-import { DocorchError, toDocorchError } from '../errors.js';
-import { resultKey, sourceKey } from '../aws/object-keys.js';
+import { randomBytes } from 'node:crypto';
+import pLimit from 'p-limit';
+import { chunkInputKey, chunkResultKey, resultKey, sourceKey } from '../aws/object-keys.js';
+import { toDocorchError } from '../errors.js';
 import { assembleResult } from '../jobs/assemble.js';
-import type { Job } from '../jobs/model.js';
+import type { ChunkPlan, ChunkStatus, Job } from '../jobs/model.js';
 import { planChunks } from '../jobs/planner.js';
-import type { DocumentResult } from '../jobs/result.js';
+import type { ChunkResult, DocumentResult } from '../jobs/result.js';
 import type { ExtractionResult } from '../pdf/types.js';
-import { analyzeChunks } from './analyze-chunks.js';
+import { analyzeChunk, chunkPagesOf } from './analyze-chunks.js';
 import type { PipelineContext } from './context.js';
+import { holdClaim } from './process-chunk.js';
+import { chunkPartitionKey, type ChunkInputObject } from './split.js';
 import { newDocumentId, type Submission } from './submission.js';
 
 /** Options of {@link runSync}. */
 export interface RunSyncOptions {
-  /** Aborts the request's work (client gone, time budget). */
-  signal?: AbortSignal;
+  /** Time budget in ms; past it the job continues asynchronously. @defaultValue no budget */
+  budgetMs?: number;
   /** Document id to use (tests); a new one by default. */
   documentId?: string;
 }
 
+/** How a sync request ended. */
+export type SyncOutcome =
+  | { kind: 'completed'; documentId: string; result: DocumentResult }
+  | { kind: 'continued'; documentId: string; job: Job };
+
 /** Extracts the submission's pages (validates the PDF); throws BAD_PDF, ENCRYPTED_PDF, ... */
-export async function extractSubmission(ctx: PipelineContext, sub: Submission, signal?: AbortSignal): Promise<ExtractionResult> {
+export async function extractSubmission(ctx: PipelineContext, sub: Submission): Promise<ExtractionResult> {
   return ctx.extractor.extract(sub.filePath, {
     maxPages: ctx.config.MAX_PAGES,
     ...(sub.pages !== undefined ? { pages: sub.pages } : {}),
-    ...(signal ? { signal } : {}),
   });
 }
 
 /**
- * Runs a document through the whole pipeline in-process and returns its result.
- * Validation errors (4xx) are thrown before anything is stored.
+ * Runs a document through the pipeline in-process. Validation errors (4xx) are thrown before
+ * anything is stored.
  */
-export async function runSync(ctx: PipelineContext, sub: Submission, options: RunSyncOptions = {}): Promise<DocumentResult> {
-  const { signal } = options;
-  const extraction = await extractSubmission(ctx, sub, signal);
+export async function runSync(ctx: PipelineContext, sub: Submission, options: RunSyncOptions = {}): Promise<SyncOutcome> {
+  const deadline = options.budgetMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + options.budgetMs;
+  const extraction = await extractSubmission(ctx, sub);
   const documentId = options.documentId ?? newDocumentId();
   const log = ctx.logger.child({ tenantId: sub.tenantId, documentId });
   const plan = planChunks(
@@ -71,9 +84,7 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
   };
 
   // Store the source first: a job row never points at an object that does not exist.
-  await ctx.blobs.upload(ctx.config.UPLOADS_BUCKET, job.sourceKey, createReadStream(sub.filePath), {
-    contentType: 'application/pdf',
-  });
+  await ctx.blobs.upload(ctx.config.UPLOADS_BUCKET, job.sourceKey, createReadStream(sub.filePath), { contentType: 'application/pdf' });
   await ctx.files.putFile({
     tenantId: sub.tenantId,
     documentId,
@@ -88,21 +99,33 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
   await ctx.status.createJob(job);
   log.info({ pages: extraction.pages.length, chunks: plan.length }, 'sync job started');
 
+  const pageText = new Map(extraction.pages.map((p) => [p.page, p.text]));
+  const doc = { tenantId: sub.tenantId, documentId, pageText, analyses: sub.analyses };
+  const done = new Map<number, ChunkResult>();
+  const running = new Map<number, Promise<ChunkResult>>();
+  let handedOff = false;
+  const limit = pLimit(ctx.config.ANALYSIS_CONCURRENCY);
+  const all = Promise.all(
+    plan.map((chunk) =>
+      limit(async () => {
+        if (handedOff) return; // left for the async path
+        const analysis = analyzeChunk(ctx.analyzer, doc, chunk, log);
+        running.set(chunk.index, analysis);
+        const result = await analysis;
+        running.delete(chunk.index);
+        if (!handedOff) done.set(chunk.index, result);
+      }),
+    ),
+  );
+
   try {
-    const pageText = new Map(extraction.pages.map((p) => [p.page, p.text]));
-    const chunks = await analyzeChunks(
-      ctx.analyzer,
-      {
-        tenantId: sub.tenantId,
-        documentId,
-        plan,
-        pageText,
-        analyses: sub.analyses,
-        concurrency: ctx.config.ANALYSIS_CONCURRENCY,
-        ...(signal ? { signal } : {}),
-      },
-      log,
-    );
+    const timedOut = await raceDeadline(all, deadline);
+    if (timedOut) {
+      handedOff = true;
+      limit.clearQueue();
+      return { kind: 'continued', documentId, job: await handOff(ctx, job, plan, pageText, done, running) };
+    }
+    const chunks = plan.map((c) => done.get(c.index) as ChunkResult);
     const succeeded = chunks.filter((c) => c.status === 'succeeded').length;
     await ctx.status.transition(sub.tenantId, documentId, 'assembling', {
       chunksSucceeded: succeeded,
@@ -117,7 +140,7 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
         pagesSelected: extraction.pages.length,
         ...(sub.pages !== undefined ? { pageSelection: sub.pages } : {}),
       },
-      signal ? { signal } : {},
+      { maxFailedChunkRatio: ctx.config.MAX_FAILED_CHUNK_RATIO },
     );
     const key = resultKey(sub.tenantId, documentId);
     await ctx.blobs.putJson(ctx.config.RESULTS_BUCKET, key, result);
@@ -125,20 +148,110 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
       resultKey: key,
       completedAt: new Date().toISOString(),
       ...(result.status === 'failed'
-        ? { error: { code: 'ANALYSIS_FAILED', message: 'Too many chunks failed; see the result for failed pages' } }
+        ? { error: { code: 'ANALYSIS_FAILED', message: 'Too many chunks failed; see failedPages in the result' } }
         : {}),
     });
     log.info({ status: result.status }, 'sync job finished');
-    return result;
+    return { kind: 'completed', documentId, result };
   } catch (err) {
     const e = toDocorchError(err);
     log.error({ err: e, code: e.code }, 'sync job failed');
     await ctx.status
-      .transition(sub.tenantId, documentId, 'failed', {
-        error: { code: e.code, message: e.message },
-        completedAt: new Date().toISOString(),
-      })
+      .transition(sub.tenantId, documentId, 'failed', { error: { code: e.code, message: e.message }, completedAt: new Date().toISOString() })
       .catch((markErr: unknown) => log.error({ err: markErr }, 'could not mark job failed'));
-    throw e instanceof DocorchError ? e : toDocorchError(err);
+    throw e;
   }
+}
+
+/** Resolves true when the deadline passes first, false when `work` settles first. */
+async function raceDeadline(work: Promise<unknown>, deadline: number): Promise<boolean> {
+  if (!Number.isFinite(deadline)) {
+    await work;
+    return false;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<true>((resolve) => {
+    timer = setTimeout(() => resolve(true), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([work.then(() => false as const), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Moves a sync job onto the async path: inputs and finished results to S3, chunk rows committed
+ * (finished ones counted, running ones claimed by this process, the rest pending), `chunk.ready`
+ * published for every unfinished chunk, and running analyses completed in the background.
+ */
+async function handOff(
+  ctx: PipelineContext,
+  job: Job,
+  plan: readonly ChunkPlan[],
+  pageText: ReadonlyMap<number, string>,
+  done: ReadonlyMap<number, ChunkResult>,
+  running: ReadonlyMap<number, Promise<ChunkResult>>,
+): Promise<Job> {
+  const { tenantId, documentId } = job;
+  const log = ctx.logger.child({ tenantId, documentId });
+  const owner = `sync-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const finished = new Map(done);
+  const inFlight = new Map(running);
+  const io = pLimit(16);
+  await Promise.all(
+    plan.map((chunk) =>
+      io(async () => {
+        const result = finished.get(chunk.index);
+        if (result) await ctx.blobs.putJson(ctx.config.RESULTS_BUCKET, chunkResultKey(tenantId, documentId, chunk.index), result);
+        else {
+          await ctx.blobs.putJson(ctx.config.UPLOADS_BUCKET, chunkInputKey(tenantId, documentId, chunk.index), {
+            pages: chunkPagesOf(chunk, pageText),
+          } satisfies ChunkInputObject);
+        }
+      }),
+    ),
+  );
+  const statusOf = (index: number): { status: ChunkStatus; claimOwner?: string } => {
+    const result = finished.get(index);
+    if (result) return { status: result.status };
+    if (inFlight.has(index)) return { status: 'processing', claimOwner: owner };
+    return { status: 'pending' };
+  };
+  const succeeded = [...finished.values()].filter((r) => r.status === 'succeeded').length;
+  const committed = await ctx.status.commitChunks(
+    tenantId,
+    documentId,
+    plan.map((c) => ({ ...c, ...statusOf(c.index) })),
+    { chunksTotal: plan.length, chunksSucceeded: succeeded, chunksFailed: finished.size - succeeded },
+    'processing',
+  );
+  const unfinished = plan.filter((c) => !finished.has(c.index));
+  // Running chunks are published too: should this process die, a worker takes their claims over.
+  await ctx.queue.addBulk(
+    unfinished.map((c) => ({
+      type: 'chunk.ready' as const,
+      payload: { tenantId, documentId, chunkIndex: c.index, attempt: 1, analyses: job.analyses },
+      partitionKey: chunkPartitionKey(documentId, c.index),
+    })),
+  );
+  log.info({ finished: finished.size, running: inFlight.size, pending: unfinished.length - inFlight.size }, 'sync budget spent; continuing asynchronously');
+  for (const [index, analysis] of inFlight) {
+    const held = holdClaim(ctx, { tenantId, documentId, chunkIndex: index }, { owner, counter: 1 }, ctx.config.CHUNK_CLAIM_TIMEOUT_MS, log);
+    void analysis
+      .then(async (result) => {
+        if (held.lost.aborted) return;
+        await ctx.blobs.putJson(ctx.config.RESULTS_BUCKET, chunkResultKey(tenantId, documentId, index), result);
+        await ctx.status.completeChunk(
+          tenantId,
+          documentId,
+          index,
+          held.current(),
+          result.status === 'succeeded' ? { status: 'succeeded' } : { status: 'failed', error: result.error ?? { code: 'INTERNAL', message: '' } },
+        );
+      })
+      .catch((err: unknown) => log.error({ err, chunkIndex: index }, 'could not complete a handed-off chunk; a worker will take it over'))
+      .finally(() => held.stop());
+  }
+  return committed;
 }

@@ -12,6 +12,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const testkitPackage = path.resolve(here, '../../../testkit/package.json');
@@ -31,6 +32,9 @@ export function localDynamoDbClient(endpoint: string): DynamoDBClient {
     region: 'us-east-1',
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     maxAttempts: 3,
+    // Without a request timeout, one stalled request (an overloaded CI box) hangs a test until
+    // its own timeout; with one, the SDK retries it.
+    requestHandler: new NodeHttpHandler({ connectionTimeout: 5_000, requestTimeout: 15_000 }),
   });
 }
 

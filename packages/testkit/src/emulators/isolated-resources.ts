@@ -32,6 +32,8 @@ export function uniqueNames(prefix = 'test'): ResourceNames {
     STATUS_TABLE: `${base}-status`,
     TENANTS_TABLE: `${base}-tenants`,
     LEASES_TABLE: `${base}-leases`,
+    DEAD_LETTERS_TABLE: `${base}-dead`,
+    RATE_LIMIT_TABLE: `${base}-ratelimit`,
     STREAM_NAME: `${base}-events`,
   };
 }

@@ -5,7 +5,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { deflateSync, crc32 } from 'node:zlib';
+import { createDeflate, crc32, deflateSync } from 'node:zlib';
 import PDFDocument from 'pdfkit';
 
 /** What {@link generatePdf} produces. */
@@ -344,4 +344,123 @@ export async function writePdf(path: string, options: GeneratePdfOptions): Promi
   const pdf = await generatePdf(options);
   await writeFile(path, pdf.bytes);
   return pdf;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile fixtures: structurally valid PDFs that attack limits. Written by hand because pdfkit
+// (rightly) cannot produce them; each is a few objects plus a classic xref table.
+
+/** Assembles a PDF from object bodies (object i+1 = bodies[i]; object 1 must be the catalog). */
+function assemblePdf(bodies: readonly Buffer[]): Buffer {
+  const parts: Buffer[] = [Buffer.from('%PDF-1.7\n%\xe2\xe3\xcf\xd3\n', 'latin1')];
+  let offset = parts[0]!.length;
+  const offsets: number[] = [];
+  bodies.forEach((body, i) => {
+    offsets.push(offset);
+    const chunk = Buffer.concat([Buffer.from(`${i + 1} 0 obj\n`), body, Buffer.from('\nendobj\n')]);
+    parts.push(chunk);
+    offset += chunk.length;
+  });
+  const xref = [`xref\n0 ${bodies.length + 1}\n0000000000 65535 f \n`];
+  for (const o of offsets) xref.push(`${String(o).padStart(10, '0')} 00000 n \n`);
+  xref.push(`trailer\n<< /Size ${bodies.length + 1} /Root 1 0 R >>\nstartxref\n${offset}\n%%EOF\n`);
+  parts.push(Buffer.from(xref.join(''), 'latin1'));
+  return Buffer.concat(parts);
+}
+
+function streamObject(dict: string, data: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`<< ${dict} /Length ${data.length} >>\nstream\n`, 'latin1'), data, Buffer.from('\nendstream')]);
+}
+
+/**
+ * A valid PDF of `pages` blank pages, cheap to build (200,000 pages: about 13 MB in 0.2 s).
+ * For page-count limits: a reader should refuse it from the page count, without touching pages.
+ */
+export function generateBlankPagesPdf(pages: number): Buffer {
+  if (!Number.isInteger(pages) || pages < 1 || pages > 1_000_000) throw new RangeError(`pages must be in 1..1000000, got ${pages}`);
+  const bodies: Buffer[] = [Buffer.from('<< /Type /Catalog /Pages 2 0 R >>')];
+  const kids: string[] = [];
+  for (let i = 0; i < pages; i++) kids.push(`${i + 3} 0 R`);
+  bodies.push(Buffer.from(`<< /Type /Pages /Count ${pages} /MediaBox [0 0 612 792] /Kids [${kids.join(' ')}] >>`));
+  const page = Buffer.from('<< /Type /Page /Parent 2 0 R >>');
+  for (let i = 0; i < pages; i++) bodies.push(page);
+  return assemblePdf(bodies);
+}
+
+/** Deflates `size` bytes made of `unit` repeated, without holding them in memory. */
+async function deflateRepeated(unit: Buffer, size: number, prefix = Buffer.alloc(0), suffix = Buffer.alloc(0)): Promise<Buffer> {
+  const deflate = createDeflate({ level: 9 });
+  const out: Buffer[] = [];
+  deflate.on('data', (c: Buffer) => out.push(c));
+  const done = new Promise<void>((resolve, reject) => {
+    deflate.on('end', resolve);
+    deflate.on('error', reject);
+  });
+  const block = Buffer.alloc(Math.max(unit.length, Math.floor((1 << 20) / unit.length) * unit.length));
+  for (let i = 0; i < block.length; i += unit.length) unit.copy(block, i);
+  const write = (b: Buffer) =>
+    new Promise<void>((resolve) => {
+      if (deflate.write(b)) resolve();
+      else deflate.once('drain', resolve);
+    });
+  await write(prefix);
+  for (let written = 0; written < size; written += block.length) await write(block);
+  await write(suffix);
+  deflate.end();
+  await done;
+  return Buffer.concat(out);
+}
+
+/** What {@link generateBombPdf} attacks. */
+export type BombKind =
+  /** A Flate content stream that inflates to `decodedBytes` of whitespace (memory outside the JS heap). */
+  | 'decompression'
+  /** An embedded font program that inflates to `decodedBytes` (decoded synchronously by PDF.js). */
+  | 'font'
+  /** A content stream holding one array with `decodedBytes / 2` numbers (memory inside the JS heap). */
+  | 'heap'
+  /** A content stream showing `decodedBytes` of text (text limits). */
+  | 'text';
+
+/**
+ * A one-page PDF of a few MB at most that expands to `decodedBytes` when read (default 1 GiB).
+ * @param decodedBytes - decoded size; 1 GiB deflates to about 1 MB.
+ */
+export async function generateBombPdf(kind: BombKind, decodedBytes = 1 << 30): Promise<Buffer> {
+  const catalog = Buffer.from('<< /Type /Catalog /Pages 2 0 R >>');
+  const pagesTree = Buffer.from('<< /Type /Pages /Count 1 /Kids [3 0 R] >>');
+  const page = Buffer.from(
+    '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>',
+  );
+  const helvetica = Buffer.from('<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>');
+  switch (kind) {
+    case 'decompression': {
+      const data = await deflateRepeated(Buffer.from(' '), decodedBytes, Buffer.from('BT /F1 12 Tf 72 720 Td (bomb) Tj ET '));
+      return assemblePdf([catalog, pagesTree, page, streamObject('/Filter /FlateDecode', data), helvetica]);
+    }
+    case 'text': {
+      const line = Buffer.from(`(${'All work and no play makes Jack a dull boy. '.repeat(20)}) Tj T* `, 'latin1');
+      const data = await deflateRepeated(line, decodedBytes, Buffer.from('BT /F1 10 Tf 12 TL 36 756 Td '), Buffer.from(' ET'));
+      return assemblePdf([catalog, pagesTree, page, streamObject('/Filter /FlateDecode', data), helvetica]);
+    }
+    case 'heap': {
+      const data = await deflateRepeated(Buffer.from('0 '), decodedBytes, Buffer.from('BT /F1 12 Tf 72 720 Td ['), Buffer.from('] TJ ET'));
+      return assemblePdf([catalog, pagesTree, page, streamObject('/Filter /FlateDecode', data), helvetica]);
+    }
+    case 'font': {
+      const data = await deflateRepeated(Buffer.alloc(1), decodedBytes);
+      const content = Buffer.from('BT /F1 12 Tf 72 720 Td (font bomb) Tj ET');
+      return assemblePdf([
+        catalog,
+        pagesTree,
+        page,
+        streamObject('', content),
+        Buffer.from('<< /Type /Font /Subtype /TrueType /BaseFont /Bomb /FirstChar 32 /LastChar 126 /FontDescriptor 6 0 R >>'),
+        Buffer.from(
+          '<< /Type /FontDescriptor /FontName /Bomb /Flags 32 /FontBBox [0 0 1000 1000] /ItalicAngle 0 /Ascent 800 /Descent -200 /CapHeight 700 /StemV 80 /FontFile2 7 0 R >>',
+        ),
+        streamObject(`/Filter /FlateDecode /Length1 ${decodedBytes}`, data),
+      ]);
+    }
+  }
 }

@@ -56,20 +56,33 @@ async function main(): Promise<void> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...emulators.env, NODE_ENV: process.env.NODE_ENV ?? 'development' };
   const config = loadConfig(env);
   const aws = createAwsClients(config);
-  await ensureResources(aws, config, { shardCount: config.STREAM_SHARDS });
+  await ensureResources(aws, config, { shardCount: config.SHARDS });
   const apiKey = await devApiKey(new TenantsTable(aws.doc, config.TENANTS_TABLE));
   aws.destroy();
 
   const supervisor = new Supervisor(logger);
   const baseUrl = `http://${config.HOST}:${config.PORT}`;
   supervisor.start({ name: 'api', script: path.join(root, 'services/api/dist/main.js'), env });
+  // Workers and the aggregator get their own HTTP ports (health, metrics) next to the API's.
+  for (let i = 1; i <= config.WORKERS; i++) {
+    supervisor.start({
+      name: `worker-${i}`,
+      script: path.join(root, 'services/worker/dist/main.js'),
+      env: { ...env, WORKER_PORT: String(config.PORT + 10 + i), WORKER_ID: `local-worker-${i}` },
+    });
+  }
+  supervisor.start({
+    name: 'aggregator',
+    script: path.join(root, 'services/aggregator/dist/main.js'),
+    env: { ...env, PORT: String(config.PORT + 10) },
+  });
   await waitForHealth(`${baseUrl}/healthz`, 60_000);
 
   process.stdout.write(
     [
       '',
       'docorch local stack is up',
-      `  API:      ${baseUrl}`,
+      `  API:      ${baseUrl}   (${config.WORKERS} workers on ${config.SHARDS} shards, aggregator on :${config.PORT + 10})`,
       `  API key:  ${apiKey}   (also in ${path.relative(process.cwd(), path.join(dataDir, 'dev-api-key'))})`,
       `  S3:       ${emulators.endpoints.s3}   DynamoDB: ${emulators.endpoints.dynamodb}   Kinesis: ${emulators.endpoints.kinesis}`,
       `  Data:     ${dataDir}`,

@@ -8,9 +8,14 @@ import { z } from 'zod';
 import {
   ANALYSIS_KINDS,
   DocorchError,
+  TERMINAL_STATUSES,
+  deleteDocument,
   isPageRangeSyntax,
+  parsePageRange,
   progressOf,
   runSync,
+  sleep,
+  submitAsync,
   type AnalysisKind,
   type Job,
   type PipelineContext,
@@ -21,6 +26,9 @@ import { problem } from '../problem.js';
 import { pdfUpload, storedUpload } from '../upload.js';
 
 const DOCUMENT_ID = /^[A-Za-z0-9_-]{8,64}$/;
+/** Longest `?wait=` accepted, in seconds (below common proxy idle timeouts). */
+const MAX_WAIT_SECONDS = 30;
+const LONG_POLL_INTERVAL_MS = 500;
 
 /** The form fields of an upload (multipart text parts). */
 function optionsSchema(defaultPagesPerChunk: number) {
@@ -90,9 +98,6 @@ export function documentsRouter(ctx: PipelineContext): Router {
           });
         }
         const opts = parsed.data;
-        if (opts.mode === 'async') {
-          throw problem('INVALID_REQUEST', 'mode=async is not available on this deployment yet; use mode=sync');
-        }
         const sub: Submission = {
           tenantId: tenantOf(req).tenantId,
           filePath: upload.path,
@@ -105,9 +110,31 @@ export function documentsRouter(ctx: PipelineContext): Router {
           ...(opts.pages !== undefined ? { pages: opts.pages } : {}),
           ...(opts.webhookUrl !== undefined ? { webhookUrl: opts.webhookUrl } : {}),
         };
-        const result = await runSync(ctx, sub, { signal: AbortSignal.timeout(ctx.config.SYNC_TIMEOUT_MS) });
-        res.setHeader('Location', `/v1/documents/${result.documentId}`);
-        res.status(200).json(result);
+        if (opts.mode !== 'sync') {
+          // Validate before choosing a path, so a bad file is a 4xx now rather than a failed job later.
+          const info = await ctx.extractor.inspect(upload.path);
+          if (info.pageCount > ctx.config.MAX_PAGES) {
+            throw new DocorchError('TOO_MANY_PAGES', `The PDF has ${info.pageCount} pages; the limit is ${ctx.config.MAX_PAGES}`, {
+              details: { pageCount: info.pageCount, maxPages: ctx.config.MAX_PAGES },
+            });
+          }
+          const pagesSelected = parsePageRange(opts.pages, info.pageCount).length;
+          const small = upload.size <= ctx.config.SYNC_MAX_BYTES && pagesSelected <= ctx.config.SYNC_MAX_PAGES;
+          if (opts.mode === 'async' || !small) {
+            const job = await submitAsync(ctx, sub, { ...info, pagesSelected });
+            res.setHeader('Location', `/v1/documents/${job.documentId}`);
+            res.status(202).json({ id: job.documentId, status: job.status, links: jobView(job).links });
+            return;
+          }
+        }
+        const outcome = await runSync(ctx, sub, { budgetMs: ctx.config.SYNC_TIMEOUT_MS });
+        res.setHeader('Location', `/v1/documents/${outcome.documentId}`);
+        if (outcome.kind === 'completed') {
+          res.status(200).json(outcome.result);
+        } else {
+          // The time budget ran out: the same job continues on the async path.
+          res.status(202).json({ id: outcome.documentId, status: outcome.job.status, links: jobView(outcome.job).links });
+        }
       } finally {
         if (upload) await rm(upload.path, { force: true });
       }
@@ -126,7 +153,23 @@ export function documentsRouter(ctx: PipelineContext): Router {
   });
 
   router.get('/:id', async (req: Request, res: Response) => {
-    res.json(jobView(await loadJob(ctx, req)));
+    const wait = z.coerce.number().min(0).max(MAX_WAIT_SECONDS).default(0).safeParse(req.query.wait);
+    if (!wait.success) throw problem('INVALID_REQUEST', `wait must be a number of seconds from 0 to ${MAX_WAIT_SECONDS}`);
+    let job = await loadJob(ctx, req);
+    // Long-poll: answer when the job is finished or the wait is over (or the client left).
+    const deadline = Date.now() + wait.data * 1000;
+    while (!TERMINAL_STATUSES.has(job.status) && Date.now() < deadline && !req.socket.destroyed) {
+      await sleep(Math.min(LONG_POLL_INTERVAL_MS, Math.max(0, deadline - Date.now())));
+      job = (await ctx.status.getJob(job.tenantId, job.documentId)) ?? job;
+    }
+    res.json(jobView(job));
+  });
+
+  router.delete('/:id', async (req: Request, res: Response) => {
+    const job = await loadJob(ctx, req);
+    const outcome = await deleteDocument(ctx, job.tenantId, job.documentId);
+    if (outcome.kind === 'cancelled') res.status(200).json(jobView(outcome.job));
+    else res.status(204).end();
   });
 
   router.get('/:id/result', async (req: Request, res: Response) => {

@@ -3,7 +3,8 @@
  * analyzer's worker threads (./analyze-thread.ts) and are exported for direct unit tests.
  *
  * - summary: extractive; the most central sentences (TextRank over BM25 vectors, ./rank.ts),
- *   near-duplicates skipped, kept in document order, bounded in count and characters.
+ *   redundancy penalised (maximal marginal relevance), near-duplicates and running headers
+ *   skipped, kept in document order, bounded in count and characters.
  * - key points: salient sentences other than the summary's, favouring those that name
  *   things (proper nouns, numbers, dates, amounts), in document order, trimmed.
  * - entities: ./entities.ts; sentiment: ./sentiment.ts.

@@ -104,6 +104,7 @@ export class LeaseCoordinator extends EventEmitter<LeaseCoordinatorEvents> {
       // Not fatal (as in the KCL): leases this worker id still owns expire and are taken again.
       this.report(err, { loop: 'initialize' });
     }
+    if (this.lifecycle !== 'running') return; // stopped during initialisation
     this.scheduleRenew(0);
     this.scheduleTake(0);
   }

@@ -1,0 +1,118 @@
+/**
+ * Final assembly (DESIGN.md section 2, aggregator): when every chunk of a job is counted, claim
+ * the assembly with a conditional update, reduce the chunk results into the document result,
+ * write it under its deterministic key, and finish the job with a conditional update.
+ *
+ * Timeline of the claim (Powertools' idempotency record, in one conditional write):
+ *   processing --claim(owner, at)--> assembling --finish--> completed | completed_with_errors | failed
+ * A second delivery, or a parallel invocation, finds `assembling` with another owner and backs
+ * off (reported as a retryable failure so the event source retries it later); it takes over only
+ * when the claim is older than `staleAfterMs` (the owner died). A finished job is never touched.
+ */
+import pLimit from 'p-limit';
+import { chunkResultKey, resultKey } from '../aws/object-keys.js';
+import { DocorchError, isDocorchError } from '../errors.js';
+import { assembleResult, type AssembleOptions } from '../jobs/assemble.js';
+import type { Job } from '../jobs/model.js';
+import { failedChunkResult, type ChunkResult, type DocumentResult } from '../jobs/result.js';
+import type { PipelineContext } from './context.js';
+
+/** Options of {@link assembleJob}. */
+export interface AssembleJobOptions extends AssembleOptions {
+  /** Who claims (Lambda request id, poller id). */
+  owner: string;
+  /** A claim older than this (wall clock, across hosts) may be taken over. @defaultValue 900000 (15 min, the Lambda maximum) */
+  staleAfterMs?: number;
+}
+
+/** What {@link assembleJob} did. */
+export type AssembleOutcome =
+  | { kind: 'assembled'; result: DocumentResult }
+  /** Not ready (chunks outstanding), or already finished: nothing to do. */
+  | { kind: 'not-ready' | 'finished' };
+
+/** True when every chunk of a processing job has been counted. */
+export function isReadyToAssemble(job: Pick<Job, 'status' | 'chunksTotal' | 'chunksSucceeded' | 'chunksFailed'>): boolean {
+  return job.status === 'processing' && job.chunksTotal > 0 && job.chunksSucceeded + job.chunksFailed >= job.chunksTotal;
+}
+
+/**
+ * Assembles a job if it is ready. Throws DocorchError('CONFLICT') while another owner's fresh
+ * claim is in progress, so the caller reports the record for a later retry.
+ */
+export async function assembleJob(
+  ctx: PipelineContext,
+  tenantId: string,
+  documentId: string,
+  options: AssembleJobOptions,
+): Promise<AssembleOutcome> {
+  const log = ctx.logger.child({ tenantId, documentId, owner: options.owner });
+  const job = await ctx.status.getJob(tenantId, documentId);
+  if (!job) return { kind: 'finished' };
+  if (job.status === 'assembling') {
+    const claimedAt = Date.parse(job.assemblyClaimedAt ?? '');
+    const stale = !Number.isFinite(claimedAt) || Date.now() - claimedAt > (options.staleAfterMs ?? 900_000);
+    if (job.assemblyOwner !== options.owner && !stale) {
+      throw new DocorchError('CONFLICT', `assembly of ${documentId} in progress by ${job.assemblyOwner ?? 'unknown'}`);
+    }
+    if (!(await ctx.status.reclaimAssembly(tenantId, documentId, job.assemblyOwner, options.owner))) {
+      throw new DocorchError('CONFLICT', `assembly of ${documentId} was claimed by someone else`);
+    }
+    log.warn({ previousOwner: job.assemblyOwner }, 'took over a stale assembly');
+  } else if (isReadyToAssemble(job)) {
+    try {
+      await ctx.status.transition(tenantId, documentId, 'assembling', {
+        assemblyOwner: options.owner,
+        assemblyClaimedAt: new Date().toISOString(),
+      });
+    } catch (err) {
+      // Someone else claimed (or finished) it between our read and write.
+      if (isDocorchError(err, 'CONFLICT')) return assembleJob(ctx, tenantId, documentId, options);
+      throw err;
+    }
+  } else {
+    return { kind: TERMINAL.has(job.status) ? 'finished' : 'not-ready' };
+  }
+
+  const chunks = await loadChunkResults(ctx, job);
+  const result = await assembleResult(
+    {
+      documentId,
+      analyzer: ctx.analyzer,
+      chunks,
+      pageCount: job.pageCount ?? 0,
+      pagesSelected: job.pagesSelected ?? 0,
+      ...(job.pageSelection !== undefined ? { pageSelection: job.pageSelection } : {}),
+    },
+    options,
+  );
+  const key = resultKey(tenantId, documentId);
+  await ctx.blobs.putJson(ctx.config.RESULTS_BUCKET, key, result);
+  await ctx.status.finishAssembly(tenantId, documentId, options.owner, result.status, {
+    resultKey: key,
+    completedAt: new Date().toISOString(),
+    ...(result.status === 'failed'
+      ? { error: { code: 'ANALYSIS_FAILED', message: `${job.chunksFailed} of ${job.chunksTotal} chunks failed; see failedPages in the result` } }
+      : {}),
+  });
+  log.info({ status: result.status, chunks: chunks.length }, 'document assembled');
+  return { kind: 'assembled', result };
+}
+
+const TERMINAL = new Set(['completed', 'completed_with_errors', 'failed', 'cancelled']);
+
+/** Reads every chunk's result; a missing one (should not happen) counts as a failed chunk. */
+async function loadChunkResults(ctx: PipelineContext, job: Job): Promise<ChunkResult[]> {
+  const rows = await ctx.status.listChunks(job.tenantId, job.documentId);
+  const limit = pLimit(32);
+  return Promise.all(
+    rows.map((row) =>
+      limit(async () => {
+        const stored = await ctx.blobs.getJson<ChunkResult>(ctx.config.RESULTS_BUCKET, chunkResultKey(job.tenantId, job.documentId, row.index));
+        if (stored) return stored;
+        const pages = Array.from({ length: row.lastPage - row.firstPage + 1 }, (_, i) => row.firstPage + i);
+        return failedChunkResult(row.index, pages, { code: 'INTERNAL', message: 'chunk result missing' });
+      }),
+    ),
+  );
+}

@@ -1,0 +1,223 @@
+/**
+ * `chunk.ready` (DESIGN.md section 2, step 2): claim the chunk, analyse it under the worker's
+ * concurrency cap, write its result to S3, and mark it done while counting it on the job, in one
+ * transaction. Failures are classified: retryable ones are retried with backoff here, then the
+ * chunk is handed back and re-published with `attempt + 1`; after `maxAttempts`, or at once for
+ * a terminal error, the chunk is marked failed with its error code and the record dead-lettered.
+ *
+ * The claim is a small lease (BullMQ's job lock, KCL's lease): the holder heartbeats by bumping
+ * `claimCounter`; a redelivered record that finds a claim waits, and takes it over only after the
+ * counter stood still for `claimTimeoutMs` on its own monotonic clock. A killed worker's chunks
+ * are therefore picked up again, and a paused (zombie) worker can never count a chunk twice.
+ */
+import type { LimitFunction } from 'p-limit';
+import { chunkInputKey, chunkResultKey } from '../aws/object-keys.js';
+import type { ChunkRow } from '../aws/status-table.js';
+import { DocorchError, toDocorchError } from '../errors.js';
+import { chunkResultFrom, failedChunkResult, type ChunkResult } from '../jobs/result.js';
+import { backoffPolicy, sleep, withRetry, type BackoffPolicy } from '../retry/backoff.js';
+import { systemClock, type Clock } from '../stream/leases/clock.js';
+import type { EventPayload, StreamEvent } from '../stream/events.js';
+import type { PipelineContext } from './context.js';
+import type { ChunkInputObject } from './split.js';
+import { chunkPartitionKey } from './split.js';
+
+/** Options of {@link processChunk}. */
+export interface ChunkProcessorOptions {
+  /** This worker's id (claim owner). */
+  workerId: string;
+  /** The worker's analysis cap: every analysis runs inside it. */
+  limit: LimitFunction;
+  /** A claim whose counter stands still this long is taken over. @defaultValue 30000 */
+  claimTimeoutMs?: number;
+  /** Deliveries of a chunk before it is failed and dead-lettered. @defaultValue 3 */
+  maxAttempts?: number;
+  /** Retries of a retryable failure within one delivery. @defaultValue 3 attempts, 500 ms base, 10 s cap */
+  retry?: Partial<BackoffPolicy>;
+  /** Monotonic clock for claim expiry. @defaultValue systemClock */
+  clock?: Clock;
+  /** Shutdown: stops waiting and aborts the analysis (the chunk is handed back). */
+  signal?: AbortSignal;
+  /** Observes each analysis (metrics, tests). */
+  onAnalysis?: (event: { phase: 'start' | 'end'; documentId: string; chunkIndex: number; ok?: boolean }) => void;
+}
+
+/** What happened to the record. */
+export type ChunkOutcome = 'succeeded' | 'failed' | 'requeued' | 'skipped';
+
+/** Handles one `chunk.ready` record. Resolves when the record may be checkpointed. */
+export async function processChunk(
+  ctx: PipelineContext,
+  event: StreamEvent<'chunk.ready'>,
+  options: ChunkProcessorOptions,
+): Promise<ChunkOutcome> {
+  const p = event.payload;
+  const log = ctx.logger.child({ tenantId: p.tenantId, documentId: p.documentId, chunkIndex: p.chunkIndex, attempt: p.attempt });
+  const claimTimeoutMs = options.claimTimeoutMs ?? 30_000;
+  const clock = options.clock ?? systemClock;
+  const maxAttempts = options.maxAttempts ?? 3;
+
+  const row = await acquire(ctx, p, options.workerId, claimTimeoutMs, clock, options.signal);
+  if (!row) return 'skipped';
+
+  // Heartbeat while we work; losing the claim aborts the analysis (someone else owns it now).
+  const held = holdClaim(ctx, p, { owner: options.workerId, counter: row.claimCounter }, claimTimeoutMs, log);
+  const lost = held.lost;
+  const signal = options.signal ? AbortSignal.any([options.signal, lost]) : lost;
+
+  try {
+    let result: ChunkResult;
+    try {
+      const input = await ctx.blobs.getJson<ChunkInputObject>(ctx.config.UPLOADS_BUCKET, chunkInputKey(p.tenantId, p.documentId, p.chunkIndex));
+      if (!input) throw new DocorchError('INTERNAL', 'chunk input missing from S3');
+      const pages = input.pages.map((pg) => pg.page);
+      const analysis = await withRetry(
+        () =>
+          options.limit(async () => {
+            signal.throwIfAborted();
+            options.onAnalysis?.({ phase: 'start', documentId: p.documentId, chunkIndex: p.chunkIndex });
+            let ok = false;
+            try {
+              const out = await ctx.analyzer.analyzeChunk(
+                { tenantId: p.tenantId, documentId: p.documentId, chunkIndex: p.chunkIndex, pages: input.pages, analyses: p.analyses },
+                { signal },
+              );
+              ok = true;
+              return out;
+            } finally {
+              options.onAnalysis?.({ phase: 'end', documentId: p.documentId, chunkIndex: p.chunkIndex, ok });
+            }
+          }),
+        {
+          policy: { maxAttempts: 3, baseMs: 500, capMs: 10_000, ...options.retry },
+          shouldRetry: (err) => !signal.aborted && toDocorchError(err).retry !== 'terminal',
+          retryAfterMs: (err) => toDocorchError(err).retryAfterMs,
+          onRetry: (err, attempt, delayMs) => log.warn({ err, attempt, delayMs }, 'chunk analysis failed; retrying'),
+          signal,
+        },
+      );
+      result = chunkResultFrom(p.chunkIndex, pages, analysis);
+    } catch (err) {
+      if (signal.aborted) {
+        // Shutdown or lost claim: hand the chunk back untouched (a lost claim is someone else's now).
+        if (!lost.aborted) await ctx.status.releaseChunk(p.tenantId, p.documentId, p.chunkIndex, held.current(), p.attempt).catch(() => false);
+        throw signal.reason ?? err;
+      }
+      const e = toDocorchError(err);
+      if (e.retry !== 'terminal' && p.attempt < maxAttempts) {
+        // Hand back and re-publish: another delivery (maybe another worker) tries again later.
+        if (await ctx.status.releaseChunk(p.tenantId, p.documentId, p.chunkIndex, held.current(), p.attempt + 1)) {
+          await ctx.queue.add(
+            'chunk.ready',
+            { ...p, attempt: p.attempt + 1 },
+            { partitionKey: chunkPartitionKey(p.documentId, p.chunkIndex) },
+          );
+          log.warn({ code: e.code, err: e }, 'chunk re-published for another attempt');
+          return 'requeued';
+        }
+        return 'skipped';
+      }
+      log.error({ code: e.code, err: e }, 'chunk failed');
+      const inputPages = await chunkPages(ctx, p);
+      result = failedChunkResult(p.chunkIndex, inputPages, { code: e.code, message: e.message });
+      await ctx.deadLetters.put({
+        id: event.id,
+        tenantId: p.tenantId,
+        documentId: p.documentId,
+        code: e.code,
+        message: e.message,
+        record: event,
+      });
+    }
+    await ctx.blobs.putJson(ctx.config.RESULTS_BUCKET, chunkResultKey(p.tenantId, p.documentId, p.chunkIndex), result);
+    const counted = await ctx.status.completeChunk(
+      p.tenantId,
+      p.documentId,
+      p.chunkIndex,
+      held.current(),
+      result.status === 'succeeded' ? { status: 'succeeded' } : { status: 'failed', error: result.error ?? { code: 'INTERNAL', message: '' } },
+    );
+    if (!counted) {
+      log.warn('chunk finished but its claim or job moved on; not counted');
+      return 'skipped';
+    }
+    return result.status;
+  } finally {
+    held.stop();
+  }
+}
+
+/** A chunk claim kept alive by heartbeats. */
+export interface HeldClaim {
+  /** The claim as of the last heartbeat (owner and counter for conditional writes). */
+  current(): { owner: string; counter: number };
+  /** Aborted when a heartbeat finds the claim taken over. */
+  lost: AbortSignal;
+  stop(): void;
+}
+
+/** Heartbeats a claim every `claimTimeoutMs / 3` until stopped or lost. */
+export function holdClaim(
+  ctx: PipelineContext,
+  key: { tenantId: string; documentId: string; chunkIndex: number },
+  claim: { owner: string; counter: number },
+  claimTimeoutMs: number,
+  log: PipelineContext['logger'],
+): HeldClaim {
+  let current = claim;
+  const lost = new AbortController();
+  const timer = setInterval(() => {
+    void ctx.status
+      .heartbeatChunk(key.tenantId, key.documentId, key.chunkIndex, current.owner, current.counter)
+      .then((counter) => {
+        if (counter === undefined) {
+          log.warn('chunk claim lost; abandoning the analysis');
+          lost.abort(new DocorchError('CONFLICT', 'chunk claim lost'));
+          clearInterval(timer);
+        } else current = { ...current, counter };
+      })
+      .catch((err: unknown) => log.warn({ err }, 'chunk heartbeat failed'));
+  }, Math.max(50, Math.floor(claimTimeoutMs / 3)));
+  timer.unref();
+  return { current: () => current, lost: lost.signal, stop: () => clearInterval(timer) };
+}
+
+/** The chunk's page numbers from its row (used when the input itself is unreadable). */
+async function chunkPages(ctx: PipelineContext, p: EventPayload<'chunk.ready'>): Promise<number[]> {
+  const row = await ctx.status.getChunk(p.tenantId, p.documentId, p.chunkIndex);
+  if (!row) return [];
+  return Array.from({ length: row.lastPage - row.firstPage + 1 }, (_, i) => row.firstPage + i);
+}
+
+/**
+ * Claims the chunk, waiting out another worker's live claim. Returns the claimed row, or
+ * undefined when there is nothing to do (already done, job inactive).
+ */
+async function acquire(
+  ctx: PipelineContext,
+  p: EventPayload<'chunk.ready'>,
+  workerId: string,
+  claimTimeoutMs: number,
+  clock: Clock,
+  signal: AbortSignal | undefined,
+): Promise<ChunkRow | undefined> {
+  let seen: { counter: number; since: number } | undefined;
+  const poll = backoffPolicy({ baseMs: Math.max(20, Math.floor(claimTimeoutMs / 10)), capMs: Math.max(20, Math.floor(claimTimeoutMs / 3)) });
+  for (;;) {
+    const takeOver = seen && clock.nowMs() - seen.since >= claimTimeoutMs ? seen.counter : undefined;
+    const outcome = await ctx.status.claimChunk(p.tenantId, p.documentId, p.chunkIndex, workerId, p.attempt, takeOver);
+    switch (outcome.kind) {
+      case 'claimed':
+        return outcome.row;
+      case 'done':
+      case 'job-inactive':
+        return undefined;
+      case 'busy': {
+        if (outcome.row.attempt > p.attempt) return undefined; // a later delivery owns it
+        if (outcome.row.status === 'pending') continue; // released meanwhile: claim it now
+        if (!seen || seen.counter !== outcome.row.claimCounter) seen = { counter: outcome.row.claimCounter, since: clock.nowMs() };
+        await sleep(poll.capMs, signal);
+      }
+    }
+  }
+}

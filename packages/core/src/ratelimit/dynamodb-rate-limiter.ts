@@ -1,0 +1,217 @@
+/**
+ * The fleet-wide model rate limit (issue 4): Gemini quotas (requests and input tokens per
+ * minute) are per project, so every worker and the sync path draw from one budget, kept as one
+ * small row in DynamoDB (RATE_LIMIT_TABLE, key `pk` = the bucket name).
+ *
+ * Algorithm: ./gcra.ts (a token bucket as a theoretical arrival time per dimension). Each
+ * acquire reads the row (strongly consistent), reserves the earliest conforming instant, writes
+ * the new state with a condition on the row's `version` (optimistic concurrency; on a lost race it
+ * re-reads and recomputes), then sleeps until its instant. One successful write per grant; a
+ * waiter never polls the table, and waiters are served in the order their writes landed.
+ *
+ * Clocks: refill is wall-clock time, because buckets refill in real time across hosts. The state
+ * holds absolute instants and every update takes `max(stored instant, local now)`, so a host
+ * whose clock is behind only waits longer, and a host whose clock is ahead by `s` ms can gain at
+ * most `s` ms of refill (never more than one bucket's capacity). The window is padded by
+ * `marginMs` (default 1/60 of the window, i.e. 1 s per minute), which absorbs that skew
+ * (hosts synced by NTP / Amazon Time Sync are within milliseconds) and the lateness between a
+ * reserved instant and the request's arrival at the server (the conditional write's latency when
+ * the slot is immediate, timer lag, the network). The guarantee is therefore: at most the limit
+ * in any window as the server sees it, as long as that lateness varies by less than `marginMs`.
+ */
+import { GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { RATE_LIMIT_TABLE_KEYS } from '../aws/resources.js';
+import type { Config } from '../config.js';
+import { DocorchError } from '../errors.js';
+import { sleep as defaultSleep } from '../retry/backoff.js';
+import { FULL_BUCKET, charge, defaultTokenBurst, reserve, validateParams, type BucketState, type RateLimitParams } from './gcra.js';
+import type { RateLimiter } from './types.js';
+
+/** Options of {@link DynamoDbRateLimiter}. */
+export interface DynamoDbRateLimiterOptions {
+  /** Document client of the table. */
+  doc: DynamoDBDocumentClient;
+  /** The table (config `RATE_LIMIT_TABLE`); key attribute `pk` (S). */
+  tableName: string;
+  /** Name of the bucket (the row's `pk`); processes sharing a quota use the same name, e.g. `gemini#gemini-2.5-flash`. */
+  bucket: string;
+  /** Requests allowed in any window (config `GEMINI_RPM`). */
+  requestsPerWindow: number;
+  /** Input tokens allowed in any window (config `GEMINI_TPM`). */
+  tokensPerWindow: number;
+  /** The quota's window in ms; tests shorten it. @defaultValue 60000 */
+  windowMs?: number;
+  /** Padding of the window against clock skew and network jitter, in ms. @defaultValue windowMs / 60 */
+  marginMs?: number;
+  /** Requests that may go back to back after an idle period; 1 paces requests evenly. @defaultValue 1 */
+  requestBurst?: number;
+  /**
+   * The token bucket's capacity: tokens that may go back to back after an idle period. Keep it at
+   * least the largest request's input tokens: a request above it waits for a full bucket and
+   * then still costs its whole size, so it is admitted correctly but slowly. The sustained rate
+   * is `(tokensPerWindow - tokenBurst + 1)` per window.
+   * @defaultValue ceil(tokensPerWindow / 20), i.e. 5% of the quota (50 000 of 1 000 000)
+   */
+  tokenBurst?: number;
+  /**
+   * Longest wait `acquire` accepts; beyond it, it throws THROTTLED with `retryAfterMs` without
+   * reserving anything. @defaultValue 2 * windowMs
+   */
+  maxWaitMs?: number;
+  /** Gives up with UPSTREAM_UNAVAILABLE after this many lost races in one call. @defaultValue 100 */
+  maxConflicts?: number;
+  /** Wall clock in epoch ms. @defaultValue Date.now */
+  now?: () => number;
+  /** Sleeps, rejecting with the signal's reason on abort. @defaultValue retry/backoff sleep */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Random source of the backoff after lost races. @defaultValue Math.random */
+  random?: () => number;
+}
+
+/** Counters for tests and metrics. */
+export interface RateLimiterStats {
+  /** Grants made by this instance. */
+  grants: number;
+  /** Conditional writes that lost a race (and were retried). */
+  conflicts: number;
+  /** Total ms callers of this instance were told to wait. */
+  waitedMs: number;
+}
+
+interface Row extends BucketState {
+  version: number;
+}
+
+/** The shared, DynamoDB-backed rate limiter. See the file comment for the algorithm. */
+export class DynamoDbRateLimiter implements RateLimiter {
+  readonly params: RateLimitParams;
+  private readonly now: () => number;
+  private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  private readonly random: () => number;
+  private readonly maxWaitMs: number;
+  private readonly maxConflicts: number;
+  private readonly counters: RateLimiterStats = { grants: 0, conflicts: 0, waitedMs: 0 };
+
+  constructor(private readonly options: DynamoDbRateLimiterOptions) {
+    const windowMs = options.windowMs ?? 60_000;
+    this.params = validateParams({
+      windowMs,
+      marginMs: options.marginMs ?? windowMs / 60,
+      requests: { limit: options.requestsPerWindow, burst: options.requestBurst ?? 1 },
+      tokens: { limit: options.tokensPerWindow, burst: options.tokenBurst ?? defaultTokenBurst(options.tokensPerWindow) },
+    });
+    this.now = options.now ?? Date.now;
+    this.sleep = options.sleep ?? defaultSleep;
+    this.random = options.random ?? Math.random;
+    this.maxWaitMs = options.maxWaitMs ?? 2 * windowMs;
+    this.maxConflicts = options.maxConflicts ?? 100;
+  }
+
+  /**
+   * The limiter of the Gemini quota from the config: bucket `gemini#${GEMINI_MODEL}` in
+   * RATE_LIMIT_TABLE, GEMINI_RPM requests and GEMINI_TPM input tokens per minute.
+   */
+  static fromConfig(
+    doc: DynamoDBDocumentClient,
+    config: Pick<Config, 'RATE_LIMIT_TABLE' | 'GEMINI_MODEL' | 'GEMINI_RPM' | 'GEMINI_TPM'>,
+    overrides: Partial<Omit<DynamoDbRateLimiterOptions, 'doc' | 'tableName'>> = {},
+  ): DynamoDbRateLimiter {
+    return new DynamoDbRateLimiter({
+      doc,
+      tableName: config.RATE_LIMIT_TABLE,
+      bucket: `gemini#${config.GEMINI_MODEL}`,
+      requestsPerWindow: config.GEMINI_RPM,
+      tokensPerWindow: config.GEMINI_TPM,
+      ...overrides,
+    });
+  }
+
+  /** A snapshot of this instance's counters. */
+  stats(): RateLimiterStats {
+    return { ...this.counters };
+  }
+
+  async acquire(estimatedTokens: number, signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
+    const startAt = await this.update((state, now) => {
+      const r = reserve(state, now, estimatedTokens, this.params);
+      if (r.startAt - now > this.maxWaitMs) {
+        const retryAfterMs = Math.ceil(r.startAt - now);
+        throw new DocorchError('THROTTLED', `The model rate limit is exhausted for the next ${retryAfterMs} ms`, {
+          retryAfterMs,
+          details: { bucket: this.options.bucket },
+        });
+      }
+      return { next: r.next, result: r.startAt };
+    }, signal);
+    this.counters.grants++;
+    const wait = startAt - this.now();
+    if (wait > 0) {
+      this.counters.waitedMs += wait;
+      await this.sleep(wait, signal);
+    }
+  }
+
+  async settle(estimatedTokens: number, actualTokens: number): Promise<void> {
+    const extra = actualTokens - estimatedTokens;
+    if (!(extra > 0)) return;
+    await this.update((state, now) => ({ next: charge(state, now, extra, this.params), result: undefined }));
+  }
+
+  /** Reads the row, applies `mutate`, writes it back if nobody wrote in between; else again. */
+  private async update<T>(
+    mutate: (state: BucketState, now: number) => { next: BucketState; result: T },
+    signal?: AbortSignal,
+  ): Promise<T> {
+    for (let conflicts = 0; ; ) {
+      signal?.throwIfAborted();
+      const row = await this.read();
+      const { next, result } = mutate(row ?? FULL_BUCKET, this.now());
+      try {
+        await this.options.doc.send(
+          new PutCommand({
+            TableName: this.options.tableName,
+            Item: {
+              [RATE_LIMIT_TABLE_KEYS.pk]: this.options.bucket,
+              requestTat: next.requestTat,
+              tokenTat: next.tokenTat,
+              version: (row?.version ?? 0) + 1,
+              updatedAt: new Date(this.now()).toISOString(),
+            },
+            ConditionExpression: row ? '#version = :version' : 'attribute_not_exists(#pk)',
+            ExpressionAttributeNames: row ? { '#version': 'version' } : { '#pk': RATE_LIMIT_TABLE_KEYS.pk },
+            ...(row ? { ExpressionAttributeValues: { ':version': row.version } } : {}),
+          }),
+        );
+        return result;
+      } catch (err) {
+        if (!(err instanceof Error) || err.name !== 'ConditionalCheckFailedException') throw err;
+        this.counters.conflicts++;
+        if (++conflicts >= this.maxConflicts) {
+          throw new DocorchError('UPSTREAM_UNAVAILABLE', `Rate limiter: ${conflicts} lost races in a row on ${this.options.bucket}`, {
+            cause: err,
+          });
+        }
+        // Spread the losers of a race so they do not collide again at once.
+        if (conflicts > 1) await this.sleep(Math.floor(this.random() * Math.min(100, 2 ** conflicts)), signal);
+      }
+    }
+  }
+
+  private async read(): Promise<Row | undefined> {
+    const out = await this.options.doc.send(
+      new GetCommand({
+        TableName: this.options.tableName,
+        Key: { [RATE_LIMIT_TABLE_KEYS.pk]: this.options.bucket },
+        ConsistentRead: true,
+      }),
+    );
+    const item = out.Item;
+    if (!item) return undefined;
+    return {
+      requestTat: Number(item.requestTat ?? 0),
+      tokenTat: Number(item.tokenTat ?? 0),
+      version: Number(item.version ?? 0),
+    };
+  }
+}

@@ -1,0 +1,303 @@
+/**
+ * The consumer side of the stream (BullMQ's `Worker`) with the Kinesis Client Library's
+ * semantics: leases over shards (./leases), one ShardConsumer per held lease, a shared cap on
+ * records in flight, records that fail handled as dead letters so no shard ever stalls, and a
+ * graceful close that drains, checkpoints and hands leases back.
+ *
+ * Lifecycle (Temporal's worker states): created -> running -> stopping -> stopped.
+ */
+import { ListShardsCommand, type KinesisClient, type _Record as KinesisRecord, type Shard } from '@aws-sdk/client-kinesis';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { toDocorchError } from '../errors.js';
+import { sleep, withRetry } from '../retry/backoff.js';
+import type { Logger } from '../telemetry/logger.js';
+import { decodeEvent, type EventType, type StreamEvent } from './events.js';
+import { newLease } from './leases/lease.js';
+import { LeaseCoordinator } from './leases/lease-coordinator.js';
+import { LeaseRefresher } from './leases/lease-refresher.js';
+import { SentinelCheckpoint } from './leases/sequence-number.js';
+import { ShardConsumer } from './shard-consumer.js';
+
+/** Where a record came from. */
+export interface RecordInfo {
+  shardId: string;
+  sequenceNumber: string;
+  /** Aborted on shutdown or when the shard's lease is lost. */
+  signal: AbortSignal;
+}
+
+/** Handlers by event type. A handler's rejection is retried, then the record is dead-lettered. */
+export type Handlers = { [T in EventType]?: (event: StreamEvent<T>, info: RecordInfo) => Promise<unknown> };
+
+/** A record that could not be processed. */
+export interface DeadRecord {
+  event?: StreamEvent;
+  raw: KinesisRecord;
+  shardId: string;
+  error: Error;
+  code: string;
+}
+
+/** Options of {@link Worker}. */
+export interface WorkerOptions {
+  kinesis: KinesisClient;
+  /** Document client of the lease table. */
+  dynamo: DynamoDBDocumentClient;
+  leaseTable: string;
+  logger: Logger;
+  /** Unique id in the fleet. @defaultValue `${hostname}-${pid}-${random}` */
+  workerId?: string;
+  /** Records in flight across all shards of this worker. @defaultValue 8 */
+  concurrency?: number;
+  /** Lease failover time. @defaultValue 10000 */
+  failoverTimeMs?: number;
+  /** Lease taker interval: at most failover / 2 so a dead worker's shards move within ~2x failover. @defaultValue failoverTimeMs / 2 */
+  takeIntervalMs?: number;
+  /** Pause between reads of an idle shard. @defaultValue 250 */
+  idleReadMs?: number;
+  /** Records per GetRecords. @defaultValue 500 */
+  maxRecordsPerRead?: number;
+  /** Most often a shard's checkpoint is written. @defaultValue 1000 */
+  checkpointIntervalMs?: number;
+  /** How often the shard list is synchronised into the lease table. @defaultValue 30000 */
+  shardSyncIntervalMs?: number;
+  /** Handler attempts for one record before it is dead-lettered. @defaultValue 3 */
+  maxHandlerAttempts?: number;
+  /** Where dead records go (must not throw; it is retried if it does). */
+  onDeadLetter: (dead: DeadRecord) => Promise<void>;
+}
+
+/** Worker lifecycle. */
+export type WorkerState = 'created' | 'running' | 'stopping' | 'stopped';
+
+/** Events of {@link Worker}. */
+export interface WorkerEvents {
+  completed: [event: StreamEvent, info: RecordInfo];
+  failed: [dead: DeadRecord];
+  leaseTaken: [shardId: string];
+  leaseLost: [shardId: string];
+}
+
+/** A KCL-style consumer of one Kinesis stream. */
+export class Worker extends EventEmitter<WorkerEvents> {
+  readonly workerId: string;
+  private lifecycle: WorkerState = 'created';
+  private readonly refresher: LeaseRefresher;
+  private readonly coordinator: LeaseCoordinator;
+  private readonly consumers = new Map<string, ShardConsumer>();
+  private readonly log: Logger;
+  private readonly concurrency: number;
+  private running = 0;
+  private readonly waiters: Array<() => void> = [];
+  private syncTimer: NodeJS.Timeout | undefined;
+  private reconcileTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly streamName: string,
+    private readonly handlers: Handlers,
+    private readonly options: WorkerOptions,
+  ) {
+    super();
+    this.workerId = options.workerId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.concurrency = options.concurrency ?? 8;
+    this.log = options.logger.child({ component: 'stream-worker', workerId: this.workerId });
+    this.refresher = new LeaseRefresher({ client: options.dynamo, tableName: options.leaseTable });
+    const failoverTimeMs = options.failoverTimeMs ?? 10_000;
+    this.coordinator = new LeaseCoordinator(this.refresher, {
+      workerId: this.workerId,
+      failoverTimeMs,
+      takeIntervalMs: options.takeIntervalMs ?? Math.floor(failoverTimeMs / 2),
+      logger: this.log,
+    });
+    this.coordinator.on('leaseTaken', (lease) => {
+      this.emit('leaseTaken', lease.leaseKey);
+      this.reconcile();
+    });
+    this.coordinator.on('leaseLost', (lease) => {
+      this.log.warn({ shardId: lease.leaseKey }, 'lease lost');
+      this.emit('leaseLost', lease.leaseKey);
+      const consumer = this.consumers.get(lease.leaseKey);
+      this.consumers.delete(lease.leaseKey);
+      void consumer?.stop(0);
+    });
+    this.coordinator.on('error', (err) => this.log.warn({ err }, 'lease loop error'));
+  }
+
+  get state(): WorkerState {
+    return this.lifecycle;
+  }
+
+  /** Records in flight now. */
+  get inFlight(): number {
+    return this.running;
+  }
+
+  /** Shards this worker consumes now. */
+  get shards(): string[] {
+    return [...this.consumers.keys()].sort();
+  }
+
+  /** Synchronises shards into leases and starts taking leases and consuming. */
+  async run(): Promise<void> {
+    if (this.lifecycle !== 'created') throw new Error(`Worker cannot run when ${this.lifecycle}`);
+    this.lifecycle = 'running';
+    await this.syncShards();
+    await this.coordinator.start();
+    const every = this.options.shardSyncIntervalMs ?? 30_000;
+    const loop = () => {
+      this.syncTimer = setTimeout(() => {
+        void this.syncShards()
+          .catch((err: unknown) => this.log.warn({ err }, 'shard sync failed'))
+          .finally(() => this.lifecycle === 'running' && loop());
+      }, every);
+      this.syncTimer.unref();
+    };
+    loop();
+    const reconcileLoop = () => {
+      this.reconcileTimer = setTimeout(() => {
+        this.reconcile();
+        if (this.lifecycle === 'running') reconcileLoop();
+      }, 500);
+      this.reconcileTimer.unref();
+    };
+    reconcileLoop();
+    this.log.info('stream worker running');
+  }
+
+  /**
+   * Stops: no new leases or reads; in-flight records get `graceMs` to finish (their watermark is
+   * checkpointed), the rest are aborted and left for the next owner; then leases are handed back.
+   */
+  async close(graceMs = 30_000): Promise<void> {
+    if (this.lifecycle === 'stopped' || this.lifecycle === 'stopping') return;
+    this.lifecycle = 'stopping';
+    clearTimeout(this.syncTimer);
+    clearTimeout(this.reconcileTimer);
+    await this.coordinator.stopLeaseTaker();
+    await Promise.all([...this.consumers.values()].map((c) => c.stop(graceMs)));
+    this.consumers.clear();
+    await this.coordinator.stop();
+    this.lifecycle = 'stopped';
+    this.log.info('stream worker stopped');
+  }
+
+  /** Creates a lease for every shard of the stream (idempotent; any worker may do it). */
+  private async syncShards(): Promise<void> {
+    const shards: Shard[] = [];
+    let token: string | undefined;
+    do {
+      const out = await this.options.kinesis.send(
+        new ListShardsCommand(token ? { NextToken: token } : { StreamName: this.streamName }),
+      );
+      shards.push(...(out.Shards ?? []));
+      token = out.NextToken;
+    } while (token);
+    const known = new Set(shards.map((s) => s.ShardId));
+    for (const shard of shards) {
+      const parents = [shard.ParentShardId, shard.AdjacentParentShardId].filter(
+        (p): p is string => typeof p === 'string' && known.has(p),
+      );
+      await this.refresher.createLeaseIfNotExists(
+        newLease({ leaseKey: shard.ShardId as string, parentShardIds: parents, checkpoint: SentinelCheckpoint.TRIM_HORIZON }),
+      );
+    }
+  }
+
+  /** Starts a consumer for every held lease without one. */
+  private reconcile(): void {
+    if (this.lifecycle !== 'running') return;
+    for (const [key, lease] of this.coordinator.getCurrentlyHeldLeases()) {
+      const existing = this.consumers.get(key);
+      if (existing && !existing.ended) continue;
+      if (existing?.ended) continue;
+      const consumer = new ShardConsumer(lease, {
+        kinesis: this.options.kinesis,
+        streamName: this.streamName,
+        refresher: this.refresher,
+        writer: this.coordinator,
+        logger: this.log,
+        dispatch: (record, shardId, signal) => this.dispatch(record, shardId, signal),
+        waitForCapacity: (signal) => this.waitForCapacity(signal),
+        maxInFlight: this.concurrency,
+        idleReadMs: this.options.idleReadMs ?? 250,
+        maxRecordsPerRead: this.options.maxRecordsPerRead ?? 500,
+        checkpointIntervalMs: this.options.checkpointIntervalMs ?? 1_000,
+      });
+      this.consumers.set(key, consumer);
+      consumer.start();
+    }
+    // Consumers whose lease is gone (expired on our clock without a loss event) stop.
+    const held = this.coordinator.getCurrentlyHeldLeases();
+    for (const [key, consumer] of this.consumers) {
+      if (!held.has(key) && !consumer.ended) {
+        this.consumers.delete(key);
+        void consumer.stop(0);
+      }
+    }
+  }
+
+  private async waitForCapacity(signal: AbortSignal): Promise<void> {
+    while (this.running >= this.concurrency) {
+      signal.throwIfAborted();
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+    }
+    signal.throwIfAborted();
+  }
+
+  /** Runs a record's handler; rejects only when the record must not be checkpointed. */
+  private async dispatch(record: KinesisRecord, shardId: string, signal: AbortSignal): Promise<void> {
+    this.running++;
+    try {
+      const info: RecordInfo = { shardId, sequenceNumber: record.SequenceNumber as string, signal };
+      let event: StreamEvent;
+      try {
+        event = decodeEvent(record.Data ?? new Uint8Array());
+      } catch (err) {
+        await this.deadLetter({ raw: record, shardId, error: err as Error, code: 'DECODE_ERROR' });
+        return;
+      }
+      const handler = this.handlers[event.type] as ((e: StreamEvent, i: RecordInfo) => Promise<unknown>) | undefined;
+      if (!handler) {
+        await this.deadLetter({ event, raw: record, shardId, error: new Error(`no handler for ${event.type}`), code: 'NO_HANDLER' });
+        return;
+      }
+      try {
+        await withRetry(() => handler(event, info), {
+          policy: { maxAttempts: this.options.maxHandlerAttempts ?? 3, baseMs: 200, capMs: 5_000 },
+          shouldRetry: (err) => !signal.aborted && toDocorchError(err).retry !== 'terminal',
+          onRetry: (err, attempt) => this.log.warn({ err, attempt, shardId, type: event.type }, 'handler failed; retrying'),
+          signal,
+        });
+        this.emit('completed', event, info);
+      } catch (err) {
+        if (signal.aborted) throw err; // leave it for the next owner
+        const e = toDocorchError(err);
+        await this.deadLetter({ event, raw: record, shardId, error: e, code: e.code });
+      }
+    } finally {
+      this.running--;
+      this.waiters.shift()?.();
+    }
+  }
+
+  private async deadLetter(dead: DeadRecord): Promise<void> {
+    this.log.error({ shardId: dead.shardId, code: dead.code, err: dead.error, type: dead.event?.type }, 'record dead-lettered');
+    this.emit('failed', dead);
+    // Never lose it: keep trying to store it (the shard waits behind this one record only).
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.options.onDeadLetter(dead);
+        return;
+      } catch (err) {
+        this.log.error({ err }, 'could not store a dead letter; retrying');
+        await sleep(Math.min(30_000, 500 * 2 ** attempt));
+      }
+    }
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * A whole docorch deployment for tests and benchmarks: isolated resources on the emulators
+ * (fresh bucket, table and stream names), a tenant, the API, N workers and the aggregator, each
+ * a real child process, bound to 127.0.0.1.
+ */
+import { createAwsClients, generateApiKey, loadConfig, TenantsTable } from '@docorch/core';
+import { createIsolatedResources, type IsolatedResources } from './emulators/index.js';
+import { startService, type ServiceProcess } from './services.js';
+
+/** Options of {@link startPipeline}. */
+export interface StartPipelineOptions {
+  /** @defaultValue 3 */
+  workers?: number;
+  /** @defaultValue 4 */
+  shards?: number;
+  /** Extra environment for every service (timeouts, analyzer, log level). */
+  env?: Record<string, string>;
+  /** Prefix of the resource names. @defaultValue 'pipe' */
+  prefix?: string;
+}
+
+/** A running pipeline. */
+export interface Pipeline {
+  api: ServiceProcess;
+  workers: ServiceProcess[];
+  aggregator: ServiceProcess;
+  apiKey: string;
+  tenantId: string;
+  /** The environment every service got (resource names, endpoints). */
+  env: Record<string, string>;
+  resources: IsolatedResources;
+  /** Starts one more worker (e.g. to replace a killed one). */
+  startWorker(id: string): Promise<ServiceProcess>;
+  /** Stops every process and deletes the resources. */
+  stop(): Promise<void>;
+}
+
+export async function startPipeline(options: StartPipelineOptions = {}): Promise<Pipeline> {
+  const resources = await createIsolatedResources({ prefix: options.prefix ?? 'pipe', shardCount: options.shards ?? 4 });
+  const env: Record<string, string> = { ...resources.names, LOG_LEVEL: 'warn', ...options.env };
+  const config = loadConfig({ ...process.env, ...env });
+  const aws = createAwsClients(config);
+  const tenantId = `t${Math.random().toString(36).slice(2, 10)}`;
+  const apiKey = generateApiKey();
+  await new TenantsTable(aws.doc, config.TENANTS_TABLE).putTenant({ tenantId, name: tenantId }, apiKey);
+  aws.destroy();
+
+  const startWorker = (id: string) => startService({ service: 'worker', env: { ...env, WORKER_ID: id }, portEnv: 'WORKER_PORT' });
+  const [api, aggregator, ...workers] = await Promise.all([
+    startService({ service: 'api', env }),
+    startService({ service: 'aggregator', env }),
+    ...Array.from({ length: options.workers ?? 3 }, (_, i) => startWorker(`w${i + 1}`)),
+  ]);
+  const all = () => [api, aggregator, ...workers] as ServiceProcess[];
+  return {
+    api: api as ServiceProcess,
+    aggregator: aggregator as ServiceProcess,
+    workers: workers as ServiceProcess[],
+    apiKey,
+    tenantId,
+    env,
+    resources,
+    async startWorker(id: string) {
+      const w = await startWorker(id);
+      workers.push(w);
+      return w;
+    },
+    async stop() {
+      await Promise.all(all().map((p) => p.stop(15_000)));
+      await resources.cleanup();
+    },
+  };
+}

@@ -1,0 +1,68 @@
+/**
+ * The aggregator: a Lambda handler for the status table's DynamoDB Stream (or the local poller,
+ * which builds the same event shape). A JOB row whose chunks are all counted triggers the final
+ * assembly; records that fail are returned in `batchItemFailures` (ReportBatchItemFailures) so
+ * the event source retries just those, and one poison record never blocks the rest.
+ */
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import type { AttributeValue as LambdaAttributeValue, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { assembleJob, isReadyToAssemble, toDocorchError, type Job, type PipelineContext } from '@docorch/core';
+
+/** Options of {@link createStreamHandler}. */
+export interface StreamHandlerOptions {
+  /** Claim owner for an invocation (Lambda: the request id; local poller: a stable name). */
+  owner: (context?: { awsRequestId?: string }) => string;
+  /** Assembly claims older than this may be taken over. @defaultValue 900000 */
+  staleAfterMs?: number;
+}
+
+/** The handler's signature (Lambda's, with an optional context). */
+export type StreamHandler = (event: DynamoDBStreamEvent, context?: { awsRequestId?: string }) => Promise<DynamoDBBatchResponse>;
+
+/** The job a stream record shows ready for assembly, if any. */
+export function jobReadyIn(record: DynamoDBRecord): Job | undefined {
+  const image = record.dynamodb?.NewImage;
+  if (!image) return undefined;
+  const item = unmarshall(image as unknown as Record<string, AttributeValue>) as Record<string, unknown>;
+  if (item.sk !== 'JOB') return undefined;
+  const job = item as unknown as Job;
+  if (typeof job.tenantId !== 'string' || typeof job.documentId !== 'string') {
+    throw new Error('JOB row without tenantId/documentId');
+  }
+  return isReadyToAssemble(job) ? job : undefined;
+}
+
+/** Builds the handler over a pipeline context. */
+export function createStreamHandler(ctx: PipelineContext, options: StreamHandlerOptions): StreamHandler {
+  return async (event, context) => {
+    const owner = options.owner(context);
+    const failures: DynamoDBBatchResponse['batchItemFailures'] = [];
+    const done = new Set<string>();
+    for (const record of event.Records) {
+      const id = record.dynamodb?.SequenceNumber ?? record.eventID ?? '';
+      try {
+        const job = jobReadyIn(record);
+        if (!job) continue;
+        const key = `${job.tenantId}#${job.documentId}`;
+        if (done.has(key)) continue; // several records of one job in a batch: assemble once
+        done.add(key);
+        await assembleJob(ctx, job.tenantId, job.documentId, {
+          owner,
+          maxFailedChunkRatio: ctx.config.MAX_FAILED_CHUNK_RATIO,
+          ...(options.staleAfterMs !== undefined ? { staleAfterMs: options.staleAfterMs } : {}),
+        });
+      } catch (err) {
+        const e = toDocorchError(err);
+        (e.code === 'CONFLICT' ? ctx.logger.info.bind(ctx.logger) : ctx.logger.error.bind(ctx.logger))(
+          { err: e, code: e.code, sequenceNumber: id },
+          'stream record not handled; reporting it for retry',
+        );
+        failures.push({ itemIdentifier: id });
+      }
+    }
+    return { batchItemFailures: failures };
+  };
+}
+
+export type { LambdaAttributeValue };

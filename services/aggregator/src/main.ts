@@ -1,0 +1,39 @@
+/**
+ * Local aggregator process (the stack's stand-in for Lambda + its event source mapping):
+ * polls the status table's stream and runs the same handler as dist/lambda.js.
+ */
+import { closePipelineContext, createAnalyzer, createLogger, createPipelineContext, loadConfig, unavailableExtractor } from '@docorch/core';
+import http from 'node:http';
+import { createStreamHandler } from './handler.js';
+import { StreamPoller } from './local-poller.js';
+
+const config = loadConfig();
+const logger = createLogger({ service: 'aggregator', level: config.LOG_LEVEL });
+const ctx = createPipelineContext(config, logger, {
+  extractor: unavailableExtractor('the aggregator does not parse PDFs'),
+  analyzer: createAnalyzer(config, logger),
+});
+// One local poller: a stable owner name lets a restarted poller resume its own assembly claim at once.
+const handler = createStreamHandler(ctx, { owner: () => 'local-aggregator' });
+const poller = new StreamPoller(ctx, handler);
+poller.start();
+
+// Health endpoint for the supervisor and tests.
+const server = http.createServer((req, res) => {
+  res.writeHead(req.url === '/healthz' ? 200 : 404, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ status: req.url === '/healthz' ? 'ok' : 'not found' }));
+});
+server.listen(config.PORT, config.HOST, () => logger.info({ port: config.PORT }, 'local aggregator running'));
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, 'stopping aggregator');
+  server.close();
+  await poller.stop();
+  await closePipelineContext(ctx);
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));

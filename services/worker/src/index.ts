@@ -1,0 +1,1 @@
+export { createWorkerService, type WorkerService, type WorkerServiceOptions } from './service.js';

@@ -1,0 +1,38 @@
+/**
+ * Worker process entry: consumes the stream until SIGTERM, then drains and hands its leases back.
+ */
+import {
+  closePipelineContext,
+  createAnalyzer,
+  createLogger,
+  createPdfExtractor,
+  createPipelineContext,
+  loadConfig,
+} from '@docorch/core';
+import { createWorkerService } from './service.js';
+
+const config = loadConfig();
+const logger = createLogger({ service: 'worker', level: config.LOG_LEVEL });
+const ctx = createPipelineContext(config, logger, {
+  extractor: createPdfExtractor(config),
+  analyzer: createAnalyzer(config, logger),
+});
+const service = createWorkerService(ctx, process.env.WORKER_ID ? { workerId: process.env.WORKER_ID } : {});
+process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
+
+const port = await service.listen();
+await service.worker.run();
+logger.info({ port, workerId: service.worker.workerId }, 'worker running');
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, 'draining');
+  await service.close();
+  await closePipelineContext(ctx);
+  logger.info('stopped');
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));
