@@ -59,7 +59,7 @@ const MONTHS = [
   'November', 'December',
 ];
 const TOPICS = [
-  'supply chain', 'renewable energy', 'public health', 'customer support', 'logistics network',
+  'supply chain', 'renewable energy', 'public health', 'customer service', 'logistics network',
   'research programme', 'software platform', 'training initiative', 'housing project', 'water treatment plant',
   'quarterly audit', 'marketing campaign', 'data centre', 'hospital expansion', 'school partnership',
 ];
@@ -70,16 +70,16 @@ type Slot = 'person' | 'person2' | 'place' | 'place2' | 'org' | 'date' | 'money'
 const FACT_SENTENCES = [
   'On {date}, {person} met representatives of {org} in {place} to discuss the {topic}.',
   '{org} announced from its {place} office that {person} would lead the {topic} from {date}.',
-  'According to {person}, the budget of {money} approved on {date} covers the {topic} in {place} and {place2}.',
+  '{person} said the budget of {money} set on {date} covers the {topic} in {place} and {place2}.',
   'The board of {org} allocated {money} to the {topic}, and {person2} will report on it in {place}.',
-  '{person} and {person2} signed the agreement with {org} in {place} on {date}.',
+  '{person} and {person2} signed the contract with {org} in {place} on {date}.',
   'A delegation from {org} travelled from {place} to {place2} to review the {topic} with {person}.',
-  'The contract, worth {money}, was awarded to {org} after a review that ended on {date}.',
+  'The contract of {money} went to {org} after a review that ended on {date}.',
   'In {place}, {person2} presented the {topic} to the regional committee of {org}.',
-  'Spending on the {topic} reached {money} by {date}, according to figures published by {org}.',
-  '{person} visited the {place} site on {date} and met engineers working on the {topic}.',
+  'Spending on the {topic} came to {money} by {date}, in figures published by {org}.',
+  '{person} visited the {place} site on {date} and met the engineers of the {topic}.',
   'Following the meeting in {place2}, {org} confirmed an additional {money} for the {topic}.',
-  'The report prepared by {person} for {org} describes the {topic} in {place} in detail.',
+  'The report written by {person} for {org} describes the {topic} in {place} in detail.',
 ];
 
 const NEUTRAL_SENTENCES = [
@@ -157,12 +157,13 @@ class ContentWriter {
     const count = 4 + this.int(2);
     for (let p = 0; p < count; p++) {
       const sentences: string[] = [];
-      // Each paragraph: facts, a tone sentence, filler, in a varying order.
+      // Each paragraph: facts, tone sentences, filler, in a varying order. Facts and filler are
+      // worded without sentiment-bearing words, so the tone sentences alone set the sentiment.
       const n = 3 + this.int(3);
       for (let s = 0; s < n; s++) {
         const r = this.rand();
-        if (r < 0.5) sentences.push(this.fact());
-        else if (r < 0.8) sentences.push(this.pick(this.tone));
+        if (r < 0.35) sentences.push(this.fact());
+        else if (r < 0.85) sentences.push(this.pick(this.tone));
         else sentences.push(this.pick(NEUTRAL_SENTENCES));
       }
       if (p === 0) sentences.unshift(`Section ${pageNumber} of this report covers the ${this.pick(TOPICS)}.`);
