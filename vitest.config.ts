@@ -1,15 +1,40 @@
 import { defineConfig } from 'vitest/config';
 
-export default defineConfig({
+// Two groups: fast package tests first (two files at a time), then the whole-system tests one
+// file at a time, since each of those runs several service processes on a 2-core machine and
+// some of them assert on latency (a sync answer within 10 s).
+const shared = {
   resolve: { conditions: ['source'] },
   ssr: { resolve: { conditions: ['source'] } },
+};
+
+export default defineConfig({
+  ...shared,
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'test/**/*.test.ts'],
     globalSetup: ['packages/testkit/src/vitest/global-setup.ts'],
     pool: 'forks',
     maxWorkers: 2,
     testTimeout: 60_000,
     hookTimeout: 180_000,
     teardownTimeout: 60_000,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'packages',
+          include: ['packages/*/test/**/*.test.ts'],
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'system',
+          include: ['services/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });

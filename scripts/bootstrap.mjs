@@ -63,8 +63,7 @@ run(pnpm, ['exec', 'tsc', '-b'], { env });
 let child;
 switch (command) {
   case 'start':
-    // s3rver's ListObjectsV2 paging uses a hash that OpenSSL 3 only offers through the legacy provider.
-    child = spawn(process.execPath, ['--openssl-legacy-provider', 'packages/testkit/dist/stack/main.js', ...rest], {
+    child = spawn(process.execPath, ['packages/testkit/dist/stack/main.js', ...rest], {
       cwd: root,
       stdio: 'inherit',
       env,

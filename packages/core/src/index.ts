@@ -237,3 +237,4 @@ export {
 export type { RateLimiter } from './ratelimit/types.js';
 export { DynamoDbRateLimiter, type DynamoDbRateLimiterOptions, type RateLimiterStats } from './ratelimit/dynamodb-rate-limiter.js';
 export { MemoryRateLimiter, type MemoryRateLimiterOptions } from './ratelimit/memory-rate-limiter.js';
+export { warmUp } from './pipeline/warm-up.js';

@@ -25,7 +25,7 @@ export {
   type ServiceProcess,
   type StartServiceOptions,
 } from './services.js';
-export { startPipeline, type Pipeline, type StartPipelineOptions } from './pipeline.js';
+export { startPipeline, workerShards, type Pipeline, type StartPipelineOptions } from './pipeline.js';
 export {
   maxInWindow,
   startFakeGemini,

@@ -17,6 +17,38 @@ export interface StartPipelineOptions {
   env?: Record<string, string>;
   /** Prefix of the resource names. @defaultValue 'pipe' */
   prefix?: string;
+  /**
+   * Wait until the workers hold shards evenly (each `floor` or `ceil` of shards / workers), as
+   * a fleet in steady state does; leases move one steal per take interval. @defaultValue false
+   */
+  waitForBalance?: boolean;
+}
+
+/** The shards each worker reports in /healthz. */
+export async function workerShards(workers: readonly ServiceProcess[]): Promise<string[][]> {
+  return Promise.all(
+    workers.map(async (w) => {
+      try {
+        const res = await fetch(`${w.baseUrl}/healthz`, { signal: AbortSignal.timeout(2_000) });
+        return ((await res.json()) as { shards?: string[] }).shards ?? [];
+      } catch {
+        return [];
+      }
+    }),
+  );
+}
+
+async function waitForBalance(workers: readonly ServiceProcess[], shards: number, timeoutMs = 90_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const low = Math.floor(shards / workers.length);
+  const high = Math.ceil(shards / workers.length);
+  for (;;) {
+    const held = await workerShards(workers);
+    const total = new Set(held.flat()).size;
+    if (total === shards && held.every((h) => h.length >= low && h.length <= high)) return;
+    if (Date.now() > deadline) throw new Error(`workers did not balance ${shards} shards: ${JSON.stringify(held)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 /** A running pipeline. */
@@ -52,6 +84,7 @@ export async function startPipeline(options: StartPipelineOptions = {}): Promise
     ...Array.from({ length: options.workers ?? 3 }, (_, i) => startWorker(`w${i + 1}`)),
   ]);
   const all = () => [api, aggregator, ...workers] as ServiceProcess[];
+  if (options.waitForBalance) await waitForBalance(workers as ServiceProcess[], options.shards ?? 4);
   return {
     api: api as ServiceProcess,
     aggregator: aggregator as ServiceProcess,

@@ -8,6 +8,7 @@ import {
   createPdfExtractor,
   createPipelineContext,
   loadConfig,
+  warmUp,
 } from '@docorch/core';
 import { createApp } from './app.js';
 import { sendProblem } from './problem.js';
@@ -20,6 +21,8 @@ const ctx = createPipelineContext(config, logger, {
   analyzer: createAnalyzer(config, logger),
 });
 const app = createApp(ctx);
+// Start the PDF and analysis workers before taking traffic, so the first request is not slow.
+await warmUp(ctx);
 const server = app.listen(config.PORT, config.HOST, () => {
   logger.info({ url: `http://${config.HOST}:${config.PORT}`, analyzer: ctx.analyzer.name }, 'api listening');
 });

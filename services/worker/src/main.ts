@@ -8,6 +8,7 @@ import {
   createPdfExtractor,
   createPipelineContext,
   loadConfig,
+  warmUp,
 } from '@docorch/core';
 import { createWorkerService } from './service.js';
 
@@ -20,6 +21,7 @@ const ctx = createPipelineContext(config, logger, {
 const service = createWorkerService(ctx, process.env.WORKER_ID ? { workerId: process.env.WORKER_ID } : {});
 process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
 
+await warmUp(ctx);
 const port = await service.listen();
 await service.worker.run();
 logger.info({ port, workerId: service.worker.workerId }, 'worker running');

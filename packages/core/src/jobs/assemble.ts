@@ -3,6 +3,7 @@
  * counts and pages, sentiment weighted by text length, summary and key points reduced
  * hierarchically with bounded input per analyzer call.
  */
+import pLimit from 'p-limit';
 import type { AnalyzeOptions, Analyzer, Entity, FailedPage, Sentiment, Usage } from '../analysis/types.js';
 import { addUsage, sentimentLabel } from '../analysis/types.js';
 import type { ChunkResult, DocumentResult } from './result.js';
@@ -18,6 +19,8 @@ export interface AssembleOptions {
   maxKeyPoints?: number;
   /** Most entities in the document result (most frequent first). @defaultValue 200 */
   maxEntities?: number;
+  /** Reduce calls in flight at once within one level of the tree. @defaultValue 8 */
+  concurrency?: number;
   /** Above this share of failed chunks the document is `failed`. @defaultValue 0.5 */
   maxFailedChunkRatio?: number;
   signal?: AbortSignal;
@@ -95,7 +98,7 @@ interface Part {
 export async function reduceSummaries(
   parts: readonly Part[],
   analyzer: Pick<Analyzer, 'reduceSummaries'>,
-  options: Pick<AssembleOptions, 'fanIn' | 'maxInputChars' | 'maxKeyPoints' | 'signal'> = {},
+  options: Pick<AssembleOptions, 'fanIn' | 'maxInputChars' | 'maxKeyPoints' | 'concurrency' | 'signal'> = {},
 ): Promise<Part & { usage: Usage }> {
   const fanIn = Math.max(2, options.fanIn ?? 8);
   const maxInputChars = options.maxInputChars ?? 16_000;
@@ -109,21 +112,26 @@ export async function reduceSummaries(
     return { summary: only.summary, keyPoints: only.keyPoints.slice(0, maxKeyPoints), usage };
   }
   const size = (p: Part) => p.summary.length + p.keyPoints.reduce((n, k) => n + k.length, 0);
+  // The batches of one level are independent: reduce them in parallel (bounded), so the time is
+  // the depth of the tree, not the number of calls.
+  const limit = pLimit(options.concurrency ?? 8);
   while (level.length > 1) {
-    const next: Part[] = [];
-    for (const batch of batches(level, size, fanIn, maxInputChars)) {
-      const out = await analyzer.reduceSummaries(
-        {
-          summaries: batch.map((p) => p.summary),
-          keyPoints: batch.flatMap((p) => p.keyPoints),
-          maxKeyPoints,
-        },
-        callOptions,
-      );
-      usage = addUsage(usage, out.usage);
-      next.push({ summary: out.summary, keyPoints: out.keyPoints });
-    }
-    level = next;
+    const outs = await Promise.all(
+      batches(level, size, fanIn, maxInputChars).map((batch) =>
+        limit(() =>
+          analyzer.reduceSummaries(
+            {
+              summaries: batch.map((p) => p.summary),
+              keyPoints: batch.flatMap((p) => p.keyPoints),
+              maxKeyPoints,
+            },
+            callOptions,
+          ),
+        ),
+      ),
+    );
+    usage = addUsage(usage, ...outs.map((o) => o.usage));
+    level = outs.map((out) => ({ summary: out.summary, keyPoints: out.keyPoints }));
   }
   const root = level[0] as Part;
   return { summary: root.summary, keyPoints: root.keyPoints.slice(0, maxKeyPoints), usage };

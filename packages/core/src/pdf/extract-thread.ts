@@ -3,10 +3,10 @@
  * and not a thread): opens a PDF with PDF.js and extracts page text. Everything it returns is
  * plain data (see ./protocol.ts), and `run` never throws: failures come back as `{ok: false}`.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import type { PDFDocumentProxy, PDFPageProxy } from 'pdfjs-dist/legacy/build/pdf.mjs';
+import type { PDFDocumentLoadingTask, PDFDocumentProxy, PDFPageProxy } from 'pdfjs-dist/legacy/build/pdf.mjs';
 import workerpool from 'workerpool';
 import { DocorchError } from '../errors.js';
 import { installMemoryGuard, type MemoryGuard } from './memory-guard.js';
@@ -59,6 +59,8 @@ let maxBufferBytes = 0;
 
 /** The task handler, registered with workerpool as `run`. */
 export async function run(task: ThreadTask): Promise<ThreadResult> {
+  // Tells the caller the task now runs here (a deadline before this is a busy pool, not a slow file).
+  workerpool.workerEmit({ started: true });
   // Installed on the first task (the limit is the same for every task of a pool), after PDF.js
   // is loaded so that its bundled polyfills keep the native classes.
   maxBufferBytes = task.maxBufferBytes;
@@ -108,7 +110,29 @@ async function runPages(task: PagesTask): Promise<Success> {
   });
 }
 
-async function withDocument<T>(filePath: string, use: (doc: PDFDocumentProxy) => Promise<T>): Promise<T> {
+/** A document kept open between tasks, for the next slice of the same file. */
+interface OpenDocument {
+  /** Path, size and modification time: a different or rewritten file is opened afresh. */
+  key: string;
+  loadingTask: PDFDocumentLoadingTask;
+  doc: PDFDocumentProxy;
+  idleTimer?: NodeJS.Timeout | undefined;
+}
+
+// Slices of a large document reach the same worker one after the other, and re-opening means
+// re-parsing the cross-reference table and the page tree, so the last document stays open.
+// It is closed when another file comes, after an error, or after a short idle time.
+let kept: OpenDocument | undefined;
+const KEEP_IDLE_MS = 5_000;
+
+async function release(entry: OpenDocument): Promise<void> {
+  clearTimeout(entry.idleTimer);
+  if (kept === entry) kept = undefined;
+  // Bounded: a corrupt document must not keep an answer waiting on its own teardown.
+  await Promise.race([entry.loadingTask.destroy().catch(() => undefined), sleep(1_000)]);
+}
+
+async function openDocument(filePath: string, key: string): Promise<OpenDocument> {
   const file = await readFile(filePath);
   // PDF.js refuses Buffers, and copies a view that does not own its whole ArrayBuffer.
   const data = new Uint8Array(file.buffer, file.byteOffset, file.byteLength);
@@ -125,12 +149,35 @@ async function withDocument<T>(filePath: string, use: (doc: PDFDocumentProxy) =>
     verbosity: pdfjs.VerbosityLevel.ERRORS,
   });
   try {
-    const doc = await loadingTask.promise;
-    if (guard?.exceeded) throw bufferLimit();
-    return await use(doc);
-  } finally {
-    // Bounded: a corrupt document must not keep the answer waiting on its own teardown.
+    return { key, loadingTask, doc: await loadingTask.promise };
+  } catch (err) {
     await Promise.race([loadingTask.destroy().catch(() => undefined), sleep(1_000)]);
+    throw err;
+  }
+}
+
+async function withDocument<T>(filePath: string, use: (doc: PDFDocumentProxy) => Promise<T>): Promise<T> {
+  const { size, mtimeMs } = await stat(filePath);
+  const key = `${filePath}\0${size}\0${mtimeMs}`;
+  let entry = kept;
+  if (entry && entry.key !== key) {
+    await release(entry);
+    entry = undefined;
+  }
+  if (entry) clearTimeout(entry.idleTimer);
+  entry ??= await openDocument(filePath, key);
+  kept = undefined;
+  try {
+    if (guard?.exceeded) throw bufferLimit();
+    const result = await use(entry.doc);
+    const keep = entry;
+    keep.idleTimer = setTimeout(() => void release(keep), KEEP_IDLE_MS).unref();
+    kept = keep;
+    return result;
+  } catch (err) {
+    // Never reuse a document whose task failed (half-read streams, memory at the limit).
+    await release(entry);
+    throw err;
   }
 }
 
@@ -245,4 +292,9 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-workerpool.worker({ run });
+/** Answers once this worker is up (PDF.js is loaded before the worker registers). */
+function ping(): string {
+  return 'pong';
+}
+
+workerpool.worker({ run, ping });

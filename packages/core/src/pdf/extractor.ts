@@ -100,7 +100,8 @@ export class ProcessPdfExtractor implements PdfExtractor {
       workerTerminateTimeout: 1_000,
       // Captured and logged per task: the service's stdout carries JSON log lines only.
       emitStdStreams: true,
-      forkOpts: { execArgv: [...script.execArgv, `--max-old-space-size=${config.PDF_MAX_HEAP_MB}`] },
+      // --expose-gc: the buffer guard collects garbage before refusing an allocation.
+      forkOpts: { execArgv: [...script.execArgv, `--max-old-space-size=${config.PDF_MAX_HEAP_MB}`, '--expose-gc'] },
     });
     this.slots = pLimit(config.PDF_THREADS);
   }
@@ -163,6 +164,18 @@ export class ProcessPdfExtractor implements PdfExtractor {
     });
   }
 
+  /**
+   * Resolves once every worker process is up (PDF.js loaded), e.g. before a service reports
+   * ready. Not bound by PDF_TIMEOUT_MS: a worker's start-up is not a document's work.
+   */
+  async warmUp(): Promise<void> {
+    if (this.closed) throw new DocorchError('INTERNAL', 'The PDF extractor is closed');
+    // One ping per worker, all at once: workerpool gives each to a different (new) worker.
+    await Promise.all(
+      Array.from({ length: this.config.PDF_THREADS }, () => this.slots(async () => this.pool.exec('ping', []))),
+    );
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -203,6 +216,7 @@ export class ProcessPdfExtractor implements PdfExtractor {
     const scope = new AbortController();
     const signal = AbortSignal.any([deadline.signal, scope.signal, ...(callerSignal ? [callerSignal] : [])]);
     let firstError: DocorchError | undefined;
+    // Set when a worker reports that it runs one of this call's tasks.
     let anyStarted = false;
 
     const fail = (err: DocorchError): never => {
@@ -218,9 +232,13 @@ export class ProcessPdfExtractor implements PdfExtractor {
         result = await raceAbort(
           this.slots(async () => {
             if (signal.aborted) throw signal.reason;
-            anyStarted = true;
             this.counters.tasks++;
-            const pending = this.pool.exec('run', [task], { on: (event: unknown) => this.workerOutput(event, task.path) });
+            const pending = this.pool.exec('run', [task], {
+              on: (event: unknown) => {
+                if (isStartedEvent(event)) anyStarted = true;
+                else this.workerOutput(event, task.path);
+              },
+            });
             const cancel = () => {
               // Kills the worker running the task. workerpool's cancel() runs its rejection
               // handlers synchronously and rethrows the CancellationError from there; inside an
@@ -275,7 +293,8 @@ export class ProcessPdfExtractor implements PdfExtractor {
     }
     const timeoutMs = this.config.PDF_TIMEOUT_MS;
     if (!running) {
-      // Never got a worker: the pool is busy, which says nothing about the file. Retryable.
+      // No worker started the work (all busy, or the worker was still starting): that says
+      // nothing about the file. Retryable.
       return new DocorchError('TIMEOUT', `No PDF worker became free within ${timeoutMs} ms`, {
         details: { reason: 'queue', timeoutMs },
       });
@@ -325,6 +344,10 @@ export class ProcessPdfExtractor implements PdfExtractor {
       );
     }
   }
+}
+
+function isStartedEvent(event: unknown): boolean {
+  return typeof event === 'object' && event !== null && (event as { started?: unknown }).started === true;
 }
 
 /** Rejects with the signal's reason as soon as it aborts, whatever `promise` does. */

@@ -117,6 +117,7 @@ async function publish(
       payload: { tenantId, documentId, chunkIndex: c.index, attempt: Math.max(1, c.attempt ?? 1), analyses },
       partitionKey: chunkPartitionKey(documentId, c.index),
     })),
+    { spread: true },
   );
 }
 

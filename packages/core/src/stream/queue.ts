@@ -2,7 +2,7 @@
  * The producer side of the stream (BullMQ's `Queue`): `add` and `addBulk` publish events with
  * batched PutRecords, retrying only the entries Kinesis reports as failed, with full-jitter backoff.
  */
-import { PutRecordsCommand, type KinesisClient, type PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
+import { ListShardsCommand, PutRecordsCommand, type KinesisClient, type PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
 import { DocorchError } from '../errors.js';
 import { backoffPolicy, fullJitterDelay, sleep, type BackoffPolicy } from '../retry/backoff.js';
 import { createEvent, encodeEvent, type EventPayload, type EventType, type StreamEvent } from './events.js';
@@ -18,6 +18,16 @@ export interface QueueItem<T extends EventType = EventType> {
   payload: EventPayload<T>;
   /** Decides the shard: chunks of one document use distinct keys to spread over the fleet. */
   partitionKey: string;
+}
+
+/** Options of {@link Queue.addBulk}. */
+export interface AddBulkOptions {
+  /**
+   * Deal the items round-robin over the open shards (an explicit hash key in each shard's range)
+   * instead of hashing their partition keys: a large document then loads every shard, and so
+   * every worker, evenly. @defaultValue false
+   */
+  spread?: boolean;
 }
 
 /** Options of {@link Queue}. */
@@ -46,16 +56,44 @@ export class Queue {
   }
 
   /** Publishes many events in as few PutRecords calls as the limits allow. */
-  async addBulk(items: readonly QueueItem[]): Promise<StreamEvent[]> {
-    const events = items.map((item) => ({ event: createEvent(item.type, item.payload), partitionKey: item.partitionKey }));
+  async addBulk(items: readonly QueueItem[], options: AddBulkOptions = {}): Promise<StreamEvent[]> {
+    const hashKeys = options.spread ? await this.shardHashKeys() : [];
+    const offset = Math.floor(Math.random() * Math.max(1, hashKeys.length));
+    const events = items.map((item, i) => ({
+      event: createEvent(item.type, item.payload),
+      partitionKey: item.partitionKey,
+      ...(hashKeys.length > 0 ? { explicitHashKey: hashKeys[(offset + i) % hashKeys.length] } : {}),
+    }));
     await this.putAll(events);
     return events.map((e) => e.event);
   }
 
-  private async putAll(items: ReadonlyArray<{ event: StreamEvent; partitionKey: string }>): Promise<void> {
+  private hashKeyCache: { keys: string[]; until: number } | undefined;
+
+  /** The middle of each open shard's hash-key range (closed shards have an ending sequence number; cached for a minute). */
+  private async shardHashKeys(): Promise<string[]> {
+    if (this.hashKeyCache && this.hashKeyCache.until > Date.now()) return this.hashKeyCache.keys;
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const out = await this.kinesis.send(
+        new ListShardsCommand(token ? { NextToken: token } : { StreamName: this.streamName }),
+      );
+      for (const shard of out.Shards ?? []) {
+        const range = shard.HashKeyRange;
+        if (!range?.StartingHashKey || !range.EndingHashKey || shard.SequenceNumberRange?.EndingSequenceNumber) continue;
+        keys.push(((BigInt(range.StartingHashKey) + BigInt(range.EndingHashKey)) / 2n).toString());
+      }
+      token = out.NextToken;
+    } while (token);
+    this.hashKeyCache = { keys, until: Date.now() + 60_000 };
+    return keys;
+  }
+
+  private async putAll(items: ReadonlyArray<{ event: StreamEvent; partitionKey: string; explicitHashKey?: string }>): Promise<void> {
     let batch: PutRecordsRequestEntry[] = [];
     let bytes = 0;
-    for (const { event, partitionKey } of items) {
+    for (const { event, partitionKey, explicitHashKey } of items) {
       const data = encodeEvent(event);
       if (data.length > MAX_RECORD_BYTES) {
         throw new DocorchError('INTERNAL', `Event ${event.type} is ${data.length} bytes, over the 1 MiB record limit`);
@@ -66,7 +104,7 @@ export class Queue {
         batch = [];
         bytes = 0;
       }
-      batch.push({ Data: data, PartitionKey: partitionKey });
+      batch.push({ Data: data, PartitionKey: partitionKey, ...(explicitHashKey ? { ExplicitHashKey: explicitHashKey } : {}) });
       bytes += size;
     }
     if (batch.length > 0) await this.putBatch(batch);

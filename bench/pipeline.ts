@@ -1,0 +1,95 @@
+/**
+ * `pnpm bench:pipeline`: end-to-end time of a 500-page async document on the local stack, with
+ * an analyzer of fixed latency L (the fake Gemini server), against the ideal time for the fleet:
+ *
+ *   ideal = chunks / (workers x cap) x L + extraction (measured in the same run)
+ *
+ * and their ratio. Knobs (env): BENCH_PAGES (500), BENCH_LATENCY_MS (1000), BENCH_WORKERS (3),
+ * BENCH_SHARDS (6), BENCH_CAP (4), BENCH_PAGES_PER_CHUNK (2). The fleet is measured in steady
+ * state: the document is submitted once the workers hold the shards evenly.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createPdfExtractor, loadConfig } from '@docorch/core';
+import { startEmulators, startFakeGemini, startPipeline, writePdf } from '@docorch/testkit';
+
+const num = (name: string, def: number) => Number(process.env[name] ?? def);
+const PAGES = num('BENCH_PAGES', 500);
+const L = num('BENCH_LATENCY_MS', 1000);
+const WORKERS = num('BENCH_WORKERS', 3);
+const SHARDS = num('BENCH_SHARDS', 6);
+const CAP = num('BENCH_CAP', 4);
+const PAGES_PER_CHUNK = num('BENCH_PAGES_PER_CHUNK', 2);
+
+const dir = await mkdtemp(path.join(os.tmpdir(), 'docorch-bench-pipeline-'));
+const emulators = await startEmulators();
+Object.assign(process.env, emulators.env);
+const fake = await startFakeGemini({ latencyMs: L });
+let pipeline: Awaited<ReturnType<typeof startPipeline>> | undefined;
+try {
+  const file = path.join(dir, 'doc.pdf');
+  await writePdf(file, { pages: PAGES, seed: 42 });
+
+  // Extraction as the splitter does it (same extractor, same limits), measured here.
+  const extractor = createPdfExtractor(loadConfig());
+  await extractor.extract(file, { maxPages: 100_000 }); // warm-up
+  const e0 = performance.now();
+  await extractor.extract(file, { maxPages: 100_000 });
+  const extractionMs = performance.now() - e0;
+  await extractor.close();
+
+  pipeline = await startPipeline({
+    workers: WORKERS,
+    shards: SHARDS,
+    prefix: 'bench',
+    waitForBalance: true,
+    env: {
+      ANALYZER: 'gemini',
+      GEMINI_BASE_URL: fake.url,
+      GEMINI_API_KEY: 'bench',
+      ANALYSIS_CONCURRENCY: String(CAP),
+      GEMINI_RPM: '1000000',
+      GEMINI_TPM: '1000000000',
+      LOG_LEVEL: 'warn',
+    },
+  });
+  fake.clearLog();
+
+  const form = new FormData();
+  form.set('mode', 'async');
+  form.set('pagesPerChunk', String(PAGES_PER_CHUNK));
+  form.set('file', new Blob([await readFile(file)], { type: 'application/pdf' }), 'bench.pdf');
+  const t0 = performance.now();
+  const res = await fetch(`${pipeline.api.baseUrl}/v1/documents`, {
+    method: 'POST',
+    body: form,
+    headers: { authorization: `Bearer ${pipeline.apiKey}` },
+  });
+  if (res.status !== 202) throw new Error(`submit answered ${res.status}: ${await res.text()}`);
+  const { id } = (await res.json()) as { id: string };
+  let status = '';
+  let chunks = 0;
+  while (!['completed', 'completed_with_errors', 'failed'].includes(status)) {
+    const view = (await (
+      await fetch(`${pipeline.api.baseUrl}/v1/documents/${id}`, { headers: { authorization: `Bearer ${pipeline.apiKey}` } })
+    ).json()) as { status: string; progress: { chunksTotal: number } };
+    status = view.status;
+    chunks = view.progress.chunksTotal;
+    if (!['completed', 'completed_with_errors', 'failed'].includes(status)) await new Promise((r) => setTimeout(r, 50));
+  }
+  const e2eMs = performance.now() - t0;
+  const idealMs = (chunks / (WORKERS * CAP)) * L + extractionMs;
+  const calls = fake.totals().requests;
+  console.log(`pipeline bench: ${PAGES} pages, ${chunks} chunks, ${WORKERS} workers x cap ${CAP}, ${SHARDS} shards, L = ${L} ms`);
+  console.log(`  status:              ${status}; model calls: ${calls} (${chunks} chunks + ${calls - chunks} reduce)`);
+  console.log(`  extraction:          ${(extractionMs / 1000).toFixed(2)} s (measured in this run)`);
+  console.log(`  ideal:               ${(idealMs / 1000).toFixed(2)} s = ${chunks} / (${WORKERS} x ${CAP}) x ${L} ms + extraction`);
+  console.log(`  end to end:          ${(e2eMs / 1000).toFixed(2)} s`);
+  console.log(`pipeline ratio (end-to-end / ideal, target <= 1.25): ${(e2eMs / idealMs).toFixed(3)}`);
+} finally {
+  await pipeline?.stop().catch(() => undefined);
+  await fake.close();
+  await emulators.stop();
+  await rm(dir, { recursive: true, force: true });
+}
