@@ -48,12 +48,12 @@ export const configSchema = z.object({
   READ_RATE_LIMIT_PER_MINUTE: int(1200, 1).describe('Status, result and list reads per minute per tenant (429 above).'),
   DEV_API_KEY: z.string().min(16).optional().describe('Local stack only: API key of the seeded dev tenant.'),
 
-  PDF_THREADS: int(Math.max(1, Math.min(4, os.availableParallelism())), 1).describe('Worker threads parsing PDFs.'),
+  PDF_THREADS: int(Math.max(1, Math.min(4, os.availableParallelism())), 1).describe('Worker processes parsing PDFs (isolated: a crash or out-of-memory kills only the worker).'),
   PDF_TIMEOUT_MS: int(60_000, 1).describe('Longest a single PDF inspection or extraction may take.'),
-  PDF_MAX_HEAP_MB: int(768, 64).describe('Heap limit (old generation) of each PDF worker thread, in MiB.'),
+  PDF_MAX_HEAP_MB: int(768, 64).describe('Heap limit (old generation) of each PDF worker process, in MiB (TOO_LARGE above).'),
   PDF_MAX_TEXT_BYTES: int(64 * 1024 * 1024, 1024).describe('Most extracted text accepted from one document.'),
-  PDF_MAX_BUFFER_MB: int(512, 16).describe('Memory each PDF worker thread may hold in decoded streams and other buffers outside its heap, in MiB (TOO_LARGE above).'),
-  PDF_SLICE_PAGES: int(250, 1).describe('Most pages one PDF thread extracts per task; larger selections are split over the threads.'),
+  PDF_MAX_BUFFER_MB: int(512, 16).describe('Memory each PDF worker process may hold in decoded streams and other buffers outside its heap, in MiB (TOO_LARGE above).'),
+  PDF_SLICE_PAGES: int(250, 1).describe('Most pages one PDF worker extracts per task; larger selections are split over the workers.'),
 
   LEASE_FAILOVER_MS: int(10_000, 500).describe('Stream lease failover time: a worker silent this long loses its shards.'),
   STREAM_IDLE_READ_MS: int(250, 10).describe('Pause between reads of an idle shard (Kinesis allows 5 reads/s/shard).'),
