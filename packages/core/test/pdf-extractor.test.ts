@@ -271,6 +271,21 @@ describe('hostile files and limits', () => {
     }
   }, 120_000);
 
+  it('answers calls in flight with a retryable INTERNAL error when closed', async () => {
+    const extractor = extractorWith({ PDF_THREADS: 1 });
+    const pdf = await generatePdf({ pages: 300 });
+    await writeFile(file('closing.pdf'), pdf.bytes);
+    const running = rejection(extractor.extract(file('closing.pdf'), { maxPages: 1000 }));
+    const queued = rejection(extractor.extract(file('closing.pdf'), { maxPages: 1000 }));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await extractor.close();
+    for (const err of await Promise.all([running, queued])) {
+      expect(err.code).toBe('INTERNAL');
+      expect(err.retry).toBe('retry');
+    }
+    expect((await rejection(extractor.extract(file('closing.pdf'), { maxPages: 1000 }))).code).toBe('INTERNAL');
+  }, 60_000);
+
   it('honours the caller AbortSignal and keeps working afterwards', async () => {
     const extractor = extractorWith({ PDF_THREADS: 1 });
     try {

@@ -1,5 +1,13 @@
 export {};
-export { generatePdf, writePdf, type GeneratePdfOptions, type GeneratedPdf } from './pdf/generate.js';
+export {
+  generateBlankPagesPdf,
+  generateBombPdf,
+  generatePdf,
+  writePdf,
+  type BombKind,
+  type GeneratePdfOptions,
+  type GeneratedPdf,
+} from './pdf/generate.js';
 export {
   EMULATOR_CREDENTIALS,
   KINESALITE_DEFAULTS,

@@ -355,7 +355,13 @@ export class StatusTable {
     return { kind: 'claimed', row: (await this.getChunk(tenantId, documentId, index)) as ChunkRow };
   }
 
-  /** Proves a claim is alive (bumps its counter). Returns the new counter, or undefined when the claim was lost. */
+  /**
+   * Proves a claim is alive (bumps its counter). Returns the new counter, or undefined when the
+   * claim was lost. On a failed condition the row is re-read: if it shows this owner, still
+   * processing, at exactly one more increment, that increment was this very heartbeat, applied
+   * and then retried by the SDK after a lost response (as the lease renewer reads a renewal), so
+   * the claim is still held. The caller must not run two heartbeats of one claim at once.
+   */
   async heartbeatChunk(tenantId: string, documentId: string, index: number, owner: string, counter: number): Promise<number | undefined> {
     try {
       const out = await this.doc.send(
@@ -371,8 +377,10 @@ export class StatusTable {
       );
       return Number(out.Attributes?.claimCounter);
     } catch (err) {
-      if (isConditionFailure(err)) return undefined;
-      throw err;
+      if (!isConditionFailure(err)) throw err;
+      const row = await this.getChunk(tenantId, documentId, index);
+      if (row && row.status === 'processing' && row.claimOwner === owner && row.claimCounter === counter + 1) return row.claimCounter;
+      return undefined;
     }
   }
 

@@ -85,6 +85,8 @@ export class ProcessPdfExtractor implements PdfExtractor {
   private readonly logger: Logger;
   private readonly counters: PdfExtractorStats = { tasks: 0, absorbedRejections: 0, workerDeaths: 0, failedPages: 0 };
   private closed = false;
+  /** Aborted by close(): calls still queued or running then reject at once. */
+  private readonly closing = new AbortController();
 
   constructor(
     private readonly config: PdfExtractorConfig,
@@ -179,6 +181,7 @@ export class ProcessPdfExtractor implements PdfExtractor {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.closing.abort(new DocorchError('INTERNAL', 'The PDF extractor was closed during the extraction'));
     this.slots.clearQueue();
     await this.pool.terminate(true);
   }
@@ -214,7 +217,12 @@ export class ProcessPdfExtractor implements PdfExtractor {
     const timer = setTimeout(() => deadline.abort(new DocorchError('TIMEOUT', 'PDF deadline')), timeoutMs);
     timer.unref();
     const scope = new AbortController();
-    const signal = AbortSignal.any([deadline.signal, scope.signal, ...(callerSignal ? [callerSignal] : [])]);
+    const signal = AbortSignal.any([
+      deadline.signal,
+      scope.signal,
+      this.closing.signal,
+      ...(callerSignal ? [callerSignal] : []),
+    ]);
     let firstError: DocorchError | undefined;
     // Set when a worker reports that it runs one of this call's tasks.
     let anyStarted = false;
@@ -283,6 +291,8 @@ export class ProcessPdfExtractor implements PdfExtractor {
   }
 
   private abortError(callerSignal: AbortSignal | undefined, deadline: AbortSignal, running: boolean): DocorchError {
+    // Shutting down: retryable, another instance can do the work.
+    if (this.closing.signal.aborted) return this.closing.signal.reason as DocorchError;
     if (callerSignal?.aborted && !deadline.aborted) {
       const reason: unknown = callerSignal.reason;
       if (isDocorchError(reason)) return reason;

@@ -98,24 +98,29 @@ export async function processChunk(
       );
       result = chunkResultFrom(p.chunkIndex, pages, analysis);
     } catch (err) {
+      if (lost.aborted) {
+        // Another delivery took the claim over (this one stood still too long): the chunk is
+        // its now, and this record has nothing left to do.
+        log.warn('chunk claim taken over; leaving the chunk to its new holder');
+        return 'skipped';
+      }
       if (signal.aborted) {
-        // Shutdown or lost claim: hand the chunk back untouched (a lost claim is someone else's now).
-        if (!lost.aborted) await ctx.status.releaseChunk(p.tenantId, p.documentId, p.chunkIndex, held.current(), p.attempt).catch(() => false);
+        // Shutdown: hand the chunk back untouched, and leave the record to the shard's next owner.
+        const claim = await held.settle();
+        if (claim) await ctx.status.releaseChunk(p.tenantId, p.documentId, p.chunkIndex, claim, p.attempt).catch(() => false);
         throw signal.reason ?? err;
       }
       const e = toDocorchError(err);
       if (e.retry !== 'terminal' && p.attempt < maxAttempts) {
-        // Hand back and re-publish: another delivery (maybe another worker) tries again later.
-        if (await ctx.status.releaseChunk(p.tenantId, p.documentId, p.chunkIndex, held.current(), p.attempt + 1)) {
-          await ctx.queue.add(
-            'chunk.ready',
-            { ...p, attempt: p.attempt + 1 },
-            { partitionKey: chunkPartitionKey(p.documentId, p.chunkIndex) },
-          );
-          log.warn({ code: e.code, err: e }, 'chunk re-published for another attempt');
-          return 'requeued';
-        }
-        return 'skipped';
+        // Re-publish, then hand back: another delivery (maybe another worker) tries again later.
+        // In this order a crash or a failed publish in between leaves a claim that the next
+        // delivery takes over, never a pending chunk whose only record is already done.
+        const claim = await held.settle();
+        if (!claim) return 'skipped';
+        await ctx.queue.add('chunk.ready', { ...p, attempt: p.attempt + 1 }, { partitionKey: chunkPartitionKey(p.documentId, p.chunkIndex) });
+        await ctx.status.releaseChunk(p.tenantId, p.documentId, p.chunkIndex, claim, p.attempt + 1);
+        log.warn({ code: e.code, err: e }, 'chunk re-published for another attempt');
+        return 'requeued';
       }
       log.error({ code: e.code, err: e }, 'chunk failed');
       const inputPages = await chunkPages(ctx, p);
@@ -129,12 +134,22 @@ export async function processChunk(
         record: event,
       });
     }
+    // A claim already known lost must not overwrite its new holder's result.
+    if (lost.aborted) {
+      log.warn('chunk finished but its claim was taken over; not counted');
+      return 'skipped';
+    }
     await ctx.blobs.putJson(ctx.config.RESULTS_BUCKET, chunkResultKey(p.tenantId, p.documentId, p.chunkIndex), result);
+    const claim = await held.settle();
+    if (!claim) {
+      log.warn('chunk finished but its claim was taken over; not counted');
+      return 'skipped';
+    }
     const counted = await ctx.status.completeChunk(
       p.tenantId,
       p.documentId,
       p.chunkIndex,
-      held.current(),
+      claim,
       result.status === 'succeeded' ? { status: 'succeeded' } : { status: 'failed', error: result.error ?? { code: 'INTERNAL', message: '' } },
     );
     if (!counted) {
@@ -153,10 +168,23 @@ export interface HeldClaim {
   current(): { owner: string; counter: number };
   /** Aborted when a heartbeat finds the claim taken over. */
   lost: AbortSignal;
+  /**
+   * Stops heartbeating and resolves once no heartbeat is in flight, with the claim to condition
+   * the final write (complete or release) on, or undefined when the claim was lost. A final
+   * write must use this, never {@link HeldClaim.current} while heartbeats run: a heartbeat that
+   * lands first moves the counter, the final write's condition fails, and the chunk is left
+   * `processing` under a live-looking claim with no record left to finish it.
+   */
+  settle(): Promise<{ owner: string; counter: number } | undefined>;
+  /** Stops heartbeating (a heartbeat in flight still completes). */
   stop(): void;
 }
 
-/** Heartbeats a claim every `claimTimeoutMs / 3` until stopped or lost. */
+/**
+ * Heartbeats a claim every `claimTimeoutMs / 3` until stopped or lost. Heartbeats never
+ * overlap (the next is scheduled when the previous one has answered): two heartbeats sent with
+ * the same counter would make the second fail its condition and report a live claim as lost.
+ */
 export function holdClaim(
   ctx: PipelineContext,
   key: { tenantId: string; documentId: string; chunkIndex: number },
@@ -165,21 +193,48 @@ export function holdClaim(
   log: PipelineContext['logger'],
 ): HeldClaim {
   let current = claim;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let beating: Promise<void> = Promise.resolve();
   const lost = new AbortController();
-  const timer = setInterval(() => {
-    void ctx.status
-      .heartbeatChunk(key.tenantId, key.documentId, key.chunkIndex, current.owner, current.counter)
-      .then((counter) => {
-        if (counter === undefined) {
-          log.warn('chunk claim lost; abandoning the analysis');
-          lost.abort(new DocorchError('CONFLICT', 'chunk claim lost'));
-          clearInterval(timer);
-        } else current = { ...current, counter };
-      })
-      .catch((err: unknown) => log.warn({ err }, 'chunk heartbeat failed'));
-  }, Math.max(50, Math.floor(claimTimeoutMs / 3)));
-  timer.unref();
-  return { current: () => current, lost: lost.signal, stop: () => clearInterval(timer) };
+  const everyMs = Math.max(50, Math.floor(claimTimeoutMs / 3));
+  const beat = async (): Promise<void> => {
+    try {
+      const counter = await ctx.status.heartbeatChunk(key.tenantId, key.documentId, key.chunkIndex, current.owner, current.counter);
+      if (counter !== undefined) {
+        current = { ...current, counter };
+        return;
+      }
+      log.warn('chunk claim lost; abandoning the analysis');
+      lost.abort(new DocorchError('CONFLICT', 'chunk claim lost'));
+    } catch (err) {
+      // Transient (network, throttling): the next heartbeat retries with the same counter.
+      log.warn({ err }, 'chunk heartbeat failed');
+    }
+  };
+  const schedule = (): void => {
+    if (stopped || lost.signal.aborted) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      beating = beat().finally(schedule);
+    }, everyMs);
+    timer.unref();
+  };
+  const stop = (): void => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+  schedule();
+  return {
+    current: () => current,
+    lost: lost.signal,
+    async settle() {
+      stop();
+      await beating;
+      return lost.signal.aborted ? undefined : current;
+    },
+    stop,
+  };
 }
 
 /** The chunk's page numbers from its row (used when the input itself is unreadable). */

@@ -242,11 +242,13 @@ async function handOff(
       .then(async (result) => {
         if (held.lost.aborted) return;
         await ctx.blobs.putJson(ctx.config.RESULTS_BUCKET, chunkResultKey(tenantId, documentId, index), result);
+        const claim = await held.settle();
+        if (!claim) return;
         await ctx.status.completeChunk(
           tenantId,
           documentId,
           index,
-          held.current(),
+          claim,
           result.status === 'succeeded' ? { status: 'succeeded' } : { status: 'failed', error: result.error ?? { code: 'INTERNAL', message: '' } },
         );
       })

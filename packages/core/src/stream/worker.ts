@@ -239,13 +239,29 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
   }
 
+  /**
+   * Waits for a free slot of the shared cap. An aborted wait removes itself from the queue: a
+   * stale entry left behind would swallow the wake-up of a finished record, and a live waiter
+   * behind it could then sleep while slots are free, stalling its whole shard.
+   */
   private async waitForCapacity(signal: AbortSignal): Promise<void> {
     while (this.running >= this.concurrency) {
       signal.throwIfAborted();
       await new Promise<void>((resolve) => {
-        this.waiters.push(resolve);
-        signal.addEventListener('abort', () => resolve(), { once: true });
+        const wake = () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        const onAbort = () => {
+          const at = this.waiters.indexOf(wake);
+          if (at >= 0) this.waiters.splice(at, 1);
+          resolve();
+        };
+        this.waiters.push(wake);
+        signal.addEventListener('abort', onAbort, { once: true });
       });
+      // Woken for a free slot but aborted meanwhile: pass the slot on rather than lose it.
+      if (signal.aborted && this.running < this.concurrency) this.waiters.shift()?.();
     }
     signal.throwIfAborted();
   }

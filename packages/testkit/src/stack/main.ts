@@ -53,7 +53,9 @@ async function waitForHealth(url: string, timeoutMs: number): Promise<void> {
 async function main(): Promise<void> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const emulators = await startEmulators({ dataDir: path.join(dataDir, 'emulators') });
-  const env: NodeJS.ProcessEnv = { ...process.env, ...emulators.env, NODE_ENV: process.env.NODE_ENV ?? 'development' };
+  // The SDK reads the emulators' credentials from the environment, here as in the services.
+  Object.assign(process.env, emulators.env);
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: process.env.NODE_ENV ?? 'development' };
   const config = loadConfig(env);
   const aws = createAwsClients(config);
   await ensureResources(aws, config, { shardCount: config.SHARDS });

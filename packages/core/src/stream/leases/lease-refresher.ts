@@ -132,7 +132,12 @@ export class LeaseRefresher {
     return out.Item ? leaseFromItem(out.Item) : undefined;
   }
 
-  /** Every lease of the table: a strongly consistent scan, all pages. */
+  /**
+   * Every lease of the table: a strongly consistent scan, all pages. Rows without a
+   * `leaseCounter` are not leases (every lease is created with one) and are left out: the local
+   * DynamoDB Streams poller of the aggregator keeps its checkpoints in the same table, and
+   * counting them would make takers chase rows they can never take and miscount their target.
+   */
   async listLeases(): Promise<Lease[]> {
     const leases: Lease[] = [];
     let startKey: Record<string, unknown> | undefined;
@@ -140,7 +145,7 @@ export class LeaseRefresher {
       const out = await this.doc.send(
         new ScanCommand({ TableName: this.tableName, ConsistentRead: true, ExclusiveStartKey: startKey }),
       );
-      for (const item of out.Items ?? []) leases.push(leaseFromItem(item));
+      for (const item of out.Items ?? []) if (item[A.leaseCounter] !== undefined) leases.push(leaseFromItem(item));
       startKey = out.LastEvaluatedKey;
     } while (startKey);
     return leases;
