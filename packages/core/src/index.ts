@@ -37,7 +37,7 @@ export {
   type SummaryReduceOutput,
   type Usage,
 } from './analysis/types.js';
-export { createAnalyzer } from './analysis/factory.js';
+export { createAnalyzer, createProcessAnalyzer, type AnalyzerConfig, type AnalyzerDependencies, type ProcessAnalyzer } from './analysis/factory.js';
 export { createLocalAnalyzer, type LocalAnalyzerOptions } from './analysis/local/local-analyzer.js';
 
 // jobs
@@ -94,7 +94,7 @@ export { BlobStore, type UploadOptions } from './aws/blob-store.js';
 export { chunkInputKey, chunkResultKey, documentPrefix, resultKey, sourceKey } from './aws/object-keys.js';
 export { StatusTable, BY_TENANT_INDEX, documentPk, type JobPage, type JobPatch } from './aws/status-table.js';
 export { FilesTable, type FileRecord, type IdempotencyRecord } from './aws/files-table.js';
-export { TenantsTable, generateApiKey, hashApiKey, type Tenant } from './aws/tenants-table.js';
+export { TenantsTable, generateApiKey, hashApiKey, usageMonth, type MonthlyUsage, type Tenant } from './aws/tenants-table.js';
 export {
   BUCKET_NAME_KEYS,
   DEFAULT_SHARD_COUNT,

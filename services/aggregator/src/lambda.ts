@@ -2,7 +2,7 @@
  * AWS Lambda entry (`dist/lambda.handler`): builds the pipeline context once per container.
  */
 import type { DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
-import { createAnalyzer, createLogger, createPipelineContext, loadConfig, unavailableExtractor } from '@docorch/core';
+import { createLogger, createPipelineContext, loadConfig, unavailableExtractor } from '@docorch/core';
 import { createStreamHandler, type StreamHandler } from './handler.js';
 
 let handle: StreamHandler | undefined;
@@ -12,7 +12,6 @@ function init(): StreamHandler {
   const logger = createLogger({ service: 'aggregator', level: config.LOG_LEVEL });
   const ctx = createPipelineContext(config, logger, {
     extractor: unavailableExtractor('the aggregator does not parse PDFs'),
-    analyzer: createAnalyzer(config, logger),
   });
   return createStreamHandler(ctx, { owner: (context) => context?.awsRequestId ?? `lambda-${process.pid}` });
 }

@@ -2,7 +2,7 @@
  * Local aggregator process (the stack's stand-in for Lambda + its event source mapping):
  * polls the status table's stream and runs the same handler as dist/lambda.js.
  */
-import { closePipelineContext, createAnalyzer, createLogger, createPipelineContext, loadConfig, unavailableExtractor } from '@docorch/core';
+import { closePipelineContext, createLogger, createPipelineContext, loadConfig, unavailableExtractor } from '@docorch/core';
 import http from 'node:http';
 import { createStreamHandler } from './handler.js';
 import { StreamPoller } from './local-poller.js';
@@ -11,7 +11,6 @@ const config = loadConfig();
 const logger = createLogger({ service: 'aggregator', level: config.LOG_LEVEL });
 const ctx = createPipelineContext(config, logger, {
   extractor: unavailableExtractor('the aggregator does not parse PDFs'),
-  analyzer: createAnalyzer(config, logger),
 });
 // One local poller: a stable owner name lets a restarted poller resume its own assembly claim at once.
 const handler = createStreamHandler(ctx, { owner: () => 'local-aggregator' });

@@ -8,7 +8,7 @@ import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { randomUUID } from 'node:crypto';
 import { DocorchError, type PipelineContext } from '@docorch/core';
-import { authenticate, maybeTenantOf } from './auth.js';
+import { authenticate, maybeTenantOf, tenantOf } from './auth.js';
 import { checkReadiness } from './health.js';
 import { notFoundHandler, problemHandler, sendProblem } from './problem.js';
 import { documentsRouter } from './routes/documents.js';
@@ -61,6 +61,14 @@ export function createApp(ctx: PipelineContext): Express {
   const reads = limiter('reads', () => ctx.config.READ_RATE_LIMIT_PER_MINUTE);
   v1.use((req: Request, res: Response, next) => (req.method === 'GET' || req.method === 'HEAD' ? reads : writes)(req, res, next));
   v1.use('/documents', documentsRouter(ctx));
+  // The tenant's model usage for a month (YYYY-MM, default the current one, UTC).
+  v1.get('/usage', async (req: Request, res: Response) => {
+    const month = typeof req.query.month === 'string' ? req.query.month : undefined;
+    if (month !== undefined && !/^\d{4}-(0[1-9]|1[0-2])$/.test(month)) {
+      throw new DocorchError('INVALID_REQUEST', 'month must look like 2026-11');
+    }
+    res.json(await ctx.tenants.getUsage(tenantOf(req).tenantId, month));
+  });
   app.use('/v1', v1);
 
   app.use(notFoundHandler());

@@ -3,7 +3,6 @@
  */
 import {
   closePipelineContext,
-  createAnalyzer,
   createLogger,
   createPdfExtractor,
   createPipelineContext,
@@ -18,7 +17,6 @@ const config = loadConfig();
 const logger = createLogger({ service: 'api', level: config.LOG_LEVEL });
 const ctx = createPipelineContext(config, logger, {
   extractor: createPdfExtractor(config),
-  analyzer: createAnalyzer(config, logger),
 });
 const app = createApp(ctx);
 // Start the PDF and analysis workers before taking traffic, so the first request is not slow.

@@ -3,7 +3,6 @@
  */
 import {
   closePipelineContext,
-  createAnalyzer,
   createLogger,
   createPdfExtractor,
   createPipelineContext,
@@ -16,7 +15,6 @@ const config = loadConfig();
 const logger = createLogger({ service: 'worker', level: config.LOG_LEVEL });
 const ctx = createPipelineContext(config, logger, {
   extractor: createPdfExtractor(config),
-  analyzer: createAnalyzer(config, logger),
 });
 const service = createWorkerService(ctx, process.env.WORKER_ID ? { workerId: process.env.WORKER_ID } : {});
 process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));

@@ -51,6 +51,7 @@ export function createWorkerService(ctx: PipelineContext, options: WorkerService
           claimTimeoutMs: config.CHUNK_CLAIM_TIMEOUT_MS,
           maxAttempts: config.CHUNK_MAX_ATTEMPTS,
           signal: info.signal,
+          ...(ctx.breaker ? { breaker: ctx.breaker } : {}),
           onAnalysis: (e) => {
             if (e.phase === 'start') metrics.analysesInFlight.inc();
             else {

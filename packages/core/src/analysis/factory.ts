@@ -2,7 +2,10 @@
  * Picks the analyzer from the config: Gemini when selected (ANALYZER=gemini or a GEMINI_API_KEY),
  * else the local offline analyzer.
  */
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Config } from '../config.js';
+import { DynamoDbRateLimiter } from '../ratelimit/dynamodb-rate-limiter.js';
+import { CircuitBreaker, type CircuitBreakerConfig } from './circuit-breaker.js';
 import { ConfigError } from '../config.js';
 import type { RateLimiter } from '../ratelimit/types.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -69,4 +72,32 @@ export function createAnalyzer(config: AnalyzerConfig, logger: Logger, deps: Ana
     maxHeapMb: config.ANALYSIS_MAX_HEAP_MB,
     logger: logger.child({ component: 'local-analyzer' }),
   });
+}
+
+/** The analyzer of a process with its fleet-wide collaborators. */
+export interface ProcessAnalyzer {
+  analyzer: Analyzer;
+  /** The model's circuit breaker (Gemini only): workers stop taking chunks while it is open. */
+  breaker?: CircuitBreaker;
+}
+
+/**
+ * Creates the configured analyzer for a service process: with Gemini, one fleet-wide rate limit
+ * (GEMINI_RPM, GEMINI_TPM) kept in DynamoDB, shared by every process, and a circuit breaker.
+ */
+export function createProcessAnalyzer(
+  config: AnalyzerConfig & Pick<Config, 'RATE_LIMIT_TABLE' | 'GEMINI_RPM' | 'GEMINI_TPM'> & CircuitBreakerConfig,
+  logger: Logger,
+  doc: DynamoDBDocumentClient,
+  deps: Pick<AnalyzerDependencies, 'onModelCall'> = {},
+): ProcessAnalyzer {
+  if (config.analyzer !== 'gemini') return { analyzer: createAnalyzer(config, logger) };
+  const breaker = CircuitBreaker.fromConfig(config);
+  breaker.onStateChange((change) => logger.warn({ circuit: change }, 'model circuit breaker changed state'));
+  const analyzer = createAnalyzer(config, logger, {
+    rateLimiter: DynamoDbRateLimiter.fromConfig(doc, config),
+    circuitBreaker: breaker,
+    ...deps,
+  });
+  return { analyzer, breaker };
 }

@@ -18,6 +18,8 @@ import { DocorchError } from '../errors.js';
 import type { ChunkPlan, ChunkStatus, Job, JobStatus, RecordedError } from '../jobs/model.js';
 import { statusesLeadingTo } from '../jobs/model.js';
 import { STATUS_TABLE_KEYS } from './resources.js';
+import { usageUpdate } from './tenants-table.js';
+import type { Usage } from '../analysis/types.js';
 import { sleep } from '../retry/backoff.js';
 
 const JOB_SK = 'JOB';
@@ -96,9 +98,14 @@ function isConditionFailure(err: unknown): boolean {
 
 /** Repository of job rows. */
 export class StatusTable {
+  /**
+   * @param usageTableName - the tenants table, where chunk completions add the tenant's monthly
+   *   usage in the same transaction (so usage is counted exactly once per chunk).
+   */
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     readonly tableName: string,
+    private readonly usageTableName?: string,
   ) {}
 
   /** Creates the job row; CONFLICT if the document id already exists. */
@@ -396,6 +403,7 @@ export class StatusTable {
     index: number,
     claim: { owner: string; counter: number },
     outcome: { status: 'succeeded' } | { status: 'failed'; error: RecordedError },
+    usage?: Usage,
   ): Promise<boolean> {
     const pk = documentPk(tenantId, documentId);
     const now = new Date().toISOString();
@@ -431,6 +439,7 @@ export class StatusTable {
                 ExpressionAttributeValues: { ':now': now, ':one': 1, ':processing': 'processing' },
               },
             },
+            ...(usage && this.usageTableName ? [{ Update: usageUpdate(this.usageTableName, tenantId, usage, 1) }] : []),
           ],
         }),
       );

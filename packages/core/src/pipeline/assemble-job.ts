@@ -11,6 +11,7 @@
  */
 import pLimit from 'p-limit';
 import { chunkResultKey, resultKey } from '../aws/object-keys.js';
+import { addUsage, type Usage } from '../analysis/types.js';
 import { DocorchError, isDocorchError } from '../errors.js';
 import { assembleResult, type AssembleOptions } from '../jobs/assemble.js';
 import type { Job } from '../jobs/model.js';
@@ -95,8 +96,19 @@ export async function assembleJob(
       ? { error: { code: 'ANALYSIS_FAILED', message: `${job.chunksFailed} of ${job.chunksTotal} chunks failed; see failedPages in the result` } }
       : {}),
   });
+  // The reduce's model calls are metered here; the chunks' were metered as each completed.
+  const reduceUsage = subtractUsage(result.usage, addUsage(...chunks.map((c) => c.usage)));
+  await ctx.tenants.addUsage(tenantId, reduceUsage).catch((err: unknown) => log.error({ err }, 'could not meter usage'));
   log.info({ status: result.status, chunks: chunks.length }, 'document assembled');
   return { kind: 'assembled', result };
+}
+
+function subtractUsage(a: Usage, b: Usage): Usage {
+  return {
+    inputTokens: Math.max(0, a.inputTokens - b.inputTokens),
+    outputTokens: Math.max(0, a.outputTokens - b.outputTokens),
+    modelCalls: Math.max(0, a.modelCalls - b.modelCalls),
+  };
 }
 
 const TERMINAL = new Set(['completed', 'completed_with_errors', 'failed', 'cancelled']);

@@ -1,6 +1,8 @@
 /**
  * Everything the pipeline steps need, built once per process from the config.
  */
+import type { CircuitBreaker } from '../analysis/circuit-breaker.js';
+import { createProcessAnalyzer } from '../analysis/factory.js';
 import type { Analyzer } from '../analysis/types.js';
 import { BlobStore } from '../aws/blob-store.js';
 import { createAwsClients, type AwsClients } from '../aws/clients.js';
@@ -27,27 +29,33 @@ export interface PipelineContext {
   queue: Queue;
   extractor: PdfExtractor;
   analyzer: Analyzer;
+  /** The model's circuit breaker, when the analyzer has one (Gemini). */
+  breaker?: CircuitBreaker;
 }
 
-/** Builds the context; the caller provides the extractor and analyzer (so tests can pick them). */
+/**
+ * Builds the context. The caller provides the extractor; the analyzer is the configured one
+ * (with its fleet-wide rate limit and breaker) unless given (tests pick their own).
+ */
 export function createPipelineContext(
   config: Config,
   logger: Logger,
-  parts: { extractor: PdfExtractor; analyzer: Analyzer; aws?: AwsClients },
+  parts: { extractor: PdfExtractor; analyzer?: Analyzer; aws?: AwsClients },
 ): PipelineContext {
   const aws = parts.aws ?? createAwsClients(config);
+  const configured = parts.analyzer ? { analyzer: parts.analyzer } : createProcessAnalyzer(config, logger, aws.doc);
   return {
+    ...configured,
     config,
     logger,
     aws,
     blobs: new BlobStore(aws.s3),
-    status: new StatusTable(aws.doc, config.STATUS_TABLE),
+    status: new StatusTable(aws.doc, config.STATUS_TABLE, config.TENANTS_TABLE),
     files: new FilesTable(aws.doc, config.FILES_TABLE),
     tenants: new TenantsTable(aws.doc, config.TENANTS_TABLE),
     deadLetters: new DeadLetters(aws.doc, config.DEAD_LETTERS_TABLE),
     queue: new Queue(aws.kinesis, config.STREAM_NAME),
     extractor: parts.extractor,
-    analyzer: parts.analyzer,
   };
 }
 

@@ -13,6 +13,7 @@
 import type { LimitFunction } from 'p-limit';
 import { chunkInputKey, chunkResultKey } from '../aws/object-keys.js';
 import type { ChunkRow } from '../aws/status-table.js';
+import type { CircuitBreaker } from '../analysis/circuit-breaker.js';
 import { DocorchError, toDocorchError } from '../errors.js';
 import { chunkResultFrom, failedChunkResult, type ChunkResult } from '../jobs/result.js';
 import { backoffPolicy, sleep, withRetry, type BackoffPolicy } from '../retry/backoff.js';
@@ -38,6 +39,12 @@ export interface ChunkProcessorOptions {
   clock?: Clock;
   /** Shutdown: stops waiting and aborts the analysis (the chunk is handed back). */
   signal?: AbortSignal;
+  /**
+   * The model's circuit breaker. While it refuses calls, analyses wait here (the record stays in
+   * flight, unacknowledged, so the stream keeps the rest) and failures do not use up attempts;
+   * the breaker's half-open probes decide when work resumes. @defaultValue none
+   */
+  breaker?: Pick<CircuitBreaker, 'canRequest' | 'retryAfterMs' | 'state'>;
   /** Observes each analysis (metrics, tests). */
   onAnalysis?: (event: { phase: 'start' | 'end'; documentId: string; chunkIndex: number; ok?: boolean }) => void;
 }
@@ -71,31 +78,40 @@ export async function processChunk(
       const input = await ctx.blobs.getJson<ChunkInputObject>(ctx.config.UPLOADS_BUCKET, chunkInputKey(p.tenantId, p.documentId, p.chunkIndex));
       if (!input) throw new DocorchError('INTERNAL', 'chunk input missing from S3');
       const pages = input.pages.map((pg) => pg.page);
-      const analysis = await withRetry(
-        () =>
-          options.limit(async () => {
-            signal.throwIfAborted();
-            options.onAnalysis?.({ phase: 'start', documentId: p.documentId, chunkIndex: p.chunkIndex });
-            let ok = false;
-            try {
-              const out = await ctx.analyzer.analyzeChunk(
-                { tenantId: p.tenantId, documentId: p.documentId, chunkIndex: p.chunkIndex, pages: input.pages, analyses: p.analyses },
-                { signal },
-              );
-              ok = true;
-              return out;
-            } finally {
-              options.onAnalysis?.({ phase: 'end', documentId: p.documentId, chunkIndex: p.chunkIndex, ok });
-            }
-          }),
-        {
-          policy: { maxAttempts: 3, baseMs: 500, capMs: 10_000, ...options.retry },
-          shouldRetry: (err) => !signal.aborted && toDocorchError(err).retry !== 'terminal',
-          retryAfterMs: (err) => toDocorchError(err).retryAfterMs,
-          onRetry: (err, attempt, delayMs) => log.warn({ err, attempt, delayMs }, 'chunk analysis failed; retrying'),
-          signal,
-        },
-      );
+      const analyzeOnce = () =>
+        options.limit(async () => {
+          signal.throwIfAborted();
+          options.onAnalysis?.({ phase: 'start', documentId: p.documentId, chunkIndex: p.chunkIndex });
+          let ok = false;
+          try {
+            const out = await ctx.analyzer.analyzeChunk(
+              { tenantId: p.tenantId, documentId: p.documentId, chunkIndex: p.chunkIndex, pages: input.pages, analyses: p.analyses },
+              { signal },
+            );
+            ok = true;
+            return out;
+          } finally {
+            options.onAnalysis?.({ phase: 'end', documentId: p.documentId, chunkIndex: p.chunkIndex, ok });
+          }
+        });
+      let analysis;
+      for (;;) {
+        await waitForBreaker(options.breaker, signal);
+        try {
+          analysis = await withRetry(analyzeOnce, {
+            policy: { maxAttempts: 3, baseMs: 500, capMs: 10_000, ...options.retry },
+            shouldRetry: (err) => !signal.aborted && toDocorchError(err).retry !== 'terminal' && !breakerOpen(options.breaker),
+            retryAfterMs: (err) => toDocorchError(err).retryAfterMs,
+            onRetry: (err, attempt, delayMs) => log.warn({ err, attempt, delayMs }, 'chunk analysis failed; retrying'),
+            signal,
+          });
+          break;
+        } catch (err) {
+          // The model is down for everyone: wait with the breaker instead of burning attempts.
+          if (!signal.aborted && breakerOpen(options.breaker) && toDocorchError(err).retry !== 'terminal') continue;
+          throw err;
+        }
+      }
       result = chunkResultFrom(p.chunkIndex, pages, analysis);
     } catch (err) {
       if (lost.aborted) {
@@ -151,6 +167,7 @@ export async function processChunk(
       p.chunkIndex,
       claim,
       result.status === 'succeeded' ? { status: 'succeeded' } : { status: 'failed', error: result.error ?? { code: 'INTERNAL', message: '' } },
+      result.usage,
     );
     if (!counted) {
       log.warn('chunk finished but its claim or job moved on; not counted');
@@ -274,5 +291,16 @@ async function acquire(
         await sleep(poll.capMs, signal);
       }
     }
+  }
+}
+
+function breakerOpen(breaker: ChunkProcessorOptions['breaker']): boolean {
+  return breaker !== undefined && breaker.state !== 'closed';
+}
+
+/** Waits while the breaker refuses calls (checking at least every second). */
+async function waitForBreaker(breaker: ChunkProcessorOptions['breaker'], signal: AbortSignal): Promise<void> {
+  while (breaker && !breaker.canRequest()) {
+    await sleep(Math.min(1_000, Math.max(50, breaker.retryAfterMs())), signal);
   }
 }

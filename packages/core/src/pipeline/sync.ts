@@ -12,6 +12,7 @@ import { createReadStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import pLimit from 'p-limit';
 import { chunkInputKey, chunkResultKey, resultKey, sourceKey } from '../aws/object-keys.js';
+import { addUsage } from '../analysis/types.js';
 import { toDocorchError } from '../errors.js';
 import { assembleResult } from '../jobs/assemble.js';
 import type { ChunkPlan, ChunkStatus, Job } from '../jobs/model.js';
@@ -151,6 +152,7 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
         ? { error: { code: 'ANALYSIS_FAILED', message: 'Too many chunks failed; see failedPages in the result' } }
         : {}),
     });
+    await ctx.tenants.addUsage(sub.tenantId, result.usage, chunks.length).catch((err: unknown) => log.error({ err }, 'could not meter usage'));
     log.info({ status: result.status }, 'sync job finished');
     return { kind: 'completed', documentId, result };
   } catch (err) {
@@ -235,6 +237,7 @@ async function handOff(
       partitionKey: chunkPartitionKey(documentId, c.index),
     })),
   );
+  await ctx.tenants.addUsage(tenantId, addUsage(...[...finished.values()].map((r) => r.usage)), finished.size);
   log.info({ finished: finished.size, running: inFlight.size, pending: unfinished.length - inFlight.size }, 'sync budget spent; continuing asynchronously');
   for (const [index, analysis] of inFlight) {
     const held = holdClaim(ctx, { tenantId, documentId, chunkIndex: index }, { owner, counter: 1 }, ctx.config.CHUNK_CLAIM_TIMEOUT_MS, log);
@@ -250,6 +253,7 @@ async function handOff(
           index,
           claim,
           result.status === 'succeeded' ? { status: 'succeeded' } : { status: 'failed', error: result.error ?? { code: 'INTERNAL', message: '' } },
+          result.usage,
         );
       })
       .catch((err: unknown) => log.error({ err, chunkIndex: index }, 'could not complete a handed-off chunk; a worker will take it over'))
