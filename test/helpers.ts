@@ -4,8 +4,16 @@ import { DescribeTableCommand, UpdateTableCommand, type AttributeValue } from '@
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { createAwsClients, loadConfig, type AwsClients, type Config } from '@docorch/core';
-import { generatePdf, startService, type FakeGeminiRequest, type Pipeline, type ServiceProcess } from '@docorch/testkit';
-
+import {
+  generatePdf,
+  startFakeGemini,
+  startPipeline,
+  startService,
+  type FakeGemini,
+  type FakeGeminiRequest,
+  type Pipeline,
+  type ServiceProcess,
+} from '@docorch/testkit';
 
 /** Submits a generated PDF asynchronously; returns the document id. */
 export async function submitGenerated(
@@ -146,14 +154,16 @@ export async function scanLeases(aws: AwsClients, table: string): Promise<LeaseR
   return rows.sort((a, b) => a.leaseKey.localeCompare(b.leaseKey));
 }
 
-/** One write of a lease row, as its DynamoDB stream shows it. */
-export interface LeaseWrite {
+/** One write of a table row, as the table's DynamoDB stream shows it (images unmarshalled). */
+export interface TableWrite<T = Record<string, unknown>> {
   eventName: 'INSERT' | 'MODIFY' | 'REMOVE';
   sequenceNumber: string;
-  leaseKey: string;
-  old?: LeaseRow;
-  new?: LeaseRow;
+  old?: T;
+  new?: T;
 }
+
+/** One write of a lease row. */
+export type LeaseWrite = TableWrite<LeaseRow> & { leaseKey: string };
 
 /**
  * Turns on the lease table's DynamoDB stream (NEW_AND_OLD_IMAGES) so that every write of every
@@ -165,8 +175,11 @@ export async function enableLeaseStream(aws: AwsClients, table: string): Promise
   );
 }
 
-/** Reads the whole history of the lease table's stream, per lease key in write order. */
-export async function readLeaseWrites(aws: AwsClients, config: Config, table: string): Promise<LeaseWrite[]> {
+/**
+ * Reads the whole history of a table's stream: shards parents first, so the writes of one item
+ * come in the order they were made.
+ */
+export async function readTableWrites(aws: AwsClients, config: Config, table: string): Promise<TableWrite[]> {
   const desc = await aws.dynamodb.send(new DescribeTableCommand({ TableName: table }));
   const arn = desc.Table?.LatestStreamArn;
   if (!arn) throw new Error(`${table} has no stream`);
@@ -174,7 +187,6 @@ export async function readLeaseWrites(aws: AwsClients, config: Config, table: st
   const streams = new DynamoDBStreamsClient({ region: config.AWS_REGION, ...(endpoint ? { endpoint } : {}) });
   try {
     const shards = (await streams.send(new DescribeStreamCommand({ StreamArn: arn }))).StreamDescription?.Shards ?? [];
-    // Parents before children (one item's writes stay in one shard lineage, in order).
     const ordered: string[] = [];
     const ids = new Set(shards.map((s) => s.ShardId as string));
     const visit = (id: string) => {
@@ -184,24 +196,22 @@ export async function readLeaseWrites(aws: AwsClients, config: Config, table: st
       ordered.push(id);
     };
     for (const s of shards) visit(s.ShardId as string);
-    const writes: LeaseWrite[] = [];
+    const img = (x: unknown) => (x ? (unmarshall(x as Record<string, AttributeValue>) as Record<string, unknown>) : undefined);
+    const writes: TableWrite[] = [];
     for (const shardId of ordered) {
       let iterator = (await streams.send(new GetShardIteratorCommand({ StreamArn: arn, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' })))
         .ShardIterator;
+      // An open shard never ends: stop after two empty reads.
       for (let empty = 0; iterator && empty < 2; ) {
         const out = await streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }));
         const records = out.Records ?? [];
         if (records.length === 0) empty++;
         for (const r of records) {
-          const img = (x: Record<string, unknown> | undefined) => (x ? (unmarshall(x as Record<string, AttributeValue>) as LeaseRow) : undefined);
-          const old = img(r.dynamodb?.OldImage as Record<string, unknown> | undefined);
-          const now = img(r.dynamodb?.NewImage as Record<string, unknown> | undefined);
-          const leaseKey = String((now ?? old)?.leaseKey ?? '');
-          if (!leaseKey.startsWith('shardId-')) continue;
+          const old = img(r.dynamodb?.OldImage);
+          const now = img(r.dynamodb?.NewImage);
           writes.push({
-            eventName: r.eventName as LeaseWrite['eventName'],
+            eventName: r.eventName as TableWrite['eventName'],
             sequenceNumber: r.dynamodb?.SequenceNumber ?? '',
-            leaseKey,
             ...(old ? { old } : {}),
             ...(now ? { new: now } : {}),
           });
@@ -213,6 +223,32 @@ export async function readLeaseWrites(aws: AwsClients, config: Config, table: st
   } finally {
     streams.destroy();
   }
+}
+
+/** The history of every shard lease (the aggregator poller's `ddbstream#...` rows are left out). */
+export async function readLeaseWrites(aws: AwsClients, config: Config, table: string): Promise<LeaseWrite[]> {
+  const writes = await readTableWrites(aws, config, table);
+  return writes.flatMap((w) => {
+    const leaseKey = String((w.new ?? w.old)?.leaseKey ?? '');
+    return leaseKey.startsWith('shardId-') ? [{ ...(w as TableWrite<LeaseRow>), leaseKey }] : [];
+  });
+}
+
+/** Asserts (by throwing) that no lease's checkpoint ever moved backwards; returns the count of checkpoint moves. */
+export function assertCheckpointsMonotonic(writes: readonly LeaseWrite[]): number {
+  const last = new Map<string, bigint>();
+  let moves = 0;
+  for (const w of writes) {
+    if (!w.new) continue;
+    const value = checkpointValue(w.new.checkpoint);
+    const before = last.get(w.leaseKey);
+    if (before !== undefined && value < before) {
+      throw new Error(`checkpoint of ${w.leaseKey} moved back from ${before} to ${value} (stream record ${w.sequenceNumber})`);
+    }
+    if (w.old && w.old.checkpoint !== w.new.checkpoint) moves++;
+    last.set(w.leaseKey, value);
+  }
+  return moves;
 }
 
 /** A checkpoint as a comparable number (sentinels: TRIM_HORIZON/LATEST lowest, SHARD_END highest). */
@@ -270,4 +306,114 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** A pipeline whose workers each talk to their own fake Gemini (see {@link startFleet}). */
+export interface Fleet {
+  pipeline: Pipeline;
+  /** Worker processes, ids `w1`, `w2`, ... */
+  workers: ServiceProcess[];
+  /** `fakes[i]` serves `workers[i]` only: its log is exactly that worker's analyses. */
+  fakes: FakeGemini[];
+  config: Config;
+  aws: AwsClients;
+  /** Prints the tail of every process's output (on failure). */
+  dump(): void;
+  stop(): Promise<void>;
+}
+
+/** Options of {@link startFleet}. */
+export interface StartFleetOptions {
+  prefix: string;
+  workers: number;
+  shards: number;
+  /** Latency of each worker's fake Gemini. */
+  latencyMs: number;
+  /** Extra env of every service. */
+  env: Record<string, string>;
+}
+
+/**
+ * Starts the pipeline without workers, turns on the lease table's stream (so every lease write
+ * from the first one on can be audited), then starts the workers, each with its own fake
+ * Gemini, and waits until every shard's lease is owned and every worker holds one.
+ */
+export async function startFleet(options: StartFleetOptions): Promise<Fleet> {
+  const fakes: FakeGemini[] = [];
+  const workers: ServiceProcess[] = [];
+  const aggregatorFake = await startFakeGemini({ latencyMs: 0 });
+  let pipeline: Pipeline | undefined;
+  let aws: AwsClients | undefined;
+  const stop = async () => {
+    await Promise.all(workers.map((w) => w.stop(5_000)));
+    await pipeline?.stop();
+    await Promise.all([aggregatorFake, ...fakes].map((f) => f.close()));
+    aws?.destroy();
+  };
+  try {
+    for (let i = 0; i < options.workers; i++) fakes.push(await startFakeGemini({ latencyMs: options.latencyMs }));
+    pipeline = await startPipeline({
+      workers: 0,
+      shards: options.shards,
+      prefix: options.prefix,
+      env: { LOG_LEVEL: 'warn', ANALYZER: 'gemini', GEMINI_API_KEY: 'test', GEMINI_BASE_URL: aggregatorFake.url, ...options.env },
+    });
+    const clients = pipelineClients(pipeline);
+    aws = clients.aws;
+    const { config } = clients;
+    await enableLeaseStream(aws, config.LEASES_TABLE);
+    const p = pipeline;
+    workers.push(...(await Promise.all(fakes.map((fake, i) => startWorkerProcess(p, `w${i + 1}`, { GEMINI_BASE_URL: fake.url })))));
+    const a = aws;
+    await waitFor(
+      'every shard leased and every worker holding one',
+      async () => {
+        const rows = await scanLeases(a, config.LEASES_TABLE);
+        const owners = new Set(rows.map((r) => r.leaseOwner));
+        return rows.length === options.shards && rows.every((r) => r.leaseOwner) && owners.size === Math.min(options.workers, options.shards)
+          ? rows
+          : undefined;
+      },
+      45_000,
+      200,
+    );
+    return {
+      pipeline,
+      workers,
+      fakes,
+      config,
+      aws,
+      dump() {
+        workers.forEach((w, i) => console.error([`worker w${i + 1} output:`, ...w.output.slice(-40)].join('\n')));
+        console.error(['aggregator output:', ...p.aggregator.output.slice(-20)].join('\n'));
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop().catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Waits until the document has at least `minSucceeded` chunks done and some worker has a chunk
+ * analysis open at its fake; returns that worker's index (the one holding most shards first).
+ */
+export async function waitForVictim(fleet: Fleet, documentId: string, minSucceeded: number, timeoutMs = 60_000): Promise<number> {
+  return waitFor(
+    'a worker with analyses in flight after some chunks succeeded',
+    async () => {
+      const view = await getStatus(fleet.pipeline, documentId);
+      if (view.progress.chunksSucceeded < minSucceeded) return undefined;
+      const rows = await scanLeases(fleet.aws, fleet.config.LEASES_TABLE);
+      const candidates = fleet.fakes
+        .map((fake, i) => ({ i, open: fake.log.filter((r) => r.pages.length > 0 && r.respondedAt === undefined).length }))
+        .filter((c) => c.open > 0)
+        .map((c) => ({ ...c, shards: rows.filter((r) => r.leaseOwner === `w${c.i + 1}`).length }))
+        .sort((a, b) => b.shards - a.shards || b.open - a.open);
+      return candidates[0]?.i;
+    },
+    timeoutMs,
+    25,
+  );
 }

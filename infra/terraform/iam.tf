@@ -197,6 +197,20 @@ data "aws_iam_policy_document" "api_task" {
     resources = [aws_dynamodb_table.tenants.arn]
   }
 
+  # Fleet-wide model rate limit (GCRA bucket rows, conditional writes).
+  statement {
+    sid       = "RateLimitTable"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.rate_limit.arn]
+  }
+
+  # The sync path adds the tenant's monthly usage.
+  statement {
+    sid       = "TenantUsage"
+    actions   = ["dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.tenants.arn]
+  }
+
   statement {
     sid       = "ProduceEvents"
     actions   = ["kinesis:PutRecord", "kinesis:PutRecords", "kinesis:DescribeStreamSummary"]
@@ -292,6 +306,20 @@ data "aws_iam_policy_document" "worker_task" {
     resources = [aws_dynamodb_table.dead_letters.arn]
   }
 
+  # Fleet-wide model rate limit (GCRA bucket rows, conditional writes).
+  statement {
+    sid       = "RateLimitTable"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.rate_limit.arn]
+  }
+
+  # Monthly usage rows (USAGE#tenant#month) in the tenants table, added with each chunk.
+  statement {
+    sid       = "TenantUsage"
+    actions   = ["dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.tenants.arn]
+  }
+
   statement {
     sid = "ConsumeAndProduceEvents"
     actions = [
@@ -356,6 +384,20 @@ data "aws_iam_policy_document" "aggregator" {
     sid       = "StatusTable"
     actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"]
     resources = [aws_dynamodb_table.status.arn]
+  }
+
+  # Fleet-wide model rate limit (GCRA bucket rows, conditional writes).
+  statement {
+    sid       = "RateLimitTable"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.rate_limit.arn]
+  }
+
+  # Monthly usage rows (USAGE#tenant#month) in the tenants table, added with each chunk.
+  statement {
+    sid       = "TenantUsage"
+    actions   = ["dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.tenants.arn]
   }
 
   statement {

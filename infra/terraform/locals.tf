@@ -11,15 +11,15 @@ locals {
   # Resource names as packages/core/src/config.ts reads them; every process gets all of them, so
   # no service ever falls back to a config default that names a resource outside this environment.
   resource_env = {
-    UPLOADS_BUCKET = aws_s3_bucket.uploads.bucket
-    RESULTS_BUCKET = aws_s3_bucket.results.bucket
-    FILES_TABLE    = aws_dynamodb_table.files.name
-    STATUS_TABLE   = aws_dynamodb_table.status.name
-    TENANTS_TABLE  = aws_dynamodb_table.tenants.name
-    LEASES_TABLE   = aws_dynamodb_table.leases.name
-    STREAM_NAME    = aws_kinesis_stream.events.name
-    # Not in config.ts yet: the worker's dead-letter store (see README.md, "Open points").
+    UPLOADS_BUCKET     = aws_s3_bucket.uploads.bucket
+    RESULTS_BUCKET     = aws_s3_bucket.results.bucket
+    FILES_TABLE        = aws_dynamodb_table.files.name
+    STATUS_TABLE       = aws_dynamodb_table.status.name
+    TENANTS_TABLE      = aws_dynamodb_table.tenants.name
+    LEASES_TABLE       = aws_dynamodb_table.leases.name
+    STREAM_NAME        = aws_kinesis_stream.events.name
     DEAD_LETTERS_TABLE = aws_dynamodb_table.dead_letters.name
+    RATE_LIMIT_TABLE   = aws_dynamodb_table.rate_limit.name
   }
 
   # Tunables with deployment-specific defaults; the *_environment variables override these.

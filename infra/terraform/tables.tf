@@ -148,3 +148,21 @@ resource "aws_dynamodb_table" "dead_letters" {
     kms_key_arn = aws_kms_key.data.arn
   }
 }
+
+# The fleet-wide model rate limit (GEMINI_RPM / GEMINI_TPM): one GCRA bucket row per model, updated
+# with conditional writes by every API and worker process.
+resource "aws_dynamodb_table" "rate_limit" {
+  name         = "${local.prefix}-ratelimit"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "pk"
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = aws_kms_key.data.arn
+  }
+}
