@@ -79,6 +79,14 @@ try {
     if (!['completed', 'completed_with_errors', 'failed'].includes(status)) await new Promise((r) => setTimeout(r, 50));
   }
   const e2eMs = performance.now() - t0;
+  const submittedAt = Date.now() - e2eMs;
+  // Where the time went, from the fake server's log: split (until the first call), the analysis
+  // phase (first to last chunk call), the tail (reduce + bookkeeping), and the peak concurrency.
+  const log = [...fake.log];
+  const first = Math.min(...log.map((r) => r.at));
+  const lastChunkEnd = Math.max(...log.slice(0, chunks).map((r) => r.respondedAt ?? r.at));
+  let peak = 0;
+  for (const r of log) peak = Math.max(peak, log.filter((o) => o.at <= r.at && (o.respondedAt ?? Infinity) > r.at).length);
   const idealMs = (chunks / (WORKERS * CAP)) * L + extractionMs;
   const calls = fake.totals().requests;
   console.log(`pipeline bench: ${PAGES} pages, ${chunks} chunks, ${WORKERS} workers x cap ${CAP}, ${SHARDS} shards, L = ${L} ms`);
@@ -86,6 +94,9 @@ try {
   console.log(`  extraction:          ${(extractionMs / 1000).toFixed(2)} s (measured in this run)`);
   console.log(`  ideal:               ${(idealMs / 1000).toFixed(2)} s = ${chunks} / (${WORKERS} x ${CAP}) x ${L} ms + extraction`);
   console.log(`  end to end:          ${(e2eMs / 1000).toFixed(2)} s`);
+  console.log(
+    `  breakdown:           until first model call ${((first - submittedAt) / 1000).toFixed(2)} s, chunk calls ${((lastChunkEnd - first) / 1000).toFixed(2)} s, after ${((submittedAt + e2eMs - lastChunkEnd) / 1000).toFixed(2)} s; peak calls in flight ${peak}`,
+  );
   console.log(`pipeline ratio (end-to-end / ideal, target <= 1.25): ${(e2eMs / idealMs).toFixed(3)}`);
 } finally {
   await pipeline?.stop().catch(() => undefined);

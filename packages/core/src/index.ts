@@ -238,3 +238,4 @@ export type { RateLimiter } from './ratelimit/types.js';
 export { DynamoDbRateLimiter, type DynamoDbRateLimiterOptions, type RateLimiterStats } from './ratelimit/dynamodb-rate-limiter.js';
 export { MemoryRateLimiter, type MemoryRateLimiterOptions } from './ratelimit/memory-rate-limiter.js';
 export { warmUp } from './pipeline/warm-up.js';
+export { createDocument, type NewDocument } from './pipeline/submission.js';

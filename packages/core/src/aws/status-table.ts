@@ -20,6 +20,7 @@ import { statusesLeadingTo } from '../jobs/model.js';
 import { STATUS_TABLE_KEYS } from './resources.js';
 import { usageUpdate } from './tenants-table.js';
 import type { Usage } from '../analysis/types.js';
+import pLimit from 'p-limit';
 import { sleep } from '../retry/backoff.js';
 
 const JOB_SK = 'JOB';
@@ -256,16 +257,23 @@ export class StatusTable {
     await this.batchWrite([{ DeleteRequest: { Key: { pk: documentPk(tenantId, documentId), sk: JOB_SK } } }]);
   }
 
-  /** BatchWriteItem in groups of 25, retrying unprocessed items with backoff. */
+  /** BatchWriteItem in groups of 25 (four groups at a time), retrying unprocessed items with backoff. */
   private async batchWrite(requests: Array<{ PutRequest: { Item: Record<string, unknown> } } | { DeleteRequest: { Key: Record<string, unknown> } }>): Promise<void> {
-    for (let i = 0; i < requests.length; i += 25) {
-      let pending = requests.slice(i, i + 25);
-      for (let attempt = 0; pending.length > 0; attempt++) {
-        const out = await this.doc.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: pending } }));
-        pending = (out.UnprocessedItems?.[this.tableName] ?? []) as typeof pending;
-        if (pending.length > 0) await sleep(Math.min(1000, 50 * 2 ** attempt));
-      }
-    }
+    const limit = pLimit(4);
+    const groups: Array<typeof requests> = [];
+    for (let i = 0; i < requests.length; i += 25) groups.push(requests.slice(i, i + 25));
+    await Promise.all(
+      groups.map((group) =>
+        limit(async () => {
+          let pending = group;
+          for (let attempt = 0; pending.length > 0; attempt++) {
+            const out = await this.doc.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: pending } }));
+            pending = (out.UnprocessedItems?.[this.tableName] ?? []) as typeof pending;
+            if (pending.length > 0) await sleep(Math.min(1000, 50 * 2 ** attempt));
+          }
+        }),
+      ),
+    );
   }
 
   /** Reads one chunk row (strongly consistent). */

@@ -1,6 +1,10 @@
-/** A validated upload, as the API hands it to the pipeline. */
+/** A validated upload, as the API hands it to the pipeline, and the creation of its document. */
 import { randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import type { AnalysisKind } from '../analysis/types.js';
+import { sourceKey } from '../aws/object-keys.js';
+import type { Job, JobMode, JobStatus } from '../jobs/model.js';
+import type { PipelineContext } from './context.js';
 
 export interface Submission {
   tenantId: string;
@@ -20,4 +24,59 @@ export interface Submission {
 /** New document id: time-ordered prefix (sortable in logs) + 96 random bits. */
 export function newDocumentId(now = Date.now()): string {
   return `${now.toString(36).padStart(9, '0')}${randomUUID().replaceAll('-', '').slice(0, 24)}`;
+}
+
+/** What the path creating a document knows about it. */
+export interface NewDocument {
+  documentId: string;
+  mode: JobMode;
+  status: Extract<JobStatus, 'queued' | 'processing'>;
+  pageCount: number;
+  pagesSelected: number;
+  chunksTotal: number;
+}
+
+/**
+ * Creates a document: the source in the uploads bucket (streamed from disk), its metadata row,
+ * then its job row. The source goes first, so a job row never points at a missing object.
+ */
+export async function createDocument(ctx: PipelineContext, sub: Submission, doc: NewDocument): Promise<Job> {
+  const now = new Date().toISOString();
+  const job: Job = {
+    tenantId: sub.tenantId,
+    documentId: doc.documentId,
+    status: doc.status,
+    mode: doc.mode,
+    filename: sub.filename,
+    contentType: sub.contentType,
+    sizeBytes: sub.sizeBytes,
+    sha256: sub.sha256,
+    pageCount: doc.pageCount,
+    pagesSelected: doc.pagesSelected,
+    pagesPerChunk: sub.pagesPerChunk,
+    analyses: sub.analyses,
+    chunksTotal: doc.chunksTotal,
+    chunksSucceeded: 0,
+    chunksFailed: 0,
+    sourceKey: sourceKey(sub.tenantId, doc.documentId),
+    analyzer: ctx.analyzer.name,
+    createdAt: now,
+    updatedAt: now,
+    ...(sub.pages !== undefined ? { pageSelection: sub.pages } : {}),
+    ...(sub.webhookUrl !== undefined ? { webhookUrl: sub.webhookUrl } : {}),
+  };
+  await ctx.blobs.upload(ctx.config.UPLOADS_BUCKET, job.sourceKey, createReadStream(sub.filePath), { contentType: 'application/pdf' });
+  await ctx.files.putFile({
+    tenantId: sub.tenantId,
+    documentId: doc.documentId,
+    filename: sub.filename,
+    contentType: sub.contentType,
+    sizeBytes: sub.sizeBytes,
+    sha256: sub.sha256,
+    bucket: ctx.config.UPLOADS_BUCKET,
+    key: job.sourceKey,
+    createdAt: now,
+  });
+  await ctx.status.createJob(job);
+  return job;
 }

@@ -3,13 +3,11 @@
  * and job rows are written, and `document.submitted` is published. The API validates the PDF
  * (inspect) first, so a bad file is a 4xx in the request rather than a failed job later.
  */
-import { createReadStream } from 'node:fs';
-import { sourceKey } from '../aws/object-keys.js';
 import { toDocorchError } from '../errors.js';
 import type { Job } from '../jobs/model.js';
 import type { PdfInfo } from '../pdf/types.js';
 import type { PipelineContext } from './context.js';
-import { newDocumentId, type Submission } from './submission.js';
+import { createDocument, newDocumentId, type Submission } from './submission.js';
 
 /** Stores the upload and queues it for the worker fleet; returns the queued job. */
 export async function submitAsync(
@@ -20,45 +18,14 @@ export async function submitAsync(
 ): Promise<Job> {
   const documentId = options.documentId ?? newDocumentId();
   const log = ctx.logger.child({ tenantId: sub.tenantId, documentId });
-  const now = new Date().toISOString();
-  const job: Job = {
-    tenantId: sub.tenantId,
+  const job = await createDocument(ctx, sub, {
     documentId,
-    status: 'queued',
     mode: 'async',
-    filename: sub.filename,
-    contentType: sub.contentType,
-    sizeBytes: sub.sizeBytes,
-    sha256: sub.sha256,
+    status: 'queued',
     pageCount: info.pageCount,
     pagesSelected: info.pagesSelected,
-    pagesPerChunk: sub.pagesPerChunk,
-    analyses: sub.analyses,
     chunksTotal: 0,
-    chunksSucceeded: 0,
-    chunksFailed: 0,
-    sourceKey: sourceKey(sub.tenantId, documentId),
-    analyzer: ctx.analyzer.name,
-    createdAt: now,
-    updatedAt: now,
-    ...(sub.pages !== undefined ? { pageSelection: sub.pages } : {}),
-    ...(sub.webhookUrl !== undefined ? { webhookUrl: sub.webhookUrl } : {}),
-  };
-  await ctx.blobs.upload(ctx.config.UPLOADS_BUCKET, job.sourceKey, createReadStream(sub.filePath), {
-    contentType: 'application/pdf',
   });
-  await ctx.files.putFile({
-    tenantId: sub.tenantId,
-    documentId,
-    filename: sub.filename,
-    contentType: sub.contentType,
-    sizeBytes: sub.sizeBytes,
-    sha256: sub.sha256,
-    bucket: ctx.config.UPLOADS_BUCKET,
-    key: job.sourceKey,
-    createdAt: now,
-  });
-  await ctx.status.createJob(job);
   try {
     await ctx.queue.add('document.submitted', { tenantId: sub.tenantId, documentId }, { partitionKey: documentId });
   } catch (err) {

@@ -8,10 +8,9 @@
  * by this process (heartbeated) and are completed when their analysis ends, the rest become
  * pending chunks published to the stream, and the caller answers 202 with the job.
  */
-import { createReadStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import pLimit from 'p-limit';
-import { chunkInputKey, chunkResultKey, resultKey, sourceKey } from '../aws/object-keys.js';
+import { chunkInputKey, chunkResultKey, resultKey } from '../aws/object-keys.js';
 import { addUsage } from '../analysis/types.js';
 import { toDocorchError } from '../errors.js';
 import { assembleResult } from '../jobs/assemble.js';
@@ -23,7 +22,7 @@ import { analyzeChunk, chunkPagesOf } from './analyze-chunks.js';
 import type { PipelineContext } from './context.js';
 import { holdClaim } from './process-chunk.js';
 import { chunkPartitionKey, type ChunkInputObject } from './split.js';
-import { newDocumentId, type Submission } from './submission.js';
+import { createDocument, newDocumentId, type Submission } from './submission.js';
 
 /** Options of {@link runSync}. */
 export interface RunSyncOptions {
@@ -59,45 +58,14 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
     extraction.pages.map((p) => p.page),
     sub.pagesPerChunk,
   );
-  const now = new Date().toISOString();
-  const job: Job = {
-    tenantId: sub.tenantId,
+  const job = await createDocument(ctx, sub, {
     documentId,
-    status: 'processing',
     mode: 'sync',
-    filename: sub.filename,
-    contentType: sub.contentType,
-    sizeBytes: sub.sizeBytes,
-    sha256: sub.sha256,
+    status: 'processing',
     pageCount: extraction.info.pageCount,
     pagesSelected: extraction.pages.length,
-    pagesPerChunk: sub.pagesPerChunk,
-    analyses: sub.analyses,
     chunksTotal: plan.length,
-    chunksSucceeded: 0,
-    chunksFailed: 0,
-    sourceKey: sourceKey(sub.tenantId, documentId),
-    analyzer: ctx.analyzer.name,
-    createdAt: now,
-    updatedAt: now,
-    ...(sub.pages !== undefined ? { pageSelection: sub.pages } : {}),
-    ...(sub.webhookUrl !== undefined ? { webhookUrl: sub.webhookUrl } : {}),
-  };
-
-  // Store the source first: a job row never points at an object that does not exist.
-  await ctx.blobs.upload(ctx.config.UPLOADS_BUCKET, job.sourceKey, createReadStream(sub.filePath), { contentType: 'application/pdf' });
-  await ctx.files.putFile({
-    tenantId: sub.tenantId,
-    documentId,
-    filename: sub.filename,
-    contentType: sub.contentType,
-    sizeBytes: sub.sizeBytes,
-    sha256: sub.sha256,
-    bucket: ctx.config.UPLOADS_BUCKET,
-    key: job.sourceKey,
-    createdAt: now,
   });
-  await ctx.status.createJob(job);
   log.info({ pages: extraction.pages.length, chunks: plan.length }, 'sync job started');
 
   const pageText = new Map(extraction.pages.map((p) => [p.page, p.text]));
