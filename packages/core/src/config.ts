@@ -76,7 +76,7 @@ export const configSchema = z.object({
   GEMINI_RETRY_BASE_MS: int(500, 0).describe('Base delay of the Gemini retry backoff, in ms.'),
   GEMINI_RETRY_CAP_MS: int(30_000, 1).describe('Longest backoff delay between Gemini retries, in ms (a server retryDelay may exceed it).'),
   GEMINI_MAX_INVALID_OUTPUT_RETRIES: int(2, 0).describe('Retries of a Gemini call whose output is not valid JSON for the schema (then INVALID_MODEL_OUTPUT).'),
-  GEMINI_RPM: int(1000, 1).describe('Gemini requests per minute of the whole fleet (the project quota), shared through RATE_LIMIT_TABLE.'),
+  GEMINI_RPM: int(1000, 0).describe('Gemini requests per minute of the whole fleet (the project quota), shared through RATE_LIMIT_TABLE; 0 = no fleet limit.'),
   GEMINI_TPM: int(1_000_000, 1).describe('Gemini input tokens per minute of the whole fleet (the project quota), shared through RATE_LIMIT_TABLE.'),
   CIRCUIT_WINDOW_MS: int(60_000, 1).describe('Rolling window over which the model circuit breaker measures the error rate, in ms.'),
   CIRCUIT_MIN_CALLS: int(20, 1).describe('Calls in the window before the circuit breaker may open.'),

@@ -95,7 +95,8 @@ export function createProcessAnalyzer(
   const breaker = CircuitBreaker.fromConfig(config);
   breaker.onStateChange((change) => logger.warn({ circuit: change }, 'model circuit breaker changed state'));
   const analyzer = createAnalyzer(config, logger, {
-    rateLimiter: DynamoDbRateLimiter.fromConfig(doc, config),
+    // GEMINI_RPM=0: no fleet-wide limit (e.g. provisioned throughput); the model's 429s still apply.
+    ...(config.GEMINI_RPM > 0 ? { rateLimiter: DynamoDbRateLimiter.fromConfig(doc, config) } : {}),
     circuitBreaker: breaker,
     ...deps,
   });
