@@ -13,6 +13,7 @@ import { generatePdf, type ServiceProcess } from '@docorch/testkit';
 import {
   analysesPerChunk,
   assertCheckpointsMonotonic,
+  countLines,
   chunkOfRequest,
   comparableResult,
   getResult,
@@ -69,6 +70,12 @@ describe('kill -9 of a worker mid-run', () => {
     const reference = await submitPdf(pipeline, pdf.bytes, fields);
     const refFinal = await waitForTerminal(pipeline, reference, 90_000).catch(failing);
     const referenceMs = Date.now() - started;
+    const chunkTimes = fakes.flatMap((f) => f.log.filter((r) => r.pages.length > 0).map((r) => [r.at, r.respondedAt ?? r.at] as const));
+    const referenceTimeline = {
+      submitToFirstAnalysisMs: Math.min(...chunkTimes.map(([at]) => at)) - started,
+      analysesSpanMs: Math.max(...chunkTimes.map(([, end]) => end)) - Math.min(...chunkTimes.map(([at]) => at)),
+      lastAnalysisToCompletedMs: started + referenceMs - Math.max(...chunkTimes.map(([, end]) => end)),
+    };
     expect(refFinal.status).toBe('completed');
     const refResult = await getResult(pipeline, reference);
     const refCounts = analysesPerChunk(
@@ -91,6 +98,8 @@ describe('kill -9 of a worker mid-run', () => {
     ]);
     // Freeze it first, so that what it has in flight can be read without a race; then kill it.
     victim.signal('SIGSTOP');
+    // From here on the victim does nothing: takeover is timed from this moment (stricter than from the kill).
+    const frozenAt = Date.now();
     await new Promise((r) => setTimeout(r, 200));
     const rows = await new StatusTable(aws.doc, config.STATUS_TABLE).listChunks(pipeline.tenantId, id);
     const requested = new Set(fakes[victimIndex]?.log.map((r) => chunkOfRequest(r, PAGES_PER_CHUNK)));
@@ -112,7 +121,7 @@ describe('kill -9 of a worker mid-run', () => {
           const owner = now.find((r) => r.leaseKey === key)?.leaseOwner;
           return owner !== undefined && owner !== victimId;
         });
-        return moved ? Date.now() - killedAt : undefined;
+        return moved ? Date.now() - frozenAt : undefined;
       },
       6 * FAILOVER_MS,
       50,
@@ -122,7 +131,7 @@ describe('kill -9 of a worker mid-run', () => {
       'the survivors to consume every shard (their /healthz)',
       async () => {
         const views = await Promise.all(survivors.map((w) => workerHealth(w)));
-        return new Set(views.flatMap((v) => v.shards)).size === 4 ? Date.now() - killedAt : undefined;
+        return new Set(views.flatMap((v) => v.shards)).size === 4 ? Date.now() - frozenAt : undefined;
       },
       6 * FAILOVER_MS,
       50,
@@ -159,14 +168,20 @@ describe('kill -9 of a worker mid-run', () => {
         analysesInFlightMetric: metricInFlight,
         recordsInFlightHealthz: health?.inFlight,
         repeatedAnalyses: repeated,
+        frozenToKilledMs: killedAt - frozenAt,
         takeoverMs,
         survivorsConsumeAllShardsMs: consumingMs,
         limitMs: 3 * FAILOVER_MS,
         referenceRunMs: referenceMs,
+        referenceTimeline,
         faultRunMs: faultMs,
         checkpointMoves,
+        handlerRetries: countLines(workers, /handler failed; retrying/),
+        deadLetters: countLines(workers, /record dead-lettered/),
       })}`,
     );
+    // A dead-lettered chunk record would leave its chunk to nobody.
+    expect(countLines(workers, /record dead-lettered/)).toBe(0);
     expect(succeededAtKill).toBeGreaterThan(0);
     expect(inFlight).toBeGreaterThan(0);
     expect(repeated).toBeLessThanOrEqual(inFlight);

@@ -20,6 +20,7 @@ import { StatusTable } from '@docorch/core';
 import { generatePdf, type ServiceProcess } from '@docorch/testkit';
 import {
   assertCheckpointsMonotonic,
+  countLines,
   getResult,
   readLeaseWrites,
   readTableWrites,
@@ -160,6 +161,11 @@ describe('a worker paused past the failover time (zombie)', () => {
     for (const key of heldAtStop) expect(losses).toContain(key);
     expect(acceptedAfterLoss).toEqual([]);
 
+    if (process.env.DEBUG_FAULT) {
+      for (const w of leaseWrites) console.log('LEASE', w.leaseKey, w.old?.leaseOwner, '->', w.new?.leaseOwner, w.old?.checkpoint, '->', w.new?.checkpoint, w.new?.leaseCounter);
+      console.log(zombie.output.join('\n'));
+      console.log('STOP', stoppedAt, 'CONT', resumedAt);
+    }
     const zombieLines = (pattern: RegExp) => zombie.output.filter((l) => pattern.test(l)).length;
     const evidence = {
       zombie: zombieId,
@@ -174,11 +180,15 @@ describe('a worker paused past the failover time (zombie)', () => {
       logLeaseLost: zombieLines(/"msg":"lease lost"/),
       logCheckpointRefused: zombieLines(/checkpoint refused: lease lost/),
       logCompletionRefused: zombieLines(/not counted|claim taken over/),
+      handlerRetries: countLines(workers, /handler failed; retrying/),
+      deadLetters: countLines(workers, /record dead-lettered/),
     };
     console.log(`fault-zombie: ${JSON.stringify(evidence)}`);
     expect(heldAtStop.length).toBeGreaterThan(0);
     expect(claimedAtStop.length).toBeGreaterThan(0);
     expect(pausedMs).toBeGreaterThan(FAILOVER_MS);
     expect(evidence.logLeaseLost).toBeGreaterThanOrEqual(heldAtStop.length);
+    // A dead-lettered chunk record would leave its chunk to nobody.
+    expect(evidence.deadLetters).toBe(0);
   });
 });

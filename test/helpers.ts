@@ -1,5 +1,11 @@
 /** Helpers of the whole-system tests. */
-import { DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand } from '@aws-sdk/client-dynamodb-streams';
+import {
+  DescribeStreamCommand,
+  DynamoDBStreamsClient,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  type _Record as StreamRecord,
+} from '@aws-sdk/client-dynamodb-streams';
 import { DescribeTableCommand, UpdateTableCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
@@ -15,9 +21,15 @@ import {
   type ServiceProcess,
 } from '@docorch/testkit';
 
+/** What the API helpers need: the API's address and a tenant's key (a Pipeline is one). */
+export interface ApiTarget {
+  api: { baseUrl: string };
+  apiKey: string;
+}
+
 /** Submits a generated PDF asynchronously; returns the document id. */
 export async function submitGenerated(
-  pipeline: Pipeline,
+  pipeline: ApiTarget,
   pages: number,
   fields: Record<string, string> = {},
 ): Promise<string> {
@@ -43,7 +55,7 @@ export interface StatusView {
   [k: string]: unknown;
 }
 
-export async function getStatus(pipeline: Pipeline, id: string, wait = 0): Promise<StatusView> {
+export async function getStatus(pipeline: ApiTarget, id: string, wait = 0): Promise<StatusView> {
   const res = await fetch(`${pipeline.api.baseUrl}/v1/documents/${id}${wait ? `?wait=${wait}` : ''}`, {
     headers: { authorization: `Bearer ${pipeline.apiKey}` },
   });
@@ -51,7 +63,7 @@ export async function getStatus(pipeline: Pipeline, id: string, wait = 0): Promi
   return (await res.json()) as StatusView;
 }
 
-export async function getResult(pipeline: Pipeline, id: string): Promise<Record<string, any>> {
+export async function getResult(pipeline: ApiTarget, id: string): Promise<Record<string, any>> {
   const res = await fetch(`${pipeline.api.baseUrl}/v1/documents/${id}/result`, { headers: { authorization: `Bearer ${pipeline.apiKey}` } });
   if (res.status !== 200) throw new Error(`result answered ${res.status}: ${await res.text()}`);
   return (await res.json()) as Record<string, any>;
@@ -61,7 +73,7 @@ const TERMINAL = new Set(['completed', 'completed_with_errors', 'failed', 'cance
 
 /** Polls until the document is terminal, recording each observed status; fails after `timeoutMs`. */
 export async function waitForTerminal(
-  pipeline: Pipeline,
+  pipeline: ApiTarget,
   id: string,
   timeoutMs: number,
   onPoll?: (view: StatusView) => void,
@@ -100,6 +112,7 @@ export interface WorkerHealth {
   inFlight: number;
 }
 
+/** A worker's /healthz answer. */
 export async function workerHealth(worker: ServiceProcess): Promise<WorkerHealth> {
   const res = await fetch(`${worker.baseUrl}/healthz`, { signal: AbortSignal.timeout(2_000) });
   return (await res.json()) as WorkerHealth;
@@ -119,7 +132,7 @@ export async function metricValue(worker: ServiceProcess, name: string): Promise
 }
 
 /** Submits given PDF bytes asynchronously; returns the document id. */
-export async function submitPdf(pipeline: Pick<Pipeline, 'apiKey'> & { api: { baseUrl: string } }, bytes: Uint8Array, fields: Record<string, string> = {}): Promise<string> {
+export async function submitPdf(pipeline: ApiTarget, bytes: Uint8Array, fields: Record<string, string> = {}): Promise<string> {
   const form = new FormData();
   form.set('mode', 'async');
   for (const [k, v] of Object.entries(fields)) form.set(k, v);
@@ -160,6 +173,8 @@ export interface TableWrite<T = Record<string, unknown>> {
   sequenceNumber: string;
   old?: T;
   new?: T;
+  /** The stream record as DynamoDB Streams returned it (marshalled images). */
+  raw: StreamRecord;
 }
 
 /** One write of a lease row. */
@@ -201,11 +216,11 @@ export async function readTableWrites(aws: AwsClients, config: Config, table: st
     for (const shardId of ordered) {
       let iterator = (await streams.send(new GetShardIteratorCommand({ StreamArn: arn, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' })))
         .ShardIterator;
-      // An open shard never ends: stop after two empty reads.
-      for (let empty = 0; iterator && empty < 2; ) {
+      // An open shard never ends: stop after three empty reads in a row.
+      for (let empty = 0; iterator && empty < 3; ) {
         const out = await streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }));
         const records = out.Records ?? [];
-        if (records.length === 0) empty++;
+        empty = records.length === 0 ? empty + 1 : 0;
         for (const r of records) {
           const old = img(r.dynamodb?.OldImage);
           const now = img(r.dynamodb?.NewImage);
@@ -214,6 +229,7 @@ export async function readTableWrites(aws: AwsClients, config: Config, table: st
             sequenceNumber: r.dynamodb?.SequenceNumber ?? '',
             ...(old ? { old } : {}),
             ...(now ? { new: now } : {}),
+            raw: r,
           });
         }
         iterator = out.NextShardIterator;
@@ -230,7 +246,7 @@ export async function readLeaseWrites(aws: AwsClients, config: Config, table: st
   const writes = await readTableWrites(aws, config, table);
   return writes.flatMap((w) => {
     const leaseKey = String((w.new ?? w.old)?.leaseKey ?? '');
-    return leaseKey.startsWith('shardId-') ? [{ ...(w as TableWrite<LeaseRow>), leaseKey }] : [];
+    return leaseKey.startsWith('shardId-') ? [{ ...(w as unknown as TableWrite<LeaseRow>), leaseKey }] : [];
   });
 }
 
@@ -416,4 +432,9 @@ export async function waitForVictim(fleet: Fleet, documentId: string, minSucceed
     timeoutMs,
     25,
   );
+}
+
+/** Output lines of the given processes that match `pattern`. */
+export function countLines(processes: readonly ServiceProcess[], pattern: RegExp): number {
+  return processes.reduce((n, p) => n + p.output.filter((line) => pattern.test(line)).length, 0);
 }

@@ -68,7 +68,12 @@ function startCanary(id: string, env: Record<string, string>): Canary {
     }
   });
   child.stderr?.on('data', (buf: Buffer) => other.push(buf.toString('utf8')));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', (code, signal) => {
+      other.push(`exited with ${code ?? signal}`);
+      resolve();
+    }),
+  );
   return { id, child, deliveries, other, ready, exited };
 }
 
@@ -90,7 +95,7 @@ describe('record validation (the KCL canary) with a restarted worker', () => {
       resources = await createIsolatedResources({ prefix: `canary-${mode}`, shardCount: SHARDS });
       const env = {
         ...resources.names,
-        LOG_LEVEL: 'warn',
+        LOG_LEVEL: process.env.CANARY_LOG_LEVEL ?? 'warn',
         LEASE_FAILOVER_MS: String(FAILOVER_MS),
         STREAM_IDLE_READ_MS: '50',
       };

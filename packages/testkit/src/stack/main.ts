@@ -36,6 +36,17 @@ async function devApiKey(tenants: TenantsTable): Promise<string> {
   return key;
 }
 
+/**
+ * A service's entry: `dist/main.js` when the stack runs compiled (`npm start`), and
+ * `src/main.ts` with the tsx loader when the stack itself runs from source (tests), so that a
+ * test never depends on a build of the services.
+ */
+function serviceEntry(name: string): { script: string; nodeArgs: string[] } {
+  return import.meta.url.endsWith('.ts')
+    ? { script: path.join(root, 'services', name, 'src/main.ts'), nodeArgs: ['--conditions=source', '--import', 'tsx'] }
+    : { script: path.join(root, 'services', name, 'dist/main.js'), nodeArgs: [] };
+}
+
 async function waitForHealth(url: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -64,18 +75,18 @@ async function main(): Promise<void> {
 
   const supervisor = new Supervisor(logger);
   const baseUrl = `http://${config.HOST}:${config.PORT}`;
-  supervisor.start({ name: 'api', script: path.join(root, 'services/api/dist/main.js'), env });
+  supervisor.start({ name: 'api', ...serviceEntry('api'), env });
   // Workers and the aggregator get their own HTTP ports (health, metrics) next to the API's.
   for (let i = 1; i <= config.WORKERS; i++) {
     supervisor.start({
       name: `worker-${i}`,
-      script: path.join(root, 'services/worker/dist/main.js'),
+      ...serviceEntry('worker'),
       env: { ...env, WORKER_PORT: String(config.PORT + 10 + i), WORKER_ID: `local-worker-${i}` },
     });
   }
   supervisor.start({
     name: 'aggregator',
-    script: path.join(root, 'services/aggregator/dist/main.js'),
+    ...serviceEntry('aggregator'),
     env: { ...env, PORT: String(config.PORT + 10) },
   });
   await waitForHealth(`${baseUrl}/healthz`, 60_000);

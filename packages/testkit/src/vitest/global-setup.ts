@@ -29,13 +29,23 @@ declare module 'vitest' {
   }
 }
 
-export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+interface Shared {
+  provided: Promise<ProvidedEmulators>;
+  stop: () => Promise<void>;
+  users: number;
+}
+
+// vitest runs a global setup once per project (see vitest.config.ts): every project shares one
+// set of emulators, started by the first and stopped with the last.
+const KEY = Symbol.for('docorch.vitest.emulators');
+const registry = globalThis as typeof globalThis & { [KEY]?: Shared };
+
+async function start(): Promise<{ provided: ProvidedEmulators; stop: () => Promise<void> }> {
   const started = performance.now();
   const emulators = await startEmulators();
   const startMs = Math.round(performance.now() - started);
   try {
     Object.assign(process.env, emulators.env);
-    project.provide('docorchEmulators', { endpoints: emulators.endpoints, env: emulators.env, startMs });
     const aws = createAwsClients(loadConfig(process.env));
     try {
       await ensureResources(aws, loadConfig(process.env));
@@ -46,5 +56,28 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await emulators.stop();
     throw err;
   }
-  return () => emulators.stop();
+  return { provided: { endpoints: emulators.endpoints, env: emulators.env, startMs }, stop: () => emulators.stop() };
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  let shared = registry[KEY];
+  if (!shared) {
+    const starting = start();
+    shared = {
+      provided: starting.then((s) => s.provided),
+      stop: async () => (await starting).stop(),
+      users: 0,
+    };
+    registry[KEY] = shared;
+  }
+  shared.users++;
+  project.provide('docorchEmulators', await shared.provided);
+  const mine = shared;
+  return async () => {
+    mine.users--;
+    if (mine.users === 0) {
+      delete registry[KEY];
+      await mine.stop();
+    }
+  };
 }
