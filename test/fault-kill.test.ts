@@ -60,14 +60,16 @@ describe('kill -9 of a worker mid-run', () => {
     const { pipeline, fakes, workers, aws, config } = fleet;
     const pdf = await generatePdf({ pages: PAGES, seed: 7 });
     const fields = { pagesPerChunk: String(PAGES_PER_CHUNK) };
-    const failing = (err: unknown) => {
-      fleet.dump();
+    let documentId: string | undefined;
+    const failing = async (err: unknown): Promise<never> => {
+      await fleet.dump(documentId);
       throw err;
     };
 
     // 1. The fault-free reference run.
     let started = Date.now();
     const reference = await submitPdf(pipeline, pdf.bytes, fields);
+    documentId = reference;
     const refFinal = await waitForTerminal(pipeline, reference, 90_000).catch(failing);
     const referenceMs = Date.now() - started;
     const chunkTimes = fakes.flatMap((f) => f.log.filter((r) => r.pages.length > 0).map((r) => [r.at, r.respondedAt ?? r.at] as const));
@@ -89,6 +91,7 @@ describe('kill -9 of a worker mid-run', () => {
     // 2. The same PDF again; SIGKILL one worker once some chunks are done and it has analyses in flight.
     started = Date.now();
     const id = await submitPdf(pipeline, pdf.bytes, fields);
+    documentId = id;
     const victimIndex = await waitForVictim(fleet, id, CHUNKS / 6).catch(failing);
     const victim = workers[victimIndex] as ServiceProcess;
     const victimId = `w${victimIndex + 1}`;

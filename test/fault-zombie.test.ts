@@ -63,12 +63,14 @@ describe('a worker paused past the failover time (zombie)', () => {
 
   it('gets none of its checkpoints or completions accepted after losing its leases', { timeout: 150_000 }, async () => {
     const { pipeline, fakes, workers, aws, config } = fleet;
-    const failing = (err: unknown) => {
-      fleet.dump();
+    let documentId: string | undefined;
+    const failing = async (err: unknown): Promise<never> => {
+      await fleet.dump(documentId);
       throw err;
     };
     const pdf = await generatePdf({ pages: PAGES, seed: 11 });
     const id = await submitPdf(pipeline, pdf.bytes, { pagesPerChunk: String(PAGES_PER_CHUNK) });
+    documentId = id;
     const status = new StatusTable(aws.doc, config.STATUS_TABLE);
 
     const zombieIndex = await waitForVictim(fleet, id, CHUNKS / 6).catch(failing);

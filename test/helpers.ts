@@ -9,7 +9,7 @@ import {
 import { DescribeTableCommand, UpdateTableCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import { createAwsClients, loadConfig, type AwsClients, type Config } from '@docorch/core';
+import { createAwsClients, loadConfig, StatusTable, type AwsClients, type Config } from '@docorch/core';
 import {
   generatePdf,
   startFakeGemini,
@@ -333,8 +333,11 @@ export interface Fleet {
   fakes: FakeGemini[];
   config: Config;
   aws: AwsClients;
-  /** Prints the tail of every process's output (on failure). */
-  dump(): void;
+  /**
+   * Prints what a failure needs to be understood: the tail of every process's output and, for a
+   * document, its unfinished chunk rows, the leases, and each live worker's /healthz.
+   */
+  dump(documentId?: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -399,9 +402,14 @@ export async function startFleet(options: StartFleetOptions): Promise<Fleet> {
       fakes,
       config,
       aws,
-      dump() {
+      async dump(documentId?: string) {
         workers.forEach((w, i) => console.error([`worker w${i + 1} output:`, ...w.output.slice(-40)].join('\n')));
         console.error(['aggregator output:', ...p.aggregator.output.slice(-20)].join('\n'));
+        if (!documentId) return;
+        const rows = await new StatusTable(a.doc, config.STATUS_TABLE).listChunks(p.tenantId, documentId).catch(() => []);
+        console.error(`unfinished chunks of ${documentId}: ${JSON.stringify(rows.filter((r) => r.status !== 'succeeded'))}`);
+        console.error(`leases: ${JSON.stringify(await scanLeases(a, config.LEASES_TABLE).catch(() => []))}`);
+        for (const w of workers) if (!w.exited()) console.error(`healthz: ${JSON.stringify(await workerHealth(w).catch((err: unknown) => String(err)))}`);
       },
       stop,
     };

@@ -95,7 +95,16 @@ export async function splitDocument(ctx: PipelineContext, event: EventPayload<'d
   } catch (err) {
     const e = toDocorchError(err);
     if (e.code === 'CONFLICT') {
-      log.info({ err: e }, 'job changed while splitting (cancelled?); stopping');
+      // Committed meanwhile, by a second splitter of a redelivered record, or by this very
+      // commit when its transaction landed and a retry of it was refused: its chunk.ready
+      // records may not exist yet, so publish what is pending (duplicates are harmless).
+      const current = await ctx.status.getJob(tenantId, documentId);
+      if (current?.status === 'processing') {
+        const published = await publishPending(ctx, tenantId, documentId, current.analyses);
+        log.info({ published }, 'chunks committed by another attempt; published the pending ones');
+        return;
+      }
+      log.info({ err: e, status: current?.status }, 'job changed while splitting (cancelled?); stopping');
       return;
     }
     throw err;
