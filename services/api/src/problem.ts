@@ -4,7 +4,7 @@
  */
 import type { NextFunction, Request, Response } from 'express';
 import type { ServerResponse } from 'node:http';
-import { DocorchError, ERROR_CODES, toDocorchError, type ErrorCode } from '@docorch/core';
+import { DocorchError, toDocorchError, type ErrorCode } from '@docorch/core';
 
 /** The problem document. */
 export interface Problem {
@@ -79,4 +79,3 @@ export function notFoundHandler() {
   };
 }
 
-export { ERROR_CODES };

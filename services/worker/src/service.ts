@@ -91,8 +91,6 @@ export function createWorkerService(ctx: PipelineContext, options: WorkerService
     if (event.type === 'document.submitted') metrics.records.inc({ type: event.type, outcome: 'ok' });
   });
   worker.on('failed', (dead) => metrics.records.inc({ type: dead.event?.type ?? 'unknown', outcome: 'dead-letter' }));
-  worker.on('leaseTaken', () => metrics.shardsHeld.set(worker.shards.length + 1));
-  worker.on('leaseLost', () => metrics.shardsHeld.set(Math.max(0, worker.shards.length - 1)));
 
   const server = http.createServer((req, res) => {
     if (req.url === '/healthz') {

@@ -2,7 +2,7 @@
  * The file-metadata table: one row per uploaded document, plus idempotency rows that map a
  * client's Idempotency-Key to the document it created.
  */
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { isConditionFailure } from './conditions.js';
 import { DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { documentPk } from './status-table.js';
 
@@ -75,7 +75,7 @@ export class FilesTable {
       );
       return undefined;
     } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException || (err instanceof Error && err.name === 'ConditionalCheckFailedException'))) throw err;
+      if (!isConditionFailure(err)) throw err;
       const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk }, ConsistentRead: true }));
       return out.Item as IdempotencyRecord | undefined;
     }

@@ -3,7 +3,6 @@
  * chunk). Every conditional transition of a job row lives here, named after what it does; callers
  * never build UpdateExpressions themselves.
  */
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   BatchWriteCommand,
   GetCommand,
@@ -17,6 +16,7 @@ import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { DocorchError } from '../errors.js';
 import type { ChunkPlan, ChunkStatus, Job, JobStatus, RecordedError } from '../jobs/model.js';
 import { statusesLeadingTo } from '../jobs/model.js';
+import { isConditionFailure } from './conditions.js';
 import { STATUS_TABLE_KEYS } from './resources.js';
 import { usageUpdate } from './tenants-table.js';
 import type { Usage } from '../analysis/types.js';
@@ -93,9 +93,6 @@ function toJob(item: Record<string, unknown> | undefined): Job | undefined {
   return job as unknown as Job;
 }
 
-function isConditionFailure(err: unknown): boolean {
-  return err instanceof ConditionalCheckFailedException || (err instanceof Error && err.name === 'ConditionalCheckFailedException');
-}
 
 /** Repository of job rows. */
 export class StatusTable {

@@ -210,9 +210,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private reconcile(): void {
     if (this.lifecycle !== 'running') return;
     for (const [key, lease] of this.coordinator.getCurrentlyHeldLeases()) {
-      const existing = this.consumers.get(key);
-      if (existing && !existing.ended) continue;
-      if (existing?.ended) continue;
+      if (this.consumers.has(key)) continue; // running, or ended at SHARD_END
       const consumer = new ShardConsumer(lease, {
         kinesis: this.options.kinesis,
         streamName: this.streamName,

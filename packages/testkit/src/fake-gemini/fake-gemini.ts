@@ -17,7 +17,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { analyseChunk, analyseReduce, parseContent } from './analysis.js';
 import { conform, type SchemaNode } from './conform.js';
-import { seededRandom } from './random.js';
+import { seededRandom } from '../random.js';
 
 /** Probabilities (0..1, summing to at most 1) of each failure, drawn per request. */
 export interface FakeGeminiFailureMix {

@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createDeflate, crc32, deflateSync } from 'node:zlib';
 import PDFDocument from 'pdfkit';
+import { seededRandom } from '../random.js';
 
 /** What {@link generatePdf} produces. */
 export interface GeneratePdfOptions {
@@ -115,18 +116,6 @@ const NEGATIVE_SENTENCES = [
   'Residents described the situation as shocking, sad and completely unacceptable.',
 ];
 
-/** Small deterministic PRNG (mulberry32); test content only, not for anything secret. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 class ContentWriter {
   private readonly rand: () => number;
   private readonly seen = {
@@ -138,7 +127,7 @@ class ContentWriter {
   };
 
   constructor(seed: number, private readonly tone: readonly string[]) {
-    this.rand = prng(seed);
+    this.rand = seededRandom(seed);
   }
 
   get facts(): GeneratedPdf['facts'] {
@@ -317,7 +306,7 @@ export async function generatePdf(options: GeneratePdfOptions): Promise<Generate
   const bodyFont = options.font === 'embedded-ttf' ? 'body' : 'Helvetica';
 
   const pageTexts: string[] = [];
-  const imageRand = prng(seed ^ 0x5eed);
+  const imageRand = seededRandom(seed ^ 0x5eed);
   let png: Buffer | undefined;
   for (let n = 1; n <= pages; n++) {
     doc.addPage();

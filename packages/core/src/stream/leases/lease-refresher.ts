@@ -18,7 +18,7 @@
  * failed condition before reporting failure; see {@link LeaseRefresher.renewLease}.
  * Failures other than a failed condition (throttling, network) are thrown as the SDK raised them.
  */
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { isConditionFailure } from '../../aws/conditions.js';
 import {
   DeleteCommand,
   GetCommand,
@@ -39,12 +39,6 @@ import {
 
 const A = LeaseAttribute;
 
-function isConditionFailure(err: unknown): boolean {
-  return (
-    err instanceof ConditionalCheckFailedException ||
-    (err instanceof Error && err.name === 'ConditionalCheckFailedException')
-  );
-}
 
 /** Lease -> DynamoDB item (document-client values). */
 function toItem(lease: Lease): Record<string, unknown> {

@@ -1,6 +1,6 @@
 /**
- * A small seeded PRNG (mulberry32) so that a fake server started with the same seed makes the
- * same failure draws and latencies in the same request order: chaos runs are reproducible.
+ * A small seeded PRNG (mulberry32), shared by the fake Gemini server (reproducible failure draws
+ * and latencies) and the PDF generator (reproducible content). Test data only, never secrets.
  */
 
 /** Returns a function yielding uniform numbers in [0, 1) from a 32-bit seed. */
