@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { charge, FULL_BUCKET, intervalMs, reserve, validateParams, type BucketState, type RateLimitParams } from '../src/ratelimit/gcra.js';
 import { MemoryRateLimiter } from '../src/ratelimit/memory-rate-limiter.js';
 import { DocorchError } from '../src/errors.js';
-import { seededRandom } from '../../testkit/src/fake-gemini/random.js';
+import { seededRandom } from '../../testkit/src/random.js';
 
 /** Most total cost in any half-open window of `windowMs`. */
 function maxCostInWindow(grants: Array<{ at: number; cost: number }>, windowMs: number): number {
