@@ -29,7 +29,7 @@ import {
 } from '@docorch/core';
 import { createIsolatedResources, type IsolatedResources } from '@docorch/testkit';
 import { createStreamHandler } from '../services/aggregator/src/handler.js';
-import { readTableWrites, type TableWrite } from './helpers.js';
+import { newJob, readTableWrites, type TableWrite } from './helpers.js';
 
 /** The event shape Lambda's DynamoDB Streams event source mapping delivers. */
 type DynamoDBStreamEvent = Parameters<ReturnType<typeof createStreamHandler>>[0];
@@ -93,28 +93,8 @@ describe('aggregator handler: duplicates, parallel invocations, poison records',
 
   /** A job whose chunks are all counted, through the same calls the splitter and workers make. */
   async function readyJob(documentId: string): Promise<void> {
-    const now = new Date().toISOString();
     const pages = CHUNKS * PAGES_PER_CHUNK;
-    const job: Job = {
-      tenantId,
-      documentId,
-      status: 'queued',
-      mode: 'async',
-      filename: 'doc.pdf',
-      contentType: 'application/pdf',
-      sizeBytes: 1,
-      sha256: '0'.repeat(64),
-      pageCount: pages,
-      pagesSelected: pages,
-      pagesPerChunk: PAGES_PER_CHUNK,
-      analyses: ['summary', 'entities', 'keyPoints', 'sentiment'],
-      chunksTotal: 0,
-      chunksSucceeded: 0,
-      chunksFailed: 0,
-      sourceKey: `tenants/${tenantId}/documents/${documentId}/source.pdf`,
-      createdAt: now,
-      updatedAt: now,
-    };
+    const job = newJob(tenantId, documentId, { pages, pagesPerChunk: PAGES_PER_CHUNK });
     await ctx.status.createJob(job);
     const plan = planChunks(
       Array.from({ length: pages }, (_, i) => i + 1),

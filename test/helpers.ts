@@ -9,7 +9,12 @@ import {
 import { DescribeTableCommand, UpdateTableCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import { createAwsClients, loadConfig, StatusTable, type AwsClients, type Config } from '@docorch/core';
+import {
+  GetRecordsCommand as GetKinesisRecordsCommand,
+  GetShardIteratorCommand as GetKinesisShardIteratorCommand,
+  ListShardsCommand,
+} from '@aws-sdk/client-kinesis';
+import { createAwsClients, decodeEvent, loadConfig, StatusTable, type AwsClients, type Config, type Job, type StreamEvent } from '@docorch/core';
 import {
   generatePdf,
   startFakeGemini,
@@ -445,4 +450,51 @@ export async function waitForVictim(fleet: Fleet, documentId: string, minSucceed
 /** Output lines of the given processes that match `pattern`. */
 export function countLines(processes: readonly ServiceProcess[], pattern: RegExp): number {
   return processes.reduce((n, p) => n + p.output.filter((line) => pattern.test(line)).length, 0);
+}
+
+/** Every event on a Kinesis stream so far (all shards, from TRIM_HORIZON), decoded. */
+export async function readStreamEvents(aws: AwsClients, streamName: string): Promise<StreamEvent[]> {
+  const events: StreamEvent[] = [];
+  const { Shards = [] } = await aws.kinesis.send(new ListShardsCommand({ StreamName: streamName }));
+  for (const shard of Shards) {
+    let iterator = (
+      await aws.kinesis.send(
+        new GetKinesisShardIteratorCommand({ StreamName: streamName, ShardId: shard.ShardId, ShardIteratorType: 'TRIM_HORIZON' }),
+      )
+    ).ShardIterator;
+    while (iterator) {
+      const out = await aws.kinesis.send(new GetKinesisRecordsCommand({ ShardIterator: iterator, Limit: 1000 }));
+      for (const r of out.Records ?? []) if (r.Data) events.push(decodeEvent(r.Data));
+      if ((out.Records ?? []).length === 0 || out.MillisBehindLatest === 0) break;
+      iterator = out.NextShardIterator;
+    }
+  }
+  return events;
+}
+
+/** A job row as the API creates it (queued, async, every analysis), for tests that build jobs through the core APIs. */
+export function newJob(tenantId: string, documentId: string, fields: Partial<Job> & { pages: number; pagesPerChunk?: number }): Job {
+  const { pages, pagesPerChunk = 1, ...rest } = fields;
+  const now = new Date().toISOString();
+  return {
+    tenantId,
+    documentId,
+    status: 'queued',
+    mode: 'async',
+    filename: 'doc.pdf',
+    contentType: 'application/pdf',
+    sizeBytes: 1,
+    sha256: '0'.repeat(64),
+    pageCount: pages,
+    pagesSelected: pages,
+    pagesPerChunk,
+    analyses: ['summary', 'entities', 'keyPoints', 'sentiment'],
+    chunksTotal: 0,
+    chunksSucceeded: 0,
+    chunksFailed: 0,
+    sourceKey: `tenants/${tenantId}/documents/${documentId}/source.pdf`,
+    createdAt: now,
+    updatedAt: now,
+    ...rest,
+  };
 }

@@ -66,6 +66,7 @@ export {
   type DocumentResult,
 } from './jobs/result.js';
 export {
+  assembleOptionsFrom,
   assembleResult,
   mergeEntities,
   mergeSentiment,
@@ -92,7 +93,7 @@ export { normalizePageText } from './pdf/text.js';
 export { createAwsClients, type AwsClients } from './aws/clients.js';
 export { BlobStore, type UploadOptions } from './aws/blob-store.js';
 export { chunkInputKey, chunkResultKey, documentPrefix, resultKey, sourceKey } from './aws/object-keys.js';
-export { StatusTable, BY_TENANT_INDEX, documentPk, type JobPage, type JobPatch } from './aws/status-table.js';
+export { StatusTable, BY_TENANT_INDEX, isTransientTransactionError, documentPk, type JobPage, type JobPatch } from './aws/status-table.js';
 export { FilesTable, type FileRecord, type IdempotencyRecord } from './aws/files-table.js';
 export { TenantsTable, generateApiKey, hashApiKey, usageMonth, type MonthlyUsage, type Tenant } from './aws/tenants-table.js';
 export {
@@ -205,7 +206,7 @@ export {
 export { DeadLetters, type DeadLetter } from './aws/dead-letters.js';
 export { type ChunkRow, type ClaimOutcome, chunkSk } from './aws/status-table.js';
 export { submitAsync } from './pipeline/submit.js';
-export { splitDocument, publishPending, chunkPartitionKey, type ChunkInputObject } from './pipeline/split.js';
+export { splitDocument, resumeSplit, chunkPartitionKey, type ChunkInputObject } from './pipeline/split.js';
 export { holdClaim, processChunk, type ChunkOutcome, type ChunkProcessorOptions, type HeldClaim } from './pipeline/process-chunk.js';
 export {
   assembleJob,

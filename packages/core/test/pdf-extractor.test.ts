@@ -76,6 +76,34 @@ describe('extracting generated PDFs', () => {
     result.pages.forEach((p, i) => expect(squash(p.text)).toBe(squash(embedded.pageTexts[i] ?? '')));
   });
 
+  it('streams pages to onPages while the workers extract, each page once, the result unchanged', async () => {
+    const pdf = await generatePdf({ pages: 200, seed: 3 });
+    await writeFile(file('stream.pdf'), pdf.bytes);
+    const batches: number[][] = [];
+    let opened: { pageCount: number; selected: number } | undefined;
+    let resolved = false;
+    let deliveredBeforeEnd = 0;
+    const pending = extractor.extract(file('stream.pdf'), {
+      maxPages: 1000,
+      onOpen: (info, selected) => (opened = { pageCount: info.pageCount, selected: selected.length }),
+      onPages: (pages) => {
+        expect(opened).toBeDefined(); // onOpen comes first
+        batches.push(pages.map((p) => p.page));
+        if (!resolved) deliveredBeforeEnd += pages.length;
+      },
+    });
+    const result = await pending.finally(() => (resolved = true));
+    expect(opened).toEqual({ pageCount: 200, selected: 200 });
+    const delivered = batches.flat().sort((a, b) => a - b);
+    expect(delivered).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+    expect(deliveredBeforeEnd).toBe(200);
+    // Streamed in small batches (not one per slice), and the result holds every page in order.
+    expect(batches.length).toBeGreaterThanOrEqual(200 / 8);
+    expect(result.pages.map((p) => p.page)).toEqual(delivered);
+    const plain = await extractor.extract(file('stream.pdf'), { maxPages: 1000 });
+    expect(result.pages).toEqual(plain.pages);
+  });
+
   it('extracts a standard-font PDF with negative sentiment text', async () => {
     const pdf = await generatePdf({ pages: 2, sentiment: 'negative', seed: 5 });
     await writeFile(file('helvetica.pdf'), pdf.bytes);

@@ -81,10 +81,12 @@ describe('DynamoDbRateLimiter', () => {
       const ideal = (R * runMs) / (windowMs + marginMs);
       expect(inRun / ideal).toBeGreaterThan(0.85);
       const stats = limiters.map((l) => l.stats());
-      expect(stats.reduce((n, s) => n + s.grants, 0)).toBe(grants.length);
-      // Every acquirer wrote the row at least once; lost races were retried, not double-granted.
+      // Every grant is one write of the row; lost races were retried, not double-granted. Grants
+      // that could only be used too late (a slow write or timer on this busy box) were dropped.
+      const written = stats.reduce((n, s) => n + s.grants, 0);
+      expect(written - stats.reduce((n, s) => n + s.staleGrants, 0)).toBe(grants.length);
       const row = await docClient().send(new GetCommand({ TableName: tableName, Key: { pk: bucket }, ConsistentRead: true }));
-      expect(row.Item?.version).toBe(grants.length);
+      expect(row.Item?.version).toBe(written);
     },
     60_000,
   );

@@ -7,7 +7,7 @@
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { AttributeValue as LambdaAttributeValue, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import { assembleJob, isReadyToAssemble, toDocorchError, type Job, type PipelineContext } from '@docorch/core';
+import { assembleJob, assembleOptionsFrom, isReadyToAssemble, toDocorchError, type Job, type PipelineContext } from '@docorch/core';
 
 /** Options of {@link createStreamHandler}. */
 export interface StreamHandlerOptions {
@@ -49,7 +49,7 @@ export function createStreamHandler(ctx: PipelineContext, options: StreamHandler
         done.add(key);
         await assembleJob(ctx, job.tenantId, job.documentId, {
           owner,
-          maxFailedChunkRatio: ctx.config.MAX_FAILED_CHUNK_RATIO,
+          ...assembleOptionsFrom(ctx.config),
           ...(options.staleAfterMs !== undefined ? { staleAfterMs: options.staleAfterMs } : {}),
         });
       } catch (err) {

@@ -25,9 +25,13 @@ export function chunkInputKey(tenantId: string, documentId: string, index: numbe
   return `${documentPrefix(tenantId, documentId)}chunks/${String(index).padStart(6, '0')}/input.json`;
 }
 
-/** Results bucket: a chunk's result. */
-export function chunkResultKey(tenantId: string, documentId: string, index: number): string {
-  return `${documentPrefix(tenantId, documentId)}chunks/${String(index).padStart(6, '0')}/result.json`;
+/**
+ * Results bucket: a chunk's result. With `claimId`, the object of one claim of the chunk: a
+ * worker whose claim was taken over (paused, then resumed) writes to its own key, never over the
+ * result of the claim that was counted; the chunk row names the counted one (`resultKey`).
+ */
+export function chunkResultKey(tenantId: string, documentId: string, index: number, claimId?: string): string {
+  return `${documentPrefix(tenantId, documentId)}chunks/${String(index).padStart(6, '0')}/result${claimId ? `-${claimId}` : ''}.json`;
 }
 
 /** Results bucket: the document result (deterministic, so a repeated assembly overwrites itself). */

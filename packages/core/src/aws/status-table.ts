@@ -11,6 +11,7 @@ import {
   TransactWriteCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
+  type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { DocorchError } from '../errors.js';
@@ -21,7 +22,7 @@ import { STATUS_TABLE_KEYS } from './resources.js';
 import { usageUpdate } from './tenants-table.js';
 import type { Usage } from '../analysis/types.js';
 import pLimit from 'p-limit';
-import { sleep } from '../retry/backoff.js';
+import { sleep, withRetry } from '../retry/backoff.js';
 
 const JOB_SK = 'JOB';
 /** DynamoDB transactions take at most 100 items; one is the job row. */
@@ -48,6 +49,8 @@ export interface ChunkRow {
    */
   claimCounter: number;
   error?: RecordedError;
+  /** The counted result's object in the results bucket (absent: the chunk's default key). */
+  resultKey?: string;
   updatedAt: string;
 }
 
@@ -84,6 +87,25 @@ function toChunk(item: Record<string, unknown>): ChunkRow {
   const row: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(item)) if (!KEY_ATTRS.has(k)) row[k] = v;
   return row as unknown as ChunkRow;
+}
+
+/** The rows of new chunks (pending, or claimed by the sync hand-off's owner). */
+function chunkItems(pk: string, chunks: ReadonlyArray<ChunkPlan & { status?: ChunkStatus; claimOwner?: string }>): Array<Record<string, unknown> & { index: number }> {
+  const now = new Date().toISOString();
+  return chunks.map((c) => ({
+    pk,
+    sk: chunkSk(c.index),
+    entity: 'CHUNK',
+    index: c.index,
+    firstPage: c.pages[0] ?? 0,
+    lastPage: c.pages[c.pages.length - 1] ?? 0,
+    status: c.status ?? 'pending',
+    // A chunk committed as claimed (sync hand-off) is on its first attempt with a live claim.
+    attempt: c.claimOwner ? 1 : 0,
+    claimCounter: c.claimOwner ? 1 : 0,
+    ...(c.claimOwner ? { claimOwner: c.claimOwner } : {}),
+    updatedAt: now,
+  }));
 }
 
 function toJob(item: Record<string, unknown> | undefined): Job | undefined {
@@ -180,11 +202,15 @@ export class StatusTable {
   // ---- chunk rows -------------------------------------------------------------------------
 
   /**
-   * Writes the chunk rows of a split job and commits the split: the job moves from `from` to
-   * `processing` with `chunksTotal` (and the patch) in the same transaction as the last chunk
-   * rows. Earlier rows (beyond the 99 a transaction can carry with the job row) are written
-   * first; nothing reads chunk rows before the commit, and re-running the split rewrites the
-   * same rows (planning is deterministic), so a crash between the two steps loses nothing.
+   * Commits a split: the job moves from `from` to `processing` with `chunksTotal` (and the patch)
+   * in one transaction with the first chunk rows (as many as fit beside the job row: 99); the
+   * rows beyond are created right after, only if absent. (The async splitter commits only the
+   * first rows this way and creates the others chunk by chunk, see pipeline/split.ts.)
+   *
+   * A crash between the two steps leaves a `processing` job with rows missing; the split's
+   * resumption creates them again (planning is deterministic, see {@link StatusTable.createChunkRows}).
+   * A second splitter of the same document (a redelivered record) is refused at the transaction
+   * (CONFLICT) and so never resets a row the fleet is working on.
    */
   async commitChunks(
     tenantId: string,
@@ -194,43 +220,24 @@ export class StatusTable {
     from: JobStatus = 'splitting',
   ): Promise<Job> {
     const pk = documentPk(tenantId, documentId);
-    const now = new Date().toISOString();
-    const items = chunks.map((c) => ({
-      pk,
-      sk: chunkSk(c.index),
-      entity: 'CHUNK',
-      index: c.index,
-      firstPage: c.pages[0] ?? 0,
-      lastPage: c.pages[c.pages.length - 1] ?? 0,
-      status: c.status ?? 'pending',
-      // A chunk committed as claimed (sync hand-off) is on its first attempt with a live claim.
-      attempt: c.claimOwner ? 1 : 0,
-      claimCounter: c.claimOwner ? 1 : 0,
-      ...(c.claimOwner ? { claimOwner: c.claimOwner } : {}),
-      updatedAt: now,
-    }));
-    const inTransaction = items.splice(Math.max(0, items.length - (MAX_TRANSACTION_ITEMS - 1)));
-    await this.batchWrite(items.map((Item) => ({ PutRequest: { Item } })));
+    const items = chunkItems(pk, chunks);
+    const inTransaction = items.slice(0, MAX_TRANSACTION_ITEMS - 1);
     const { names, values, sets } = patchExpression({ ...patch, status: 'processing' });
     values[':from'] = from;
     try {
-      await this.doc.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            ...inTransaction.map((Item) => ({ Put: { TableName: this.tableName, Item } })),
-            {
-              Update: {
-                TableName: this.tableName,
-                Key: { pk, sk: JOB_SK },
-                UpdateExpression: `SET ${sets.join(', ')}`,
-                ConditionExpression: '#status = :from',
-                ExpressionAttributeNames: names,
-                ExpressionAttributeValues: values,
-              },
-            },
-          ],
-        }),
-      );
+      await this.transact([
+        ...inTransaction.map((Item) => ({ Put: { TableName: this.tableName, Item } })),
+        {
+          Update: {
+            TableName: this.tableName,
+            Key: { pk, sk: JOB_SK },
+            UpdateExpression: `SET ${sets.join(', ')}`,
+            ConditionExpression: '#status = :from',
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: values,
+          },
+        },
+      ]);
     } catch (err) {
       if (!isTransactionConflict(err)) throw err;
       const current = await this.getJob(tenantId, documentId);
@@ -239,7 +246,36 @@ export class StatusTable {
         details: { status: current?.status },
       });
     }
+    await this.createRowsIfAbsent(items.slice(inTransaction.length));
     return (await this.getJob(tenantId, documentId)) as Job;
+  }
+
+  /**
+   * Creates the rows of chunks that have none (pending), leaving existing rows untouched: the
+   * resumption of a split interrupted between its commit and its last rows.
+   */
+  async createChunkRows(tenantId: string, documentId: string, chunks: readonly ChunkPlan[]): Promise<void> {
+    await this.createRowsIfAbsent(chunkItems(documentPk(tenantId, documentId), chunks));
+  }
+
+  /**
+   * Creates rows that do not exist yet, leaving existing ones untouched: one conditional put per
+   * row (`attribute_not_exists`), a few in flight. Single-item writes rather than transactions of
+   * 100: they cost half the write capacity and do not hold up the fleet's claims meanwhile.
+   */
+  private async createRowsIfAbsent(items: ReadonlyArray<Record<string, unknown>>): Promise<void> {
+    const limit = pLimit(8);
+    await Promise.all(
+      items.map((Item) =>
+        limit(async () => {
+          try {
+            await this.doc.send(new PutCommand({ TableName: this.tableName, Item, ConditionExpression: 'attribute_not_exists(sk)' }));
+          } catch (err) {
+            if (!isConditionFailure(err)) throw err;
+          }
+        }),
+      ),
+    );
   }
 
   /** Deletes every chunk row of a document. */
@@ -255,6 +291,19 @@ export class StatusTable {
   }
 
   /** BatchWriteItem in groups of 25 (four groups at a time), retrying unprocessed items with backoff. */
+  /**
+   * One TransactWriteItems call, retried (full jitter) while DynamoDB cancels it for a transient
+   * reason: a concurrent transaction on one of its items (every claim and completion of a
+   * document touches the job row, so these are expected under load) or throttling. A cancelled
+   * transaction wrote nothing, and a retry of one that did land is refused by its conditions.
+   */
+  private async transact(items: NonNullable<TransactWriteCommandInput['TransactItems']>): Promise<void> {
+    await withRetry(() => this.doc.send(new TransactWriteCommand({ TransactItems: items })), {
+      policy: { maxAttempts: 8, baseMs: 25, capMs: 1_000 },
+      shouldRetry: isTransientTransactionError,
+    });
+  }
+
   private async batchWrite(requests: Array<{ PutRequest: { Item: Record<string, unknown> } } | { DeleteRequest: { Key: Record<string, unknown> } }>): Promise<void> {
     const limit = pLimit(4);
     const groups: Array<typeof requests> = [];
@@ -330,9 +379,7 @@ export class StatusTable {
       condition += ' OR (#status = :processing AND claimCounter = :seen)';
     }
     try {
-      await this.doc.send(
-        new TransactWriteCommand({
-          TransactItems: [
+      await this.transact([
             {
               ConditionCheck: {
                 TableName: this.tableName,
@@ -353,9 +400,7 @@ export class StatusTable {
                 ExpressionAttributeValues: values,
               },
             },
-          ],
-        }),
-      );
+      ]);
     } catch (err) {
       if (!isTransactionConflict(err)) throw err;
       const [job, row] = await Promise.all([this.getJob(tenantId, documentId), this.getChunk(tenantId, documentId, index)]);
@@ -407,21 +452,19 @@ export class StatusTable {
     documentId: string,
     index: number,
     claim: { owner: string; counter: number },
-    outcome: { status: 'succeeded' } | { status: 'failed'; error: RecordedError },
+    outcome: ({ status: 'succeeded' } | { status: 'failed'; error: RecordedError }) & { resultKey?: string },
     usage?: Usage,
   ): Promise<boolean> {
     const pk = documentPk(tenantId, documentId);
     const now = new Date().toISOString();
     const counterField = outcome.status === 'succeeded' ? 'chunksSucceeded' : 'chunksFailed';
     try {
-      await this.doc.send(
-        new TransactWriteCommand({
-          TransactItems: [
+      await this.transact([
             {
               Update: {
                 TableName: this.tableName,
                 Key: { pk, sk: chunkSk(index) },
-                UpdateExpression: `SET #status = :to, updatedAt = :now${outcome.status === 'failed' ? ', #error = :error' : ''} REMOVE claimOwner`,
+                UpdateExpression: `SET #status = :to, updatedAt = :now${outcome.status === 'failed' ? ', #error = :error' : ''}${outcome.resultKey ? ', resultKey = :rk' : ''} REMOVE claimOwner`,
                 ConditionExpression: '#status = :processing AND claimOwner = :me AND claimCounter = :c',
                 ExpressionAttributeNames: { '#status': 'status', ...(outcome.status === 'failed' ? { '#error': 'error' } : {}) },
                 ExpressionAttributeValues: {
@@ -431,6 +474,7 @@ export class StatusTable {
                   ':me': claim.owner,
                   ':c': claim.counter,
                   ...(outcome.status === 'failed' ? { ':error': outcome.error } : {}),
+                  ...(outcome.resultKey ? { ':rk': outcome.resultKey } : {}),
                 },
               },
             },
@@ -445,9 +489,7 @@ export class StatusTable {
               },
             },
             ...(usage && this.usageTableName ? [{ Update: usageUpdate(this.usageTableName, tenantId, usage, 1) }] : []),
-          ],
-        }),
-      );
+      ]);
       return true;
     } catch (err) {
       if (isTransactionConflict(err)) return false;
@@ -597,6 +639,15 @@ function patchExpression(patch: Record<string, unknown>): {
     sets.push(`#f${i} = :f${i}`);
   });
   return { names, values, sets };
+}
+
+/** True for a transaction DynamoDB cancelled for a transient reason (not a failed condition). */
+export function isTransientTransactionError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'TransactionInProgressException') return true;
+  if (err.name !== 'TransactionCanceledException') return false;
+  const codes = ((err as TransactionCanceledException).CancellationReasons ?? []).map((r) => r.Code);
+  return !codes.includes('ConditionalCheckFailed') && codes.some((c) => c === 'TransactionConflict' || c === 'ThrottlingError' || c === 'ProvisionedThroughputExceeded');
 }
 
 function isTransactionConflict(err: unknown): boolean {

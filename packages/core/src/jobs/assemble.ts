@@ -6,14 +6,15 @@
 import pLimit from 'p-limit';
 import type { AnalyzeOptions, Analyzer, Entity, FailedPage, Sentiment, Usage } from '../analysis/types.js';
 import { addUsage, sentimentLabel } from '../analysis/types.js';
+import type { Config } from '../config.js';
 import type { ChunkResult, DocumentResult } from './result.js';
 import { RESULT_SCHEMA_VERSION } from './result.js';
 
 /** Bounds of the hierarchical reduce and of the result's lists. */
 export interface AssembleOptions {
-  /** Most part summaries merged in one analyzer call. @defaultValue 8 */
+  /** Most part summaries merged in one analyzer call. @defaultValue 32 */
   fanIn?: number;
-  /** Most characters of summaries and key points sent in one analyzer call. @defaultValue 16000 */
+  /** Most characters of summaries and key points sent in one analyzer call. @defaultValue 48000 */
   maxInputChars?: number;
   /** Most key points in the document result. @defaultValue 10 */
   maxKeyPoints?: number;
@@ -24,6 +25,13 @@ export interface AssembleOptions {
   /** Above this share of failed chunks the document is `failed`. @defaultValue 0.5 */
   maxFailedChunkRatio?: number;
   signal?: AbortSignal;
+}
+
+/** The configured bounds of the reduce and the failed-chunk ratio, as {@link AssembleOptions}. */
+export function assembleOptionsFrom(
+  config: Pick<Config, 'REDUCE_FAN_IN' | 'REDUCE_MAX_INPUT_CHARS' | 'MAX_FAILED_CHUNK_RATIO'>,
+): AssembleOptions {
+  return { fanIn: config.REDUCE_FAN_IN, maxInputChars: config.REDUCE_MAX_INPUT_CHARS, maxFailedChunkRatio: config.MAX_FAILED_CHUNK_RATIO };
 }
 
 /** Merges entities by type and case-insensitive text: counts add up, pages are unioned. */
@@ -100,8 +108,8 @@ export async function reduceSummaries(
   analyzer: Pick<Analyzer, 'reduceSummaries'>,
   options: Pick<AssembleOptions, 'fanIn' | 'maxInputChars' | 'maxKeyPoints' | 'concurrency' | 'signal'> = {},
 ): Promise<Part & { usage: Usage }> {
-  const fanIn = Math.max(2, options.fanIn ?? 8);
-  const maxInputChars = options.maxInputChars ?? 16_000;
+  const fanIn = Math.max(2, options.fanIn ?? 32);
+  const maxInputChars = options.maxInputChars ?? 48_000;
   const maxKeyPoints = options.maxKeyPoints ?? 10;
   const callOptions: AnalyzeOptions = options.signal ? { signal: options.signal } : {};
   let usage: Usage = addUsage();
@@ -175,6 +183,7 @@ export async function assembleResult(input: AssembleInput, options: AssembleOpti
     sentiment: mergeSentiment(ok),
     chunks,
     failedPages,
+    ocrPages: ok.flatMap((c) => c.ocrPages ?? []).sort((a, b) => a - b),
     usage: addUsage(...chunks.map((c) => c.usage), reduced.usage),
     createdAt: new Date().toISOString(),
   };

@@ -1,6 +1,7 @@
 /**
  * The document result (DESIGN.md section 4): one JSON document, schema versioned.
- * Bump {@link RESULT_SCHEMA_VERSION} on any incompatible change.
+ * Bump {@link RESULT_SCHEMA_VERSION} on any incompatible change; a new field that readers may
+ * ignore (e.g. `ocrPages`) is compatible and keeps the version.
  */
 import type { ChunkAnalysis, Entity, FailedPage, Sentiment, Usage } from '../analysis/types.js';
 import type { JobStatus } from './model.js';
@@ -20,6 +21,10 @@ export interface ChunkResult {
   textLength: number;
   failedPages: FailedPage[];
   usage: Usage;
+  /** Present (true) when the analyzer read some of the chunk's pages from their image (scanned pages). */
+  ocr?: true;
+  /** The pages read from their image, ascending; present with `ocr`. */
+  ocrPages?: number[];
   /** Present when the chunk failed. */
   error?: { code: string; message: string };
 }
@@ -44,6 +49,11 @@ export interface DocumentResult {
   sentiment: Sentiment;
   chunks: ChunkResult[];
   failedPages: FailedPage[];
+  /**
+   * Pages the analyzer read from their image because they have no text layer (scanned), ascending;
+   * empty when none. Absent from results stored before it was added.
+   */
+  ocrPages: number[];
   usage: Usage;
   createdAt: string;
 }
@@ -61,6 +71,9 @@ export function chunkResultFrom(index: number, pages: readonly number[], analysi
     textLength: analysis.textLength,
     failedPages: analysis.failedPages,
     usage: analysis.usage,
+    ...(analysis.ocrPages && analysis.ocrPages.length > 0
+      ? { ocr: true as const, ocrPages: [...analysis.ocrPages].sort((a, b) => a - b) }
+      : {}),
   };
 }
 

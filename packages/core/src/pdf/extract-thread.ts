@@ -1,7 +1,8 @@
 /**
  * Entry of a PDF worker process (a workerpool child process, see ./extractor.ts for why a process
- * and not a thread): opens a PDF with PDF.js and extracts page text. Everything it returns is
- * plain data (see ./protocol.ts), and `run` never throws: failures come back as `{ok: false}`.
+ * and not a thread): opens a PDF with PDF.js and extracts page text, and renders scanned pages
+ * to PNG (./page-image.ts). Everything it returns is plain data (see ./protocol.ts), and `run`
+ * never throws: failures come back as `{ok: false}`.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -10,11 +11,15 @@ import type { PDFDocumentLoadingTask, PDFDocumentProxy, PDFPageProxy } from 'pdf
 import workerpool from 'workerpool';
 import { DocorchError } from '../errors.js';
 import { installMemoryGuard, type MemoryGuard } from './memory-guard.js';
+import { PageImager } from './page-image.js';
 import { parsePageRange } from './page-range.js';
 import {
+  ocrTaskOptions,
   toThreadError,
+  type OcrTaskOptions,
   type OpenTask,
   type PageFailure,
+  type PagesEvent,
   type PagesTask,
   type ThreadDiagnostics,
   type ThreadResult,
@@ -97,7 +102,7 @@ async function runOpen(task: OpenTask): Promise<Success> {
     }
     const selected = parsePageRange(task.pages, info.pageCount);
     if (selected.length > task.inlinePages) return { ok: true, info, failures: [], textBytes: 0 };
-    const extracted = await extractPages(doc, selected, task.maxTextBytes);
+    const extracted = await extractPages(doc, selected, task.maxTextBytes, task.ocr);
     return { ok: true, info, ...extracted };
   });
 }
@@ -105,7 +110,7 @@ async function runOpen(task: OpenTask): Promise<Success> {
 async function runPages(task: PagesTask): Promise<Success> {
   return withDocument(task.path, async (doc) => {
     const info = await readInfo(doc);
-    const extracted = await extractPages(doc, task.pages, task.maxTextBytes);
+    const extracted = await extractPages(doc, task.pages, task.maxTextBytes, task.ocr, task.emitEvery);
     return { ok: true, info, ...extracted };
   });
 }
@@ -201,17 +206,24 @@ async function extractPages(
   doc: PDFDocumentProxy,
   pageNumbers: readonly number[],
   maxTextBytes: number,
+  ocr: OcrTaskOptions | false | undefined,
+  emitEvery?: number,
 ): Promise<{ pages: ExtractedPage[]; failures: PageFailure[]; textBytes: number }> {
-  const pages: ExtractedPage[] = [];
+  let pages: ExtractedPage[] = [];
   const failures: PageFailure[] = [];
   let textBytes = 0;
+  const ocrOptions = ocr ?? ocrTaskOptions();
+  const imager = ocrOptions ? new PageImager(ocrOptions, pdfjs.OPS, guard) : undefined;
   for (const pageNumber of pageNumbers) {
     let page: PDFPageProxy | undefined;
     try {
       page = await doc.getPage(pageNumber);
       const text = await pageText(page, maxTextBytes - textBytes, maxTextBytes);
       textBytes += Buffer.byteLength(text);
-      pages.push({ page: pageNumber, text, hasTextLayer: hasText(text) });
+      const hasTextLayer = hasText(text);
+      // Never throws: a page that cannot be rendered is returned without an image.
+      const image = hasTextLayer ? undefined : await imager?.imageOf(page);
+      pages.push({ page: pageNumber, text, hasTextLayer, ...(image ? { image } : {}) });
     } catch (err) {
       if (err instanceof DocorchError) throw err;
       if (guard?.exceeded) throw bufferLimit();
@@ -224,7 +236,14 @@ async function extractPages(
     if (textBytes > maxTextBytes) throw textLimit(maxTextBytes);
     // A stream cut short by the guard leaves a readable but truncated page: fail, don't guess.
     if (guard?.exceeded) throw bufferLimit();
+    if (emitEvery !== undefined && pages.length >= emitEvery) {
+      workerpool.workerEmit({ pages } satisfies PagesEvent);
+      pages = [];
+    }
   }
+  // Logged by the extractor with the file (worker output), as PDF.js's own warnings are.
+  const report = imager?.report();
+  if (report) process.stderr.write(report);
   return { pages, failures, textBytes };
 }
 

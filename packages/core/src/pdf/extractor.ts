@@ -32,14 +32,15 @@ import { DocorchError, isDocorchError } from '../errors.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { threadScript } from '../threads/thread-script.js';
 import { isPageRangeSyntax, parsePageRange } from './page-range.js';
-import { fromThreadError, type PageFailure, type ThreadResult, type ThreadTask } from './protocol.js';
+import { fromThreadError, isPagesEvent, ocrTaskOptions, type OcrConfig, type PageFailure, type ThreadResult, type ThreadTask } from './protocol.js';
 import type { ExtractedPage, ExtractionResult, ExtractOptions, PdfExtractor, PdfInfo } from './types.js';
 
 /** The settings {@link createPdfExtractor} reads. */
 export type PdfExtractorConfig = Pick<
   Config,
   'PDF_THREADS' | 'PDF_TIMEOUT_MS' | 'PDF_MAX_HEAP_MB' | 'PDF_MAX_BUFFER_MB' | 'PDF_MAX_TEXT_BYTES' | 'PDF_SLICE_PAGES'
->;
+> &
+  OcrConfig;
 
 /** Options of {@link createPdfExtractor} besides the config. */
 export interface CreatePdfExtractorOptions {
@@ -71,6 +72,8 @@ export interface PdfExtractorStats {
 // Selections up to this size are extracted by the task that opens the document: a second
 // round trip (and a second parse of the file) costs more than it saves.
 const INLINE_PAGES = 48;
+// With `onPages`, a worker sends its pages in batches of this many as it extracts them.
+const STREAM_PAGES = 8;
 // A slice re-parses the document's structure; below this size that overhead is not worth it.
 const MIN_SLICE_PAGES = 24;
 
@@ -135,7 +138,7 @@ export class ProcessPdfExtractor implements PdfExtractor {
       });
     }
     const maxTextBytes = this.config.PDF_MAX_TEXT_BYTES;
-    return this.withDeadline(options.signal, async (run) => {
+    return this.withDeadline(options.signal, async (run, abort) => {
       const opened = await run({
         kind: 'open',
         path: filePath,
@@ -146,17 +149,44 @@ export class ProcessPdfExtractor implements PdfExtractor {
         maxTextBytes,
       });
       const info = opened.info;
-      if (opened.pages) return this.finish(filePath, info, opened.pages, opened.failures);
+      if (opened.pages) {
+        const result = this.finish(filePath, info, opened.pages, opened.failures);
+        options.onOpen?.(info, result.pages.map((p) => p.page));
+        options.onPages?.(result.pages);
+        return result;
+      }
 
       const selected = parsePageRange(options.pages, info.pageCount);
+      options.onOpen?.(info, selected);
       const slices = planSlices(selected, this.config.PDF_THREADS, this.config.PDF_SLICE_PAGES);
-      const results = await Promise.all(slices.map((pages) => run({ kind: 'pages', path: filePath, pages, maxTextBytes })));
-      const textBytes = results.reduce((sum, r) => sum + r.textBytes, 0);
-      if (textBytes > maxTextBytes) {
-        throw new DocorchError('TOO_LARGE', `The PDF's text exceeds the limit of ${maxTextBytes} bytes`, {
-          details: { reason: 'text', limitBytes: maxTextBytes },
-        });
-      }
+      let textBytes = 0;
+      const { onPages } = options;
+      const results = await Promise.all(
+        slices.map(async (pages) => {
+          // With onPages, the worker streams its pages as it goes; they are delivered at once
+          // and put back in front of the rest of the slice's result.
+          const streamed: ExtractedPage[] = [];
+          const task: TaskInput = { kind: 'pages', path: filePath, pages, maxTextBytes, ...(onPages ? { emitEvery: STREAM_PAGES } : {}) };
+          const result = await run(task, (batch) => {
+            streamed.push(...batch);
+            onPages?.(batch);
+          });
+          if (streamed.length > 0) result.pages = [...streamed, ...(result.pages ?? [])];
+          textBytes += result.textBytes;
+          if (textBytes > maxTextBytes) {
+            abort(
+              new DocorchError('TOO_LARGE', `The PDF's text exceeds the limit of ${maxTextBytes} bytes`, {
+                details: { reason: 'text', limitBytes: maxTextBytes },
+              }),
+            );
+          }
+          // The rest of the slice. Failed pages are delivered empty, as in the result; finish()
+          // decides below whether the document as a whole is unreadable.
+          const rest = result.pages?.slice(streamed.length) ?? [];
+          if (rest.length > 0) onPages?.(rest);
+          return result;
+        }),
+      );
       return this.finish(
         filePath,
         info,
@@ -209,7 +239,7 @@ export class ProcessPdfExtractor implements PdfExtractor {
    */
   private async withDeadline<T>(
     callerSignal: AbortSignal | undefined,
-    body: (run: (task: TaskInput) => Promise<Success>) => Promise<T>,
+    body: (run: (task: TaskInput, onPages?: (pages: ExtractedPage[]) => void) => Promise<Success>, abort: (err: DocorchError) => never) => Promise<T>,
   ): Promise<T> {
     if (this.closed) throw new DocorchError('INTERNAL', 'The PDF extractor is closed');
     const timeoutMs = this.config.PDF_TIMEOUT_MS;
@@ -233,8 +263,8 @@ export class ProcessPdfExtractor implements PdfExtractor {
       throw firstError;
     };
 
-    const run = async (input: TaskInput): Promise<Success> => {
-      const task = { ...input, maxBufferBytes: this.config.PDF_MAX_BUFFER_MB * 1024 * 1024 } as ThreadTask;
+    const run = async (input: TaskInput, onPages?: (pages: ExtractedPage[]) => void): Promise<Success> => {
+      const task = { ...input, maxBufferBytes: this.config.PDF_MAX_BUFFER_MB * 1024 * 1024, ocr: ocrTaskOptions(this.config) } as ThreadTask;
       let result: ThreadResult;
       try {
         result = await raceAbort(
@@ -244,7 +274,9 @@ export class ProcessPdfExtractor implements PdfExtractor {
             const pending = this.pool.exec('run', [task], {
               on: (event: unknown) => {
                 if (isStartedEvent(event)) anyStarted = true;
-                else this.workerOutput(event, task.path);
+                else if (isPagesEvent(event)) {
+                  if (!signal.aborted) onPages?.(event.pages);
+                } else this.workerOutput(event, task.path);
               },
             });
             const cancel = () => {
@@ -278,7 +310,7 @@ export class ProcessPdfExtractor implements PdfExtractor {
     };
 
     try {
-      return await body(run);
+      return await body(run, fail);
     } catch (err) {
       if (firstError) throw firstError;
       if (isDocorchError(err)) throw err;

@@ -1,4 +1,5 @@
 /** Contract of PDF inspection and text extraction (implemented in ./extractor.ts). */
+import type { PageImage } from '../analysis/types.js';
 
 /** Text of one page as extracted. */
 export interface ExtractedPage {
@@ -8,6 +9,11 @@ export interface ExtractedPage {
   text: string;
   /** False when the page has no extractable text (scanned image, empty page). */
   hasTextLayer: boolean;
+  /**
+   * The page rendered to PNG, for a page without a text layer that paints an image (a scan);
+   * absent for pages with text, blank pages, with PDF_OCR=off, or when rendering failed.
+   */
+  image?: PageImage;
 }
 
 /** What inspecting a PDF tells us before any analysis. */
@@ -33,6 +39,14 @@ export interface ExtractOptions {
   maxPages: number;
   /** Aborts the extraction (the thread doing it is terminated). */
   signal?: AbortSignal;
+  /** Called once the document is open, before any page is extracted: its info and the selected pages (ascending). */
+  onOpen?: (info: PdfInfo, selected: readonly number[]) => void;
+  /**
+   * Called with each batch of extracted pages as soon as it is ready (the workers stream them
+   * in small batches as they go; ascending within a batch), so a caller can use them before the
+   * whole document is read. The result still holds every page.
+   */
+  onPages?: (pages: readonly ExtractedPage[]) => void;
 }
 
 /**
@@ -45,6 +59,8 @@ export interface PdfExtractor {
   inspect(filePath: string, options?: { signal?: AbortSignal }): Promise<PdfInfo>;
   /** Inspects and extracts the selected pages' text in one pass over the file. */
   extract(filePath: string, options: ExtractOptions): Promise<ExtractionResult>;
+  /** Starts every worker process ahead of the first document (optional for other implementations). */
+  warmUp?(): Promise<void>;
   /** Terminates the threads. */
   close(): Promise<void>;
 }

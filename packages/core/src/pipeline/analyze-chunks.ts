@@ -6,21 +6,27 @@ import type { AnalysisKind, Analyzer, PageText } from '../analysis/types.js';
 import { toDocorchError } from '../errors.js';
 import type { ChunkPlan } from '../jobs/model.js';
 import { chunkResultFrom, failedChunkResult, type ChunkResult } from '../jobs/result.js';
+import type { ExtractedPage } from '../pdf/types.js';
 import type { Logger } from '../telemetry/logger.js';
 
 /** The document a chunk belongs to, and what to analyse. */
 export interface ChunkContext {
   tenantId: string;
   documentId: string;
-  /** Page texts by page number. */
-  pageText: ReadonlyMap<number, string>;
+  /** Pages by page number: their text, and the image of a scanned page. */
+  pages: ReadonlyMap<number, PageText>;
   analyses: readonly AnalysisKind[];
   signal?: AbortSignal;
 }
 
-/** The pages of a chunk with their text. */
-export function chunkPagesOf(chunk: ChunkPlan, pageText: ReadonlyMap<number, string>): PageText[] {
-  return chunk.pages.map((page) => ({ page, text: pageText.get(page) ?? '' }));
+/** An extracted page as analyzers take it: its text, and its image when it is a scan (no text layer). */
+export function toPageText(page: ExtractedPage): PageText {
+  return { page: page.page, text: page.text, ...(page.image ? { image: page.image } : {}) };
+}
+
+/** The pages of a chunk (a page missing from `pages` is empty). */
+export function chunkPagesOf(chunk: ChunkPlan, pages: ReadonlyMap<number, PageText>): PageText[] {
+  return chunk.pages.map((page) => pages.get(page) ?? { page, text: '' });
 }
 
 /**
@@ -35,7 +41,7 @@ export async function analyzeChunk(analyzer: Analyzer, doc: ChunkContext, chunk:
         tenantId: doc.tenantId,
         documentId: doc.documentId,
         chunkIndex: chunk.index,
-        pages: chunkPagesOf(chunk, doc.pageText),
+        pages: chunkPagesOf(chunk, doc.pages),
         analyses: doc.analyses,
       },
       doc.signal ? { signal: doc.signal } : {},

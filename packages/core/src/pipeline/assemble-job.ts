@@ -75,7 +75,9 @@ export async function assembleJob(
     return { kind: TERMINAL.has(job.status) ? 'finished' : 'not-ready' };
   }
 
+  const t0 = performance.now();
   const chunks = await loadChunkResults(ctx, job);
+  const loadedMs = Math.round(performance.now() - t0);
   const result = await assembleResult(
     {
       documentId,
@@ -99,7 +101,7 @@ export async function assembleJob(
   // The reduce's model calls are metered here; the chunks' were metered as each completed.
   const reduceUsage = subtractUsage(result.usage, addUsage(...chunks.map((c) => c.usage)));
   await ctx.tenants.addUsage(tenantId, reduceUsage).catch((err: unknown) => log.error({ err }, 'could not meter usage'));
-  log.info({ status: result.status, chunks: chunks.length }, 'document assembled');
+  log.info({ status: result.status, chunks: chunks.length, ms: { loaded: loadedMs, total: Math.round(performance.now() - t0) } }, 'document assembled');
   return { kind: 'assembled', result };
 }
 
@@ -120,7 +122,8 @@ async function loadChunkResults(ctx: PipelineContext, job: Job): Promise<ChunkRe
   return Promise.all(
     rows.map((row) =>
       limit(async () => {
-        const stored = await ctx.blobs.getJson<ChunkResult>(ctx.config.RESULTS_BUCKET, chunkResultKey(job.tenantId, job.documentId, row.index));
+        const key = row.resultKey ?? chunkResultKey(job.tenantId, job.documentId, row.index);
+        const stored = await ctx.blobs.getJson<ChunkResult>(ctx.config.RESULTS_BUCKET, key);
         if (stored) return stored;
         const pages = Array.from({ length: row.lastPage - row.firstPage + 1 }, (_, i) => row.firstPage + i);
         return failedChunkResult(row.index, pages, { code: 'INTERNAL', message: 'chunk result missing' });

@@ -4,16 +4,25 @@
  * transaction. Failures are classified: retryable ones are retried with backoff here, then the
  * chunk is handed back and re-published with `attempt + 1`; after `maxAttempts`, or at once for
  * a terminal error, the chunk is marked failed with its error code and the record dead-lettered.
+ * Only `retry`-class errors are retried here: a `bounded-retry` error (INVALID_MODEL_OUTPUT) has
+ * had its bounded retries in the analyzer (GEMINI_MAX_INVALID_OUTPUT_RETRIES), so it fails the chunk.
+ *
+ * Usage: the chunk's `usage` is every billed model answer of this delivery, including those of
+ * failed analyses (their usage rides on the error's `details.usage`), so that the result and the
+ * tenant's monthly usage match what the model billed.
  *
  * The claim is a small lease (BullMQ's job lock, KCL's lease): the holder heartbeats by bumping
  * `claimCounter`; a redelivered record that finds a claim waits, and takes it over only after the
  * counter stood still for `claimTimeoutMs` on its own monotonic clock. A killed worker's chunks
  * are therefore picked up again, and a paused (zombie) worker can never count a chunk twice.
  */
+import { randomUUID } from 'node:crypto';
 import type { LimitFunction } from 'p-limit';
+import type { RecordedError } from '../jobs/model.js';
 import { chunkInputKey, chunkResultKey } from '../aws/object-keys.js';
 import type { ChunkRow } from '../aws/status-table.js';
 import type { CircuitBreaker } from '../analysis/circuit-breaker.js';
+import { addUsage, ZERO_USAGE, type Usage } from '../analysis/types.js';
 import { DocorchError, toDocorchError } from '../errors.js';
 import { chunkResultFrom, failedChunkResult, type ChunkResult } from '../jobs/result.js';
 import { backoffPolicy, sleep, withRetry, type BackoffPolicy } from '../retry/backoff.js';
@@ -72,6 +81,8 @@ export async function processChunk(
   const lost = held.lost;
   const signal = options.signal ? AbortSignal.any([options.signal, lost]) : lost;
 
+  // Billed usage of failed analyses of this delivery (see the file comment).
+  let spent: Usage = { ...ZERO_USAGE };
   try {
     let result: ChunkResult;
     try {
@@ -90,6 +101,9 @@ export async function processChunk(
             );
             ok = true;
             return out;
+          } catch (err) {
+            spent = addUsage(spent, usageOfError(err));
+            throw err;
           } finally {
             options.onAnalysis?.({ phase: 'end', documentId: p.documentId, chunkIndex: p.chunkIndex, ok });
           }
@@ -100,7 +114,7 @@ export async function processChunk(
         try {
           analysis = await withRetry(analyzeOnce, {
             policy: { maxAttempts: 3, baseMs: 500, capMs: 10_000, ...options.retry },
-            shouldRetry: (err) => !signal.aborted && toDocorchError(err).retry !== 'terminal' && !breakerOpen(options.breaker),
+            shouldRetry: (err) => !signal.aborted && toDocorchError(err).retry === 'retry' && !breakerOpen(options.breaker),
             retryAfterMs: (err) => toDocorchError(err).retryAfterMs,
             onRetry: (err, attempt, delayMs) => log.warn({ err, attempt, delayMs }, 'chunk analysis failed; retrying'),
             signal,
@@ -108,11 +122,11 @@ export async function processChunk(
           break;
         } catch (err) {
           // The model is down for everyone: wait with the breaker instead of burning attempts.
-          if (!signal.aborted && breakerOpen(options.breaker) && toDocorchError(err).retry !== 'terminal') continue;
+          if (!signal.aborted && breakerOpen(options.breaker) && toDocorchError(err).retry === 'retry') continue;
           throw err;
         }
       }
-      result = chunkResultFrom(p.chunkIndex, pages, analysis);
+      result = chunkResultFrom(p.chunkIndex, pages, { ...analysis, usage: addUsage(spent, analysis.usage) });
     } catch (err) {
       if (lost.aborted) {
         // Another delivery took the claim over (this one stood still too long): the chunk is
@@ -127,7 +141,7 @@ export async function processChunk(
         throw signal.reason ?? err;
       }
       const e = toDocorchError(err);
-      if (e.retry !== 'terminal' && p.attempt < maxAttempts) {
+      if (e.retry === 'retry' && p.attempt < maxAttempts) {
         // Re-publish, then hand back: another delivery (maybe another worker) tries again later.
         // In this order a crash or a failed publish in between leaves a claim that the next
         // delivery takes over, never a pending chunk whose only record is already done.
@@ -140,7 +154,7 @@ export async function processChunk(
       }
       log.error({ code: e.code, err: e }, 'chunk failed');
       const inputPages = await chunkPages(ctx, p);
-      result = failedChunkResult(p.chunkIndex, inputPages, { code: e.code, message: e.message });
+      result = { ...failedChunkResult(p.chunkIndex, inputPages, { code: e.code, message: e.message }), usage: spent };
       await ctx.deadLetters.put({
         id: event.id,
         tenantId: p.tenantId,
@@ -155,7 +169,8 @@ export async function processChunk(
       log.warn('chunk finished but its claim was taken over; not counted');
       return 'skipped';
     }
-    await ctx.blobs.putJson(ctx.config.RESULTS_BUCKET, chunkResultKey(p.tenantId, p.documentId, p.chunkIndex), result);
+    const resultKey = chunkResultKey(p.tenantId, p.documentId, p.chunkIndex, randomUUID());
+    await ctx.blobs.putJson(ctx.config.RESULTS_BUCKET, resultKey, result);
     const claim = await held.settle();
     if (!claim) {
       log.warn('chunk finished but its claim was taken over; not counted');
@@ -166,7 +181,7 @@ export async function processChunk(
       p.documentId,
       p.chunkIndex,
       claim,
-      result.status === 'succeeded' ? { status: 'succeeded' } : { status: 'failed', error: result.error ?? { code: 'INTERNAL', message: '' } },
+      { ...chunkOutcome(result), resultKey },
       result.usage,
     );
     if (!counted) {
@@ -177,6 +192,11 @@ export async function processChunk(
   } finally {
     held.stop();
   }
+}
+
+/** The chunk row's outcome for a chunk result. */
+export function chunkOutcome(result: ChunkResult): { status: 'succeeded' } | { status: 'failed'; error: RecordedError } {
+  return result.status === 'succeeded' ? { status: 'succeeded' } : { status: 'failed', error: result.error ?? { code: 'INTERNAL', message: '' } };
 }
 
 /** A chunk claim kept alive by heartbeats. */
@@ -292,6 +312,14 @@ async function acquire(
       }
     }
   }
+}
+
+/** Billed usage an analyzer attached to its error (`details.usage`), zero when none. */
+function usageOfError(err: unknown): Usage {
+  const u = err instanceof DocorchError ? err.details?.usage : undefined;
+  if (typeof u !== 'object' || u === null) return ZERO_USAGE;
+  const { inputTokens, outputTokens, modelCalls } = u as Partial<Usage>;
+  return { inputTokens: Number(inputTokens) || 0, outputTokens: Number(outputTokens) || 0, modelCalls: Number(modelCalls) || 0 };
 }
 
 function breakerOpen(breaker: ChunkProcessorOptions['breaker']): boolean {

@@ -1,10 +1,14 @@
 /**
- * `document.submitted` (DESIGN.md section 2, step 1): download, extract the page text once, plan
- * the chunks, write each chunk's input to S3, commit the chunk rows with the job's chunksTotal,
- * then publish one `chunk.ready` per chunk, keyed so the chunks spread over every shard.
+ * `document.submitted` (DESIGN.md section 2, step 1): download, open the PDF, plan the chunks
+ * from the selected pages and commit the chunk rows with the job's chunksTotal, then extract the
+ * page text once, in slices; as soon as a chunk's pages are extracted, write its input to S3 and
+ * publish its `chunk.ready`, keyed so the chunks spread over every shard. The fleet starts on the
+ * first chunks while later pages are still being read.
  *
+ * Invariant: a `chunk.ready` is published only after the chunk's row and its input object exist.
  * Safe to run again for the same document (redelivery, a crash half-way): each step is
- * deterministic or conditional, and a job already split only has its pending chunks re-published.
+ * deterministic or conditional, and a job already split has the inputs of its pending chunks
+ * written if missing, then those chunks re-published ({@link resumeSplit}).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -12,12 +16,19 @@ import path from 'node:path';
 import pLimit from 'p-limit';
 import type { PageText } from '../analysis/types.js';
 import { chunkInputKey } from '../aws/object-keys.js';
-import { isDocorchError, toDocorchError } from '../errors.js';
-import type { ChunkPlan } from '../jobs/model.js';
+import type { ChunkRow } from '../aws/status-table.js';
+import { DocorchError, isDocorchError, toDocorchError } from '../errors.js';
+import type { ChunkPlan, Job } from '../jobs/model.js';
 import { planChunks } from '../jobs/planner.js';
+import { parsePageRange } from '../pdf/page-range.js';
+import type { ExtractedPage, ExtractOptions } from '../pdf/types.js';
 import type { EventPayload } from '../stream/events.js';
 import type { Queue } from '../stream/queue.js';
+import { toPageText } from './analyze-chunks.js';
 import type { PipelineContext } from './context.js';
+
+/** Chunk rows committed in one transaction with the job row (DynamoDB's 100 items, less the job row). */
+const FIRST_ROWS = 99;
 
 /** A chunk's input object in the uploads bucket. */
 export interface ChunkInputObject {
@@ -39,8 +50,8 @@ export async function splitDocument(ctx: PipelineContext, event: EventPayload<'d
     return;
   }
   if (job.status === 'processing') {
-    // Split before, possibly crashed before publishing: publish what is still pending.
-    await publishPending(ctx, job.tenantId, job.documentId, job.analyses);
+    // Split before, possibly crashed before publishing: finish what is still pending.
+    await resumeSplit(ctx, job);
     return;
   }
   if (job.status !== 'queued' && job.status !== 'splitting') {
@@ -48,18 +59,53 @@ export async function splitDocument(ctx: PipelineContext, event: EventPayload<'d
     return;
   }
   if (job.status === 'queued') job = await ctx.status.transition(tenantId, documentId, 'splitting');
+  const splitting = job;
 
   const dir = await mkdtemp(path.join(os.tmpdir(), 'docorch-split-'));
+  const t0 = performance.now();
+  const ms: Record<string, number> = {};
+  const lap = (name: string) => (ms[name] ??= Math.round(performance.now() - t0));
+  // The commit: the job row with chunksTotal and the first chunk rows, in one transaction.
+  // Every publish waits for it; the rows beyond the first transaction are created per chunk,
+  // just before each is published.
+  let committed: Promise<void> | undefined;
+  let published = 0;
   try {
     const file = path.join(dir, 'source.pdf');
     await ctx.blobs.downloadToFile(ctx.config.UPLOADS_BUCKET, job.sourceKey, file);
+    lap('downloaded');
+    const writer = new ChunkInputWriter(
+      ctx,
+      splitting,
+      () => committed ?? Promise.reject(new DocorchError('INTERNAL', 'chunk pages delivered before the document was opened')),
+      () => lap('firstPublished'),
+    );
     let extraction;
     try {
       extraction = await ctx.extractor.extract(file, {
         maxPages: ctx.config.MAX_PAGES,
         ...(job.pageSelection !== undefined ? { pages: job.pageSelection } : {}),
+        onOpen: (info, selected) => {
+          lap('opened');
+          const plan = planChunks(selected, splitting.pagesPerChunk);
+          writer.plan(plan);
+          committed = ctx.status
+            .commitChunks(tenantId, documentId, plan.slice(0, FIRST_ROWS), {
+              chunksTotal: plan.length,
+              pageCount: info.pageCount,
+              pagesSelected: selected.length,
+            })
+            .then(() => void lap('committed'));
+          committed.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+        },
+        onPages: (pages) => {
+          lap('firstPages');
+          writer.add(pages);
+        },
       });
     } catch (err) {
+      await committed?.catch(() => undefined);
+      await writer.settled();
       if (isDocorchError(err) && err.retry === 'terminal') {
         log.warn({ code: err.code, err }, 'document cannot be split; failing the job');
         await ctx.status.transition(tenantId, documentId, 'failed', {
@@ -70,38 +116,20 @@ export async function splitDocument(ctx: PipelineContext, event: EventPayload<'d
       }
       throw err;
     }
-    const text = new Map(extraction.pages.map((p) => [p.page, p.text]));
-    const plan = planChunks(
-      extraction.pages.map((p) => p.page),
-      job.pagesPerChunk,
-    );
-    const limit = pLimit(16);
-    await Promise.all(
-      plan.map((chunk) =>
-        limit(() =>
-          ctx.blobs.putJson(ctx.config.UPLOADS_BUCKET, chunkInputKey(tenantId, documentId, chunk.index), {
-            pages: chunk.pages.map((page) => ({ page, text: text.get(page) ?? '' })),
-          } satisfies ChunkInputObject),
-        ),
-      ),
-    );
-    await ctx.status.commitChunks(tenantId, documentId, plan, {
-      chunksTotal: plan.length,
-      pageCount: extraction.info.pageCount,
-      pagesSelected: extraction.pages.length,
-    });
-    await publish(ctx.queue, tenantId, documentId, plan, job.analyses);
-    log.info({ chunks: plan.length, pages: extraction.pages.length }, 'document split');
+    lap('extracted');
+    published = await writer.finish();
+    lap('published');
+    log.info({ chunks: published, pages: extraction.pages.length, ms }, 'document split');
   } catch (err) {
     const e = toDocorchError(err);
     if (e.code === 'CONFLICT') {
       // Committed meanwhile, by a second splitter of a redelivered record, or by this very
-      // commit when its transaction landed and a retry of it was refused: its chunk.ready
-      // records may not exist yet, so publish what is pending (duplicates are harmless).
+      // commit when its transaction landed and a retry of it was refused: finish what is pending
+      // (inputs are deterministic, duplicate records harmless).
       const current = await ctx.status.getJob(tenantId, documentId);
       if (current?.status === 'processing') {
-        const published = await publishPending(ctx, tenantId, documentId, current.analyses);
-        log.info({ published }, 'chunks committed by another attempt; published the pending ones');
+        const resumed = await resumeSplit(ctx, current);
+        log.info({ published: resumed }, 'chunks committed by another attempt; published the pending ones');
         return;
       }
       log.info({ err: e, status: current?.status }, 'job changed while splitting (cancelled?); stopping');
@@ -110,6 +138,90 @@ export async function splitDocument(ctx: PipelineContext, event: EventPayload<'d
     throw err;
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Collects extracted pages; when every page of a chunk is in, writes the chunk's input and, once
+ * the rows are committed, publishes its `chunk.ready` (batched per delivery of pages).
+ */
+class ChunkInputWriter {
+  private readonly chunkOf = new Map<number, ChunkPlan>();
+  private readonly missing = new Map<number, number>();
+  private readonly pages = new Map<number, PageText>();
+  private readonly writes = pLimit(16);
+  private readonly work: Promise<void>[] = [];
+  private chunks = 0;
+  private published = 0;
+
+  constructor(
+    private readonly ctx: PipelineContext,
+    private readonly job: Job,
+    /** Resolves once the job is committed (rejects if the commit failed). */
+    private readonly committed: () => Promise<void>,
+    private readonly onPublished: () => void = () => undefined,
+  ) {}
+
+  plan(plan: readonly ChunkPlan[]): void {
+    this.chunks = plan.length;
+    for (const chunk of plan) {
+      this.missing.set(chunk.index, chunk.pages.length);
+      for (const page of chunk.pages) this.chunkOf.set(page, chunk);
+    }
+  }
+
+  add(pages: readonly ExtractedPage[]): void {
+    const complete: ChunkPlan[] = [];
+    for (const page of pages) {
+      const chunk = this.chunkOf.get(page.page);
+      if (!chunk || this.pages.has(page.page)) continue;
+      this.pages.set(page.page, toPageText(page));
+      const left = (this.missing.get(chunk.index) ?? 0) - 1;
+      this.missing.set(chunk.index, left);
+      if (left === 0) complete.push(chunk);
+    }
+    if (complete.length === 0) return;
+    const work = this.flush(complete);
+    work.catch(() => undefined); // awaited in finish()/settled()
+    this.work.push(work);
+  }
+
+  private async flush(chunks: readonly ChunkPlan[]): Promise<void> {
+    const { tenantId, documentId } = this.job;
+    await Promise.all(
+      chunks.map((chunk) =>
+        this.writes(async () => {
+          await this.ctx.blobs.putJson(this.ctx.config.UPLOADS_BUCKET, chunkInputKey(tenantId, documentId, chunk.index), {
+            pages: chunk.pages.map((page) => this.pages.get(page) as PageText),
+          } satisfies ChunkInputObject);
+          // The text lives in S3 now; keep memory flat on large documents.
+          for (const page of chunk.pages) this.pages.delete(page);
+        }),
+      ),
+    );
+    await this.committed();
+    // Rows beyond the commit's transaction are created here, each just before its chunk is
+    // published (a chunk.ready never exists without its row).
+    const later = chunks.filter((c) => c.index >= FIRST_ROWS);
+    if (later.length > 0) await this.ctx.status.createChunkRows(tenantId, documentId, later);
+    await publish(this.ctx.queue, tenantId, documentId, chunks, this.job.analyses);
+    this.published += chunks.length;
+    this.onPublished();
+  }
+
+  /** Waits for every write and publish; the first failure is thrown. */
+  async finish(): Promise<number> {
+    await this.committed();
+    await Promise.all(this.work);
+    if (this.published !== this.chunks) {
+      throw new DocorchError('INTERNAL', `split published ${this.published} of ${this.chunks} chunks: pages missing from the extraction`);
+    }
+    return this.published;
+  }
+
+  /** Waits for the writes in flight without throwing (before failing the job). */
+  async settled(): Promise<void> {
+    await Promise.allSettled(this.work);
   }
 }
 
@@ -130,14 +242,59 @@ async function publish(
   );
 }
 
-/** Re-publishes `chunk.ready` for every chunk still pending (recovery of an interrupted split). */
-export async function publishPending(
-  ctx: PipelineContext,
-  tenantId: string,
-  documentId: string,
-  analyses: EventPayload<'chunk.ready'>['analyses'],
-): Promise<number> {
-  const pending = (await ctx.status.listChunks(tenantId, documentId)).filter((c) => c.status === 'pending');
-  if (pending.length > 0) await publish(ctx.queue, tenantId, documentId, pending, analyses);
+/**
+ * Finishes an interrupted split of a job already committed (`processing`): writes the input of
+ * every pending chunk whose input object is missing (extracting just those pages again), then
+ * re-publishes `chunk.ready` for every pending chunk. Returns how many were published.
+ */
+export async function resumeSplit(ctx: PipelineContext, job: Job): Promise<number> {
+  const { tenantId, documentId } = job;
+  let rows = await ctx.status.listChunks(tenantId, documentId);
+  if (rows.length < job.chunksTotal) {
+    // Interrupted between the commit and the last rows: plan again (deterministic) and create them.
+    const plan = planChunks(parsePageRange(job.pageSelection, job.pageCount ?? 0), job.pagesPerChunk);
+    await ctx.status.createChunkRows(tenantId, documentId, plan);
+    rows = await ctx.status.listChunks(tenantId, documentId);
+  }
+  const pending = rows.filter((c) => c.status === 'pending');
+  if (pending.length === 0) return 0;
+  const limit = pLimit(16);
+  const present = await Promise.all(
+    pending.map((c) => limit(() => ctx.blobs.exists(ctx.config.UPLOADS_BUCKET, chunkInputKey(tenantId, documentId, c.index)))),
+  );
+  const missing = pending.filter((_, i) => !present[i]);
+  if (missing.length > 0) await rewriteInputs(ctx, job, missing);
+  await publish(ctx.queue, tenantId, documentId, pending, job.analyses);
+  ctx.logger.info({ tenantId, documentId, published: pending.length, rewritten: missing.length }, 'resumed an interrupted split');
   return pending.length;
+}
+
+async function rewriteInputs(ctx: PipelineContext, job: Job, rows: readonly ChunkRow[]): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'docorch-split-'));
+  try {
+    const file = path.join(dir, 'source.pdf');
+    await ctx.blobs.downloadToFile(ctx.config.UPLOADS_BUCKET, job.sourceKey, file);
+    const selected = new Set(parsePageRange(job.pageSelection, job.pageCount ?? 0));
+    const ranges = rows.map((r) => (r.firstPage === r.lastPage ? `${r.firstPage}` : `${r.firstPage}-${r.lastPage}`)).join(',');
+    const options: ExtractOptions = { maxPages: ctx.config.MAX_PAGES, pages: ranges };
+    const { pages } = await ctx.extractor.extract(file, options);
+    const byPage = new Map(pages.map((p) => [p.page, toPageText(p)]));
+    const limit = pLimit(16);
+    await Promise.all(
+      rows.map((row) =>
+        limit(() => {
+          const chunkPages: PageText[] = [];
+          for (let p = row.firstPage; p <= row.lastPage; p++) {
+            const page = byPage.get(p);
+            if (page && selected.has(p)) chunkPages.push(page);
+          }
+          return ctx.blobs.putJson(ctx.config.UPLOADS_BUCKET, chunkInputKey(job.tenantId, job.documentId, row.index), {
+            pages: chunkPages,
+          } satisfies ChunkInputObject);
+        }),
+      ),
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

@@ -8,19 +8,19 @@
  * by this process (heartbeated) and are completed when their analysis ends, the rest become
  * pending chunks published to the stream, and the caller answers 202 with the job.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import pLimit from 'p-limit';
 import { chunkInputKey, chunkResultKey, resultKey } from '../aws/object-keys.js';
-import { addUsage } from '../analysis/types.js';
+import { addUsage, type PageText } from '../analysis/types.js';
 import { toDocorchError } from '../errors.js';
-import { assembleResult } from '../jobs/assemble.js';
+import { assembleOptionsFrom, assembleResult } from '../jobs/assemble.js';
 import type { ChunkPlan, ChunkStatus, Job } from '../jobs/model.js';
 import { planChunks } from '../jobs/planner.js';
 import type { ChunkResult, DocumentResult } from '../jobs/result.js';
 import type { ExtractionResult } from '../pdf/types.js';
-import { analyzeChunk, chunkPagesOf } from './analyze-chunks.js';
+import { analyzeChunk, chunkPagesOf, toPageText } from './analyze-chunks.js';
 import type { PipelineContext } from './context.js';
-import { holdClaim } from './process-chunk.js';
+import { chunkOutcome, holdClaim } from './process-chunk.js';
 import { chunkPartitionKey, type ChunkInputObject } from './split.js';
 import { createDocument, newDocumentId, type Submission } from './submission.js';
 
@@ -68,8 +68,9 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
   });
   log.info({ pages: extraction.pages.length, chunks: plan.length }, 'sync job started');
 
-  const pageText = new Map(extraction.pages.map((p) => [p.page, p.text]));
-  const doc = { tenantId: sub.tenantId, documentId, pageText, analyses: sub.analyses };
+  // Scanned pages carry their image to the analyzer (and, on a hand-off, into the chunk inputs).
+  const pages = new Map(extraction.pages.map((p) => [p.page, toPageText(p)]));
+  const doc = { tenantId: sub.tenantId, documentId, pages, analyses: sub.analyses };
   const done = new Map<number, ChunkResult>();
   const running = new Map<number, Promise<ChunkResult>>();
   let handedOff = false;
@@ -92,7 +93,7 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
     if (timedOut) {
       handedOff = true;
       limit.clearQueue();
-      return { kind: 'continued', documentId, job: await handOff(ctx, job, plan, pageText, done, running) };
+      return { kind: 'continued', documentId, job: await handOff(ctx, job, plan, pages, done, running) };
     }
     const chunks = plan.map((c) => done.get(c.index) as ChunkResult);
     const succeeded = chunks.filter((c) => c.status === 'succeeded').length;
@@ -109,7 +110,7 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
         pagesSelected: extraction.pages.length,
         ...(sub.pages !== undefined ? { pageSelection: sub.pages } : {}),
       },
-      { maxFailedChunkRatio: ctx.config.MAX_FAILED_CHUNK_RATIO },
+      assembleOptionsFrom(ctx.config),
     );
     const key = resultKey(sub.tenantId, documentId);
     await ctx.blobs.putJson(ctx.config.RESULTS_BUCKET, key, result);
@@ -159,7 +160,7 @@ async function handOff(
   ctx: PipelineContext,
   job: Job,
   plan: readonly ChunkPlan[],
-  pageText: ReadonlyMap<number, string>,
+  pages: ReadonlyMap<number, PageText>,
   done: ReadonlyMap<number, ChunkResult>,
   running: ReadonlyMap<number, Promise<ChunkResult>>,
 ): Promise<Job> {
@@ -176,7 +177,7 @@ async function handOff(
         if (result) await ctx.blobs.putJson(ctx.config.RESULTS_BUCKET, chunkResultKey(tenantId, documentId, chunk.index), result);
         else {
           await ctx.blobs.putJson(ctx.config.UPLOADS_BUCKET, chunkInputKey(tenantId, documentId, chunk.index), {
-            pages: chunkPagesOf(chunk, pageText),
+            pages: chunkPagesOf(chunk, pages),
           } satisfies ChunkInputObject);
         }
       }),
@@ -212,17 +213,11 @@ async function handOff(
     void analysis
       .then(async (result) => {
         if (held.lost.aborted) return;
-        await ctx.blobs.putJson(ctx.config.RESULTS_BUCKET, chunkResultKey(tenantId, documentId, index), result);
+        const key = chunkResultKey(tenantId, documentId, index, randomUUID());
+        await ctx.blobs.putJson(ctx.config.RESULTS_BUCKET, key, result);
         const claim = await held.settle();
         if (!claim) return;
-        await ctx.status.completeChunk(
-          tenantId,
-          documentId,
-          index,
-          claim,
-          result.status === 'succeeded' ? { status: 'succeeded' } : { status: 'failed', error: result.error ?? { code: 'INTERNAL', message: '' } },
-          result.usage,
-        );
+        await ctx.status.completeChunk(tenantId, documentId, index, claim, { ...chunkOutcome(result), resultKey: key }, result.usage);
       })
       .catch((err: unknown) => log.error({ err, chunkIndex: index }, 'could not complete a handed-off chunk; a worker will take it over'))
       .finally(() => held.stop());

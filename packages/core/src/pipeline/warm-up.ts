@@ -38,7 +38,10 @@ export async function warmUp(ctx: PipelineContext, options: { extractor?: boolea
     if (options.extractor !== false) {
       const file = path.join(dir, 'warmup.pdf');
       await writeFile(file, tinyPdf());
-      await ctx.extractor.extract(file, { maxPages: 1 });
+      // Every PDF worker process, not only the first: a large document is extracted in slices
+      // by all of them at once.
+      await ctx.extractor.warmUp?.();
+      await Promise.all(Array.from({ length: ctx.config.PDF_THREADS }, () => ctx.extractor.extract(file, { maxPages: 1 })));
     }
     if (ctx.analyzer.name.startsWith('local/')) {
       await ctx.analyzer.analyzeChunk({

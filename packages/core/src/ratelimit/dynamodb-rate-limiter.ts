@@ -8,6 +8,9 @@
  * the new state with a condition on the row's `version` (optimistic concurrency; on a lost race it
  * re-reads and recomputes), then sleeps until its instant. One successful write per grant; a
  * waiter never polls the table, and waiters are served in the order their writes landed.
+ * A grant that can only be used more than `maxLatenessMs` after its instant (a slow conditional
+ * write for an immediate slot, a timer fired late on a busy event loop) is dropped and a new one
+ * reserved: an unused grant only lowers the rate, a late one could crowd a window.
  *
  * Clocks: refill is wall-clock time, because buckets refill in real time across hosts. The state
  * holds absolute instants and every update takes `max(stored instant, local now)`, so a host
@@ -15,16 +18,28 @@
  * most `s` ms of refill (never more than one bucket's capacity). The window is padded by
  * `marginMs` (default 1/60 of the window, i.e. 1 s per minute), which absorbs that skew
  * (hosts synced by NTP / Amazon Time Sync are within milliseconds) and the lateness between a
- * reserved instant and the request's arrival at the server (the conditional write's latency when
- * the slot is immediate, timer lag, the network). The guarantee is therefore: at most the limit
- * in any window as the server sees it, as long as that lateness varies by less than `marginMs`.
+ * reserved instant and the request's arrival at the server. Lateness up to the moment `acquire`
+ * returns is capped at `maxLatenessMs` (above); what remains is the caller's own time to the
+ * server (the Gemini analyzer acquires inside its HTTP client's fetch, so that is the network).
+ * The guarantee is therefore: at most the limit in any window as the server sees it, as long as
+ * that lateness varies by less than `marginMs`.
  */
 import { GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { RATE_LIMIT_TABLE_KEYS } from '../aws/resources.js';
 import type { Config } from '../config.js';
 import { DocorchError } from '../errors.js';
 import { sleep as defaultSleep } from '../retry/backoff.js';
-import { FULL_BUCKET, charge, defaultTokenBurst, reserve, validateParams, type BucketState, type RateLimitParams } from './gcra.js';
+import {
+  FULL_BUCKET,
+  MAX_STALE_GRANTS,
+  charge,
+  defaultMaxLateness,
+  defaultTokenBurst,
+  reserve,
+  validateParams,
+  type BucketState,
+  type RateLimitParams,
+} from './gcra.js';
 import type { RateLimiter } from './types.js';
 
 /** Options of {@link DynamoDbRateLimiter}. */
@@ -43,6 +58,14 @@ export interface DynamoDbRateLimiterOptions {
   windowMs?: number;
   /** Padding of the window against clock skew and network jitter, in ms. @defaultValue windowMs / 60 */
   marginMs?: number;
+  /**
+   * Latest a grant may be used after its instant; a later one is dropped (unused) and a new one
+   * reserved, so that a slow write or a late timer cannot push requests together. At most
+   * {@link MAX_STALE_GRANTS} are dropped per call (a process that lags every time must not eat
+   * the fleet's quota); the last is then used anyway.
+   * @defaultValue marginMs / 2 (no limit when marginMs is 0)
+   */
+  maxLatenessMs?: number;
   /** Requests that may go back to back after an idle period; 1 paces requests evenly. @defaultValue 1 */
   requestBurst?: number;
   /**
@@ -70,12 +93,14 @@ export interface DynamoDbRateLimiterOptions {
 
 /** Counters for tests and metrics. */
 export interface RateLimiterStats {
-  /** Grants made by this instance. */
+  /** Grants made by this instance (one write each), including those dropped as stale. */
   grants: number;
   /** Conditional writes that lost a race (and were retried). */
   conflicts: number;
   /** Total ms callers of this instance were told to wait. */
   waitedMs: number;
+  /** Grants dropped because they could only be used later than `maxLatenessMs` after their instant. */
+  staleGrants: number;
 }
 
 interface Row extends BucketState {
@@ -90,7 +115,8 @@ export class DynamoDbRateLimiter implements RateLimiter {
   private readonly random: () => number;
   private readonly maxWaitMs: number;
   private readonly maxConflicts: number;
-  private readonly counters: RateLimiterStats = { grants: 0, conflicts: 0, waitedMs: 0 };
+  private readonly maxLatenessMs: number;
+  private readonly counters: RateLimiterStats = { grants: 0, conflicts: 0, waitedMs: 0, staleGrants: 0 };
 
   constructor(private readonly options: DynamoDbRateLimiterOptions) {
     const windowMs = options.windowMs ?? 60_000;
@@ -105,6 +131,7 @@ export class DynamoDbRateLimiter implements RateLimiter {
     this.random = options.random ?? Math.random;
     this.maxWaitMs = options.maxWaitMs ?? 2 * windowMs;
     this.maxConflicts = options.maxConflicts ?? 100;
+    this.maxLatenessMs = options.maxLatenessMs ?? defaultMaxLateness(this.params.marginMs);
   }
 
   /**
@@ -132,23 +159,28 @@ export class DynamoDbRateLimiter implements RateLimiter {
   }
 
   async acquire(estimatedTokens: number, signal?: AbortSignal): Promise<void> {
-    signal?.throwIfAborted();
-    const startAt = await this.update((state, now) => {
-      const r = reserve(state, now, estimatedTokens, this.params);
-      if (r.startAt - now > this.maxWaitMs) {
-        const retryAfterMs = Math.ceil(r.startAt - now);
-        throw new DocorchError('THROTTLED', `The model rate limit is exhausted for the next ${retryAfterMs} ms`, {
-          retryAfterMs,
-          details: { bucket: this.options.bucket },
-        });
+    for (let stale = 0; ; stale++) {
+      signal?.throwIfAborted();
+      const startAt = await this.update((state, now) => {
+        const r = reserve(state, now, estimatedTokens, this.params);
+        if (r.startAt - now > this.maxWaitMs) {
+          const retryAfterMs = Math.ceil(r.startAt - now);
+          throw new DocorchError('THROTTLED', `The model rate limit is exhausted for the next ${retryAfterMs} ms`, {
+            retryAfterMs,
+            details: { bucket: this.options.bucket },
+          });
+        }
+        return { next: r.next, result: r.startAt };
+      }, signal);
+      this.counters.grants++;
+      const wait = startAt - this.now();
+      if (wait > 0) {
+        this.counters.waitedMs += wait;
+        await this.sleep(wait, signal);
       }
-      return { next: r.next, result: r.startAt };
-    }, signal);
-    this.counters.grants++;
-    const wait = startAt - this.now();
-    if (wait > 0) {
-      this.counters.waitedMs += wait;
-      await this.sleep(wait, signal);
+      if (this.now() - startAt <= this.maxLatenessMs || stale >= MAX_STALE_GRANTS) return;
+      // Too late to use without crowding the window: leave it unused and take the next one.
+      this.counters.staleGrants++;
     }
   }
 

@@ -54,6 +54,19 @@ export function defaultTokenBurst(tokensPerWindow: number): number {
   return Math.max(1, Math.min(tokensPerWindow, Math.ceil(tokensPerWindow / 20)));
 }
 
+/**
+ * Lateness: the guarantee is about grants, the server counts arrivals. A request that arrives
+ * late after its grant crowds the window it lands in; limiters therefore drop a grant they could
+ * only use more than `maxLatenessMs` after its instant (it stays unused, which only lowers the
+ * rate) and reserve another, at most {@link MAX_STALE_GRANTS} times per acquire.
+ */
+export const MAX_STALE_GRANTS = 3;
+
+/** Default `maxLatenessMs`: half the margin (the rest is for the way to the server); no limit without a margin. */
+export function defaultMaxLateness(marginMs: number): number {
+  return marginMs > 0 ? marginMs / 2 : Number.POSITIVE_INFINITY;
+}
+
 /** An empty (full) bucket. */
 export const FULL_BUCKET: Readonly<BucketState> = Object.freeze({ requestTat: 0, tokenTat: 0 });
 

@@ -4,7 +4,17 @@
  */
 import { DocorchError } from '../errors.js';
 import { sleep as defaultSleep } from '../retry/backoff.js';
-import { FULL_BUCKET, charge, defaultTokenBurst, reserve, validateParams, type BucketState, type RateLimitParams } from './gcra.js';
+import {
+  FULL_BUCKET,
+  MAX_STALE_GRANTS,
+  charge,
+  defaultMaxLateness,
+  defaultTokenBurst,
+  reserve,
+  validateParams,
+  type BucketState,
+  type RateLimitParams,
+} from './gcra.js';
 import type { RateLimiter } from './types.js';
 
 /** Options of {@link MemoryRateLimiter}; the same meaning and defaults as the DynamoDB limiter's. */
@@ -17,6 +27,8 @@ export interface MemoryRateLimiterOptions {
   windowMs?: number;
   /** @defaultValue windowMs / 60 */
   marginMs?: number;
+  /** @defaultValue marginMs / 2 (no limit when marginMs is 0) */
+  maxLatenessMs?: number;
   /** @defaultValue 1 */
   requestBurst?: number;
   /** @defaultValue ceil(tokensPerWindow / 20) */
@@ -36,6 +48,7 @@ export class MemoryRateLimiter implements RateLimiter {
   private readonly now: () => number;
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   private readonly maxWaitMs: number;
+  private readonly maxLatenessMs: number;
 
   constructor(options: MemoryRateLimiterOptions) {
     const windowMs = options.windowMs ?? 60_000;
@@ -48,18 +61,23 @@ export class MemoryRateLimiter implements RateLimiter {
     this.now = options.now ?? Date.now;
     this.sleep = options.sleep ?? defaultSleep;
     this.maxWaitMs = options.maxWaitMs ?? 2 * windowMs;
+    this.maxLatenessMs = options.maxLatenessMs ?? defaultMaxLateness(this.params.marginMs);
   }
 
   async acquire(estimatedTokens: number, signal?: AbortSignal): Promise<void> {
-    signal?.throwIfAborted();
-    const now = this.now();
-    const r = reserve(this.state, now, estimatedTokens, this.params);
-    if (r.startAt - now > this.maxWaitMs) {
-      const retryAfterMs = Math.ceil(r.startAt - now);
-      throw new DocorchError('THROTTLED', `The model rate limit is exhausted for the next ${retryAfterMs} ms`, { retryAfterMs });
+    for (let stale = 0; ; stale++) {
+      signal?.throwIfAborted();
+      const now = this.now();
+      const r = reserve(this.state, now, estimatedTokens, this.params);
+      if (r.startAt - now > this.maxWaitMs) {
+        const retryAfterMs = Math.ceil(r.startAt - now);
+        throw new DocorchError('THROTTLED', `The model rate limit is exhausted for the next ${retryAfterMs} ms`, { retryAfterMs });
+      }
+      this.state = r.next;
+      if (r.startAt > now) await this.sleep(r.startAt - now, signal);
+      // A grant used too late could crowd a window: leave it unused (see DynamoDbRateLimiter).
+      if (this.now() - r.startAt <= this.maxLatenessMs || stale >= MAX_STALE_GRANTS) return;
     }
-    this.state = r.next;
-    if (r.startAt > now) await this.sleep(r.startAt - now, signal);
   }
 
   async settle(estimatedTokens: number, actualTokens: number): Promise<void> {

@@ -58,17 +58,20 @@ export class Queue {
   /** Publishes many events in as few PutRecords calls as the limits allow. */
   async addBulk(items: readonly QueueItem[], options: AddBulkOptions = {}): Promise<StreamEvent[]> {
     const hashKeys = options.spread ? await this.shardHashKeys() : [];
-    const offset = Math.floor(Math.random() * Math.max(1, hashKeys.length));
-    const events = items.map((item, i) => ({
+    const events = items.map((item) => ({
       event: createEvent(item.type, item.payload),
       partitionKey: item.partitionKey,
-      ...(hashKeys.length > 0 ? { explicitHashKey: hashKeys[(offset + i) % hashKeys.length] } : {}),
+      // One cursor across calls: a document published in many small batches (the splitter
+      // streams its chunks) is still dealt evenly, not from a fresh start each time.
+      ...(hashKeys.length > 0 ? { explicitHashKey: hashKeys[this.spreadCursor++ % hashKeys.length] } : {}),
     }));
     await this.putAll(events);
     return events.map((e) => e.event);
   }
 
   private hashKeyCache: { keys: string[]; until: number } | undefined;
+  /** Next shard of {@link AddBulkOptions.spread} (random start, so processes do not all begin at one shard). */
+  private spreadCursor = Math.floor(Math.random() * 1_000_000);
 
   /** The middle of each open shard's hash-key range (closed shards have an ending sequence number; cached for a minute). */
   private async shardHashKeys(): Promise<string[]> {

@@ -58,6 +58,8 @@ export class ShardConsumer {
   private loop: Promise<void> | undefined;
   /** True once SHARD_END was checkpointed. */
   ended = false;
+  /** When the read loop died of an error (the worker then replaces the consumer), else undefined. */
+  failedAt: number | undefined;
 
   constructor(
     private readonly lease: HeldLease,
@@ -71,7 +73,9 @@ export class ShardConsumer {
   /** Starts the read loop. */
   start(): void {
     this.loop = this.run().catch((err: unknown) => {
-      if (!this.abort.signal.aborted) this.log.error({ err }, 'shard consumer failed');
+      if (this.abort.signal.aborted) return;
+      this.failedAt = Date.now();
+      this.log.error({ err }, 'shard consumer failed; it will be restarted from the last checkpoint');
     });
   }
 

@@ -81,6 +81,9 @@ export interface WorkerEvents {
   leaseLost: [shardId: string];
 }
 
+/** Pause before a shard consumer whose read loop failed is replaced. */
+const CONSUMER_RESTART_DELAY_MS = 2_000;
+
 /** A KCL-style consumer of one Kinesis stream. */
 export class Worker extends EventEmitter<WorkerEvents> {
   readonly workerId: string;
@@ -210,7 +213,17 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private reconcile(): void {
     if (this.lifecycle !== 'running') return;
     for (const [key, lease] of this.coordinator.getCurrentlyHeldLeases()) {
-      if (this.consumers.has(key)) continue; // running, or ended at SHARD_END
+      const existing = this.consumers.get(key);
+      if (existing?.failedAt !== undefined) {
+        // Its read loop died (e.g. the stream was unreachable while it fetched an iterator)
+        // while the lease is still ours: replace it, after a pause, from the last checkpoint,
+        // as the KCL retries a failed shard task. Records it had begun are re-delivered.
+        if (Date.now() - existing.failedAt < CONSUMER_RESTART_DELAY_MS) continue;
+        this.consumers.delete(key);
+        void existing.stop(0);
+      } else if (existing) {
+        continue; // running, or ended at SHARD_END
+      }
       const consumer = new ShardConsumer(lease, {
         kinesis: this.options.kinesis,
         streamName: this.streamName,

@@ -9,8 +9,9 @@
  *
  * Knobs (at start, by {@link FakeGemini.configure} or `POST /_fake/config`): latency, a failure
  * mix drawn per request from a seeded PRNG, `failAll`, a server-side quota, scripted outcomes
- * ({@link FakeGemini.enqueue}). Every request is logged with its arrival time, model, media parts,
- * outcome and reported tokens, so tests can measure the rate the server saw.
+ * ({@link FakeGemini.enqueue}, or per matching request {@link FakeGemini.enqueueFor}). Every
+ * request is logged with its arrival time, model, media parts, outcome and reported tokens, so
+ * tests can measure the rate the server saw.
  */
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -148,6 +149,12 @@ export interface FakeGemini {
   knobs(): FakeGeminiKnobs;
   /** Scripts the outcomes of the next requests (before the failure mix is drawn). */
   enqueue(...outcomes: FakeOutcome[]): void;
+  /**
+   * Scripts the outcomes of the next requests that `match` (e.g. those carrying a given page, to
+   * fail one chunk whatever the order of arrival); consulted before {@link FakeGemini.enqueue}'s
+   * script. `match` sees the request's log entry (pages, media parts, model).
+   */
+  enqueueFor(match: (request: FakeGeminiRequest) => boolean, ...outcomes: FakeOutcome[]): void;
   /** Most requests (optionally only those matching `filter`) that arrived in any window of `windowMs`. */
   ratePerWindow(windowMs: number, filter?: (r: FakeGeminiRequest) => boolean): number;
   /** Sums over the log. */
@@ -188,6 +195,7 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
   const random = seededRandom(seed);
   let knobs: FakeGeminiKnobs = { latencyMs: 0, retryDelayMs: 1000, safetyBlockMode: 'mixed', ...initial };
   const script: FakeOutcome[] = [];
+  const matchScripts: Array<{ match: (request: FakeGeminiRequest) => boolean; outcomes: FakeOutcome[] }> = [];
   const log: FakeGeminiRequest[] = [];
   const timers = new Set<NodeJS.Timeout>();
   /** Arrival times of requests the quota accepted. */
@@ -212,7 +220,9 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
     return l;
   }
 
-  function draw(): FakeOutcome {
+  function draw(entry: FakeGeminiRequest): FakeOutcome {
+    const matched = matchScripts.find((m) => m.outcomes.length > 0 && m.match(entry))?.outcomes.shift();
+    if (matched) return matched;
     const scripted = script.shift();
     if (scripted) return scripted;
     const f = knobs.failures ?? {};
@@ -323,7 +333,7 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
       entry.outcome = 'quota';
       return reply(429, resourceExhausted(quotaWait));
     }
-    const outcome = draw();
+    const outcome = draw(entry);
     entry.outcome = outcome;
     const meta = { modelVersion: entry.model, responseId: randomBytes(16).toString('base64url') };
     switch (outcome) {
@@ -442,6 +452,7 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
     configure,
     knobs: () => ({ ...knobs }),
     enqueue: (...outcomes) => void script.push(...outcomes),
+    enqueueFor: (match, ...outcomes) => void matchScripts.push({ match, outcomes }),
     ratePerWindow: (windowMs, filter) => maxInWindow((filter ? log.filter(filter) : log).map((r) => r.at), windowMs),
     totals,
     clearLog: () => void (log.length = 0),

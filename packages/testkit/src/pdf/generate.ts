@@ -22,8 +22,13 @@ export interface GeneratePdfOptions {
   sentiment?: 'positive' | 'negative';
   /** Encrypts the PDF with this user password (RC4, as pdfkit does by default). @defaultValue unencrypted */
   encrypt?: { userPassword: string };
-  /** 1-based pages drawn as a raster image with no text layer (a scanned page). @defaultValue none */
+  /**
+   * 1-based pages drawn as a raster image XObject (grey text-like stripes) with no text
+   * operators: a scanned page. @defaultValue none
+   */
   imageOnlyPages?: number[];
+  /** 1-based pages left blank: no text, no image. @defaultValue none */
+  blankPages?: number[];
   /** Seed of the content; the same options give the same text. @defaultValue 1 */
   seed?: number;
 }
@@ -31,7 +36,7 @@ export interface GeneratePdfOptions {
 /** A generated PDF and the ground truth of its content. */
 export interface GeneratedPdf {
   bytes: Buffer;
-  /** Text written on each page (index 0 = page 1), paragraphs separated by blank lines; '' for image-only pages. */
+  /** Text written on each page (index 0 = page 1), paragraphs separated by blank lines; '' for image-only and blank pages. */
   pageTexts: string[];
   /** Every entity that occurs in the text, each listed once, in order of first use. */
   facts: { people: string[]; places: string[]; organizations: string[]; dates: string[]; money: string[] };
@@ -268,7 +273,7 @@ function scannedPagePng(width: number, height: number, rand: () => number): Buff
 
 /**
  * Generates a PDF with known content.
- * @throws RangeError when `pages` is outside 1..200000 or an image-only page does not exist.
+ * @throws RangeError when `pages` is outside 1..200000, or an image-only or blank page does not exist or is both.
  */
 export async function generatePdf(options: GeneratePdfOptions): Promise<GeneratedPdf> {
   const { pages } = options;
@@ -278,6 +283,11 @@ export async function generatePdf(options: GeneratePdfOptions): Promise<Generate
   const imageOnly = new Set(options.imageOnlyPages ?? []);
   for (const p of imageOnly) {
     if (!Number.isInteger(p) || p < 1 || p > pages) throw new RangeError(`imageOnlyPages: no page ${p}`);
+  }
+  const blank = new Set(options.blankPages ?? []);
+  for (const p of blank) {
+    if (!Number.isInteger(p) || p < 1 || p > pages) throw new RangeError(`blankPages: no page ${p}`);
+    if (imageOnly.has(p)) throw new RangeError(`page ${p} cannot be both image-only and blank`);
   }
   const seed = options.seed ?? 1;
   const writer = new ContentWriter(seed, options.sentiment === 'negative' ? NEGATIVE_SENTENCES : POSITIVE_SENTENCES);
@@ -313,6 +323,10 @@ export async function generatePdf(options: GeneratePdfOptions): Promise<Generate
     if (imageOnly.has(n)) {
       png ??= scannedPagePng(510, 660, imageRand);
       doc.image(png, 54, 54, { width: 504 });
+      pageTexts.push('');
+      continue;
+    }
+    if (blank.has(n)) {
       pageTexts.push('');
       continue;
     }
@@ -410,7 +424,12 @@ export type BombKind =
   /** A content stream holding one array with `decodedBytes / 2` numbers (memory inside the JS heap). */
   | 'heap'
   /** A content stream showing `decodedBytes` of text (text limits). */
-  | 'text';
+  | 'text'
+  /**
+   * A page with no text that paints one grey-scale image XObject decoding to about `decodedBytes`
+   * (a square of white pixels): memory of rendering scanned pages.
+   */
+  | 'image';
 
 /**
  * A one-page PDF of a few MB at most that expands to `decodedBytes` when read (default 1 GiB).
@@ -436,6 +455,20 @@ export async function generateBombPdf(kind: BombKind, decodedBytes = 1 << 30): P
     case 'heap': {
       const data = await deflateRepeated(Buffer.from('0 '), decodedBytes, Buffer.from('BT /F1 12 Tf 72 720 Td ['), Buffer.from('] TJ ET'));
       return assemblePdf([catalog, pagesTree, page, streamObject('/Filter /FlateDecode', data), helvetica]);
+    }
+    case 'image': {
+      const side = Math.max(1, Math.floor(Math.sqrt(decodedBytes)));
+      const data = await deflateRepeated(Buffer.from([0xff]), side * side);
+      const imagePage = Buffer.from(
+        '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /XObject << /Im1 5 0 R >> >> /Contents 4 0 R >>',
+      );
+      return assemblePdf([
+        catalog,
+        pagesTree,
+        imagePage,
+        streamObject('', Buffer.from('q 612 0 0 792 0 0 cm /Im1 Do Q')),
+        streamObject(`/Type /XObject /Subtype /Image /Width ${side} /Height ${side} /ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /FlateDecode`, data),
+      ]);
     }
     case 'font': {
       const data = await deflateRepeated(Buffer.alloc(1), decodedBytes);

@@ -3,10 +3,11 @@
  * response schema (JSON mode), validated again with zod; one call per reduce step.
  *
  * Resilience, per HTTP call, in this order: the circuit breaker's permit (refused: fail fast with
- * UPSTREAM_UNAVAILABLE `circuit-open`), the fleet-wide rate limiter (waits for a slot), then the call
- * under a per-call timeout. Failures are classified by ./errors.ts; 429, 5xx, timeouts and
- * network errors are retried with full-jitter backoff (retry/backoff.ts `withRetry`), a 429's
- * RetryInfo `retryDelay` being the floor of the wait. Output that is not valid JSON for the
+ * UPSTREAM_UNAVAILABLE `circuit-open`), the fleet-wide rate limiter (waits for a slot; asked from
+ * the SDK's fetch, right before the request leaves), then the call under a per-call timeout.
+ * Failures are classified by ./errors.ts; 429, 5xx, timeouts and network errors are retried
+ * with full-jitter backoff (retry/backoff.ts `withRetry`), a 429's RetryInfo `retryDelay` being
+ * the floor of the wait. Output that is not valid JSON for the
  * schema is retried a bounded number of times (then INVALID_MODEL_OUTPUT); a safety block is
  * terminal (SAFETY_BLOCKED). The SDK's own retries are off (no `retryOptions`), and so is its
  * automatic continuation, so every HTTP call is one of ours and is counted.
@@ -21,7 +22,7 @@
  * its page markers and listed in `ocrPages`; a page with neither is reported in `failedPages` as
  * NO_TEXT_LAYER (as the local analyzer does).
  */
-import { GoogleGenAI, type GenerateContentConfig, type GenerateContentResponse } from '@google/genai';
+import { GoogleGenAI, type Fetch, type GenerateContentConfig, type GenerateContentResponse } from '@google/genai';
 import { DocorchError, isDocorchError } from '../../errors.js';
 import { backoffPolicy, withRetry, type BackoffPolicy } from '../../retry/backoff.js';
 import type { RateLimiter } from '../../ratelimit/types.js';
@@ -179,22 +180,27 @@ export function createGeminiAnalyzer(options: GeminiAnalyzerOptions): GeminiAnal
       async () => {
         if (closed) throw new DocorchError('INTERNAL', 'The Gemini analyzer is closed');
         const permit = acquirePermit();
-        try {
-          await limiter?.acquire(estimatedTokens, signal);
-        } catch (err) {
-          if (permit) breaker?.release(permit);
-          throw err;
-        }
-        const attempt = ++tally.httpCalls;
         const controller = new AbortController();
         let timedOut = false;
-        const timer = setTimeout(() => {
-          timedOut = true;
-          controller.abort();
-        }, timeoutMs);
+        let timer: NodeJS.Timeout | undefined;
+        /** Set once the limiter let the call go (0: it never left). */
+        let attempt = 0;
+        let started = 0;
         const onAbort = () => controller.abort(signal?.reason);
         signal?.addEventListener('abort', onAbort, { once: true });
-        const started = performance.now();
+        // The limiter is asked inside the SDK's fetch, when the request is built and about to
+        // leave: the SDK's own work (slow in a cold process) then comes before the grant, not
+        // between the grant and the server's count of the request (see ratelimit/gcra.ts).
+        const limitedFetch: Fetch = async (input, init) => {
+          await limiter?.acquire(estimatedTokens, signal);
+          attempt = ++tally.httpCalls;
+          started = performance.now();
+          timer = setTimeout(() => {
+            timedOut = true;
+            controller.abort();
+          }, timeoutMs);
+          return fetch(input, init);
+        };
         try {
           const response = await ai.models.generateContent({
             model,
@@ -204,6 +210,7 @@ export function createGeminiAnalyzer(options: GeminiAnalyzerOptions): GeminiAnal
               systemInstruction: request.systemInstruction,
               responseJsonSchema: request.schema,
               abortSignal: controller.signal,
+              httpOptions: { fetch: limitedFetch },
             },
           });
           if (permit) breaker?.onSuccess(permit);
@@ -217,7 +224,8 @@ export function createGeminiAnalyzer(options: GeminiAnalyzerOptions): GeminiAnal
           options.onModelCall?.({ operation, attempt, outcome: 'ok', httpStatus: 200, durationMs: performance.now() - started, usage: billed });
           return response;
         } catch (err) {
-          if (signal?.aborted && !timedOut) {
+          // Never sent (the limiter refused or the caller aborted while waiting), or the caller's abort.
+          if (attempt === 0 || (signal?.aborted && !timedOut)) {
             if (permit) breaker?.release(permit);
             throw err;
           }

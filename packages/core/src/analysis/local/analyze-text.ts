@@ -66,8 +66,9 @@ interface Ranked extends Unit {
 const NEUTRAL = Object.freeze({ label: 'neutral', score: 0 } as const);
 
 /**
- * Analyses one chunk's pages. Pages whose text is empty or whitespace are reported in
- * `failedPages` with code `NO_TEXT_LAYER`; analyses not asked for come back empty (neutral sentiment).
+ * Analyses one chunk's pages. Pages whose text is empty or whitespace (scanned pages, whose
+ * `image` this analyzer cannot read, and blank ones) are reported in `failedPages` with code
+ * `NO_TEXT_LAYER`, and the rest is analysed; analyses not asked for come back empty (neutral sentiment).
  */
 export function analyzeText(input: Pick<ChunkInput, 'pages' | 'analyses'>): ChunkAnalysis {
   const wanted = new Set<AnalysisKind>(input.analyses);

@@ -104,8 +104,10 @@ export function createLocalAnalyzer(options: LocalAnalyzerOptions = {}): Analyze
     name: LOCAL_ANALYZER_NAME,
     async analyzeChunk(input: ChunkInput, callOptions: AnalyzeOptions = {}): Promise<ChunkAnalysis> {
       validateChunk(input);
-      // Only what the thread needs crosses the thread boundary.
-      return run<ChunkAnalysis>('analyzeChunk', { pages: input.pages, analyses: input.analyses }, callOptions.signal);
+      // Only what the thread needs crosses the thread boundary: the text, not the images of
+      // scanned pages (this analyzer reads text only; such pages come back as NO_TEXT_LAYER).
+      const pages = input.pages.map(({ page, text }) => ({ page, text }));
+      return run<ChunkAnalysis>('analyzeChunk', { pages, analyses: input.analyses }, callOptions.signal);
     },
     async reduceSummaries(input: SummaryReduceInput, callOptions: AnalyzeOptions = {}): Promise<SummaryReduceOutput> {
       if (!Array.isArray(input.summaries) || !Array.isArray(input.keyPoints)) {

@@ -1,0 +1,129 @@
+/**
+ * processChunk with the model's errors (issue 4), on an in-memory context: INVALID_MODEL_OUTPUT
+ * (already retried within bounds by the analyzer) fails the chunk at once instead of being
+ * multiplied by the worker's retries and re-publishes; the billed usage of failed analyses
+ * (the error's `details.usage`) stays in the chunk's usage, for failed and succeeded chunks alike.
+ */
+import pLimit from 'p-limit';
+import { describe, expect, it } from 'vitest';
+import type { Analyzer, ChunkAnalysis, Usage } from '../src/analysis/types.js';
+import type { ChunkRow } from '../src/aws/status-table.js';
+import { loadConfig } from '../src/config.js';
+import { DocorchError } from '../src/errors.js';
+import type { ChunkResult } from '../src/jobs/result.js';
+import type { PipelineContext } from '../src/pipeline/context.js';
+import { processChunk } from '../src/pipeline/process-chunk.js';
+import type { StreamEvent } from '../src/stream/events.js';
+import { createLogger } from '../src/telemetry/logger.js';
+
+const USAGE_A: Usage = { inputTokens: 100, outputTokens: 20, modelCalls: 3 };
+const USAGE_B: Usage = { inputTokens: 40, outputTokens: 10, modelCalls: 1 };
+
+function analysis(usage: Usage): ChunkAnalysis {
+  return { summary: 's', keyPoints: [], entities: [], sentiment: { label: 'neutral', score: 0 }, textLength: 10, failedPages: [], usage };
+}
+
+/** A context whose tables, bucket and stream are in memory; `steps` are the analyzer's answers in order. */
+function harness(steps: Array<ChunkAnalysis | Error>) {
+  const calls = { analyze: 0, republished: 0, deadLetters: 0 };
+  const completed: Array<{ outcome: unknown; usage: Usage | undefined }> = [];
+  const stored: ChunkResult[] = [];
+  const row: ChunkRow = { index: 0, firstPage: 1, lastPage: 2, status: 'processing', attempt: 1, claimCounter: 1, claimOwner: 'w', updatedAt: '' };
+  const analyzer: Pick<Analyzer, 'analyzeChunk'> = {
+    async analyzeChunk() {
+      const step = steps[calls.analyze++];
+      if (!step) throw new Error('unexpected analysis');
+      if (step instanceof Error) throw step;
+      return step;
+    },
+  };
+  const ctx = {
+    config: loadConfig({}),
+    logger: createLogger({ service: 'test', level: 'silent' }),
+    analyzer,
+    blobs: {
+      async getJson() {
+        return { pages: [{ page: 1, text: 'one' }, { page: 2, text: 'two' }] };
+      },
+      async putJson(_bucket: string, _key: string, value: ChunkResult) {
+        stored.push(value);
+      },
+    },
+    status: {
+      async claimChunk() {
+        return { kind: 'claimed', row };
+      },
+      async heartbeatChunk() {
+        return 2;
+      },
+      async getChunk() {
+        return row;
+      },
+      async releaseChunk() {
+        return true;
+      },
+      async completeChunk(_t: string, _d: string, _i: number, _claim: unknown, outcome: unknown, usage?: Usage) {
+        completed.push({ outcome, usage });
+        return true;
+      },
+    },
+    queue: {
+      async add() {
+        calls.republished++;
+      },
+    },
+    deadLetters: {
+      async put() {
+        calls.deadLetters++;
+      },
+    },
+  } as unknown as PipelineContext;
+  const event: StreamEvent<'chunk.ready'> = {
+    v: 1,
+    id: 'e1',
+    type: 'chunk.ready',
+    createdAt: new Date().toISOString(),
+    payload: { tenantId: 't', documentId: 'd', chunkIndex: 0, attempt: 1, analyses: ['summary'] },
+  };
+  const run = () => processChunk(ctx, event, { workerId: 'w', limit: pLimit(1), retry: { baseMs: 1, capMs: 1 } });
+  return { run, calls, completed, stored };
+}
+
+describe('processChunk and the model errors', () => {
+  it('fails the chunk at once on INVALID_MODEL_OUTPUT, keeping the billed usage of the rejected answers', async () => {
+    const h = harness([new DocorchError('INVALID_MODEL_OUTPUT', 'bad JSON (after 3 answers)', { details: { usage: USAGE_A } })]);
+    expect(await h.run()).toBe('failed');
+    expect(h.calls).toEqual({ analyze: 1, republished: 0, deadLetters: 1 });
+    expect(h.completed).toEqual([
+      { outcome: expect.objectContaining({ status: 'failed', error: { code: 'INVALID_MODEL_OUTPUT', message: 'bad JSON (after 3 answers)' } }), usage: USAGE_A },
+    ]);
+    expect(h.stored[0]?.usage).toEqual(USAGE_A);
+    expect(h.stored[0]?.failedPages).toEqual([
+      { page: 1, code: 'INVALID_MODEL_OUTPUT' },
+      { page: 2, code: 'INVALID_MODEL_OUTPUT' },
+    ]);
+  });
+
+  it('keeps the usage of a safety-blocked answer on the failed chunk', async () => {
+    const h = harness([new DocorchError('SAFETY_BLOCKED', 'blocked', { details: { usage: USAGE_B } })]);
+    expect(await h.run()).toBe('failed');
+    expect(h.calls.analyze).toBe(1);
+    expect(h.stored[0]?.usage).toEqual(USAGE_B);
+  });
+
+  it('adds the usage of a failed, retried analysis to the chunk that then succeeds', async () => {
+    const h = harness([new DocorchError('UPSTREAM_UNAVAILABLE', '503 after an invalid answer', { details: { usage: USAGE_A } }), analysis(USAGE_B)]);
+    expect(await h.run()).toBe('succeeded');
+    expect(h.calls.analyze).toBe(2);
+    const sum = { inputTokens: 140, outputTokens: 30, modelCalls: 4 };
+    expect(h.completed).toEqual([{ outcome: expect.objectContaining({ status: 'succeeded' }), usage: sum }]);
+    expect(h.stored[0]?.usage).toEqual(sum);
+  });
+
+  it('still retries and re-publishes retryable errors', async () => {
+    const unavailable = () => new DocorchError('UPSTREAM_UNAVAILABLE', '503');
+    const h = harness([unavailable(), unavailable(), unavailable()]);
+    expect(await h.run()).toBe('requeued');
+    expect(h.calls).toEqual({ analyze: 3, republished: 1, deadLetters: 0 });
+  });
+});
