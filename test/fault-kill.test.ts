@@ -157,6 +157,13 @@ describe('kill -9 of a worker mid-run', () => {
     );
     expect(counts.size).toBe(CHUNKS);
     const repeated = [...counts.values()].reduce((sum, n) => sum + Math.max(0, n - 1), 0);
+    // Who analysed each repeated chunk, and when (for the report below).
+    const repeatedDetail = [...counts.entries()]
+      .filter(([, n]) => n > 1)
+      .map(([chunk]) => ({
+        chunk,
+        by: fakes.flatMap((f, w) => f.log.filter((r) => chunkOfRequest(r, PAGES_PER_CHUNK) === chunk).map((r) => `w${w + 1}@${r.at - killedAt}ms`)),
+      }));
 
     // 6. No checkpoint ever moved backwards (the complete write history of the lease table).
     const checkpointMoves = assertCheckpointsMonotonic(await readLeaseWrites(aws, config, config.LEASES_TABLE));
@@ -171,6 +178,7 @@ describe('kill -9 of a worker mid-run', () => {
         analysesInFlightMetric: metricInFlight,
         recordsInFlightHealthz: health?.inFlight,
         repeatedAnalyses: repeated,
+        repeatedDetail,
         frozenToKilledMs: killedAt - frozenAt,
         takeoverMs,
         survivorsConsumeAllShardsMs: consumingMs,

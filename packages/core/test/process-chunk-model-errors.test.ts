@@ -120,6 +120,18 @@ describe('processChunk and the model errors', () => {
     expect(h.stored[0]?.usage).toEqual(sum);
   });
 
+  it('analyses a chunk once when two of its records reach this worker at the same time', async () => {
+    // The claim is re-entrant for its owner; a duplicate record (a resumed split re-publishes
+    // pending chunks) must wait for the delivery in progress, not analyse again.
+    const h = harness([analysis(USAGE_B)]);
+    const [first, second] = await Promise.all([h.run(), h.run()]);
+    expect([first, second]).toEqual(['succeeded', 'skipped']);
+    expect(h.calls.analyze).toBe(1);
+    expect(h.completed).toHaveLength(1);
+    // Once it is done, a later delivery goes through the claim as usual (here: claimed again).
+    expect(await h.run()).not.toBe('skipped');
+  });
+
   it('still retries and re-publishes retryable errors', async () => {
     const unavailable = () => new DocorchError('UPSTREAM_UNAVAILABLE', '503');
     const h = harness([unavailable(), unavailable(), unavailable()]);

@@ -61,12 +61,42 @@ export interface ChunkProcessorOptions {
 /** What happened to the record. */
 export type ChunkOutcome = 'succeeded' | 'failed' | 'requeued' | 'skipped';
 
-/** Handles one `chunk.ready` record. Resolves when the record may be checkpointed. */
+/** Chunks being processed in this process (per context, by claim owner and chunk). */
+const active = new WeakMap<PipelineContext, Map<string, Promise<ChunkOutcome>>>();
+
+/**
+ * Handles one `chunk.ready` record. Resolves when the record may be checkpointed.
+ *
+ * A second record of a chunk this process is already working on (a duplicate in the stream: a
+ * resumed split re-publishes what it cannot know was published) waits for that work and is then
+ * skipped: the claim is re-entrant for its owner (so a retried handler can resume it), and two
+ * deliveries in one worker would otherwise both analyse the chunk.
+ */
 export async function processChunk(
   ctx: PipelineContext,
   event: StreamEvent<'chunk.ready'>,
   options: ChunkProcessorOptions,
 ): Promise<ChunkOutcome> {
+  const p = event.payload;
+  let running = active.get(ctx);
+  if (!running) active.set(ctx, (running = new Map()));
+  const key = `${options.workerId}\u0000${p.tenantId}\u0000${p.documentId}\u0000${p.chunkIndex}`;
+  const current = running.get(key);
+  if (current) {
+    ctx.logger.info({ tenantId: p.tenantId, documentId: p.documentId, chunkIndex: p.chunkIndex }, 'duplicate record of a chunk in progress here; skipped after it');
+    await current.catch(() => undefined);
+    return 'skipped';
+  }
+  const work = processOnce(ctx, event, options);
+  running.set(key, work);
+  try {
+    return await work;
+  } finally {
+    running.delete(key);
+  }
+}
+
+async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready'>, options: ChunkProcessorOptions): Promise<ChunkOutcome> {
   const p = event.payload;
   const log = ctx.logger.child({ tenantId: p.tenantId, documentId: p.documentId, chunkIndex: p.chunkIndex, attempt: p.attempt });
   const claimTimeoutMs = options.claimTimeoutMs ?? 30_000;
