@@ -17,10 +17,11 @@
  * make the quota the bottleneck (3 workers x cap 4 / 1 s could send 720 requests a minute) and
  * keep the run under three minutes (100 chunks at 60 a minute: a lower bound of 100 s).
  */
-import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { maxInWindow, startEmulators, startFakeGemini, startPipeline, writePdf, type FakeGeminiRequest } from '@docorch/testkit';
+import { submitAndWait } from './lib.js';
 
 const num = (name: string, def: number) => Number(process.env[name] ?? def);
 const PAGES = num('BENCH_PAGES', 500);
@@ -61,30 +62,9 @@ try {
   });
   fake.clearLog();
 
-  const form = new FormData();
-  form.set('mode', 'async');
-  form.set('pagesPerChunk', String(PAGES_PER_CHUNK));
-  form.set('file', new Blob([await readFile(file)], { type: 'application/pdf' }), 'bench.pdf');
-  const submittedAt = Date.now();
-  const res = await fetch(`${pipeline.api.baseUrl}/v1/documents`, {
-    method: 'POST',
-    body: form,
-    headers: { authorization: `Bearer ${pipeline.apiKey}` },
-  });
-  if (res.status !== 202) throw new Error(`submit answered ${res.status}: ${await res.text()}`);
-  const { id } = (await res.json()) as { id: string };
-  const terminal = ['completed', 'completed_with_errors', 'failed'];
-  let status = '';
-  let chunks = 0;
-  while (!terminal.includes(status)) {
-    const view = (await (
-      await fetch(`${pipeline.api.baseUrl}/v1/documents/${id}`, { headers: { authorization: `Bearer ${pipeline.apiKey}` } })
-    ).json()) as { status: string; progress: { chunksTotal: number } };
-    status = view.status;
-    chunks = view.progress.chunksTotal;
-    if (!terminal.includes(status)) await new Promise((r) => setTimeout(r, 50));
-  }
-  const doneAt = Date.now();
+  const run = await submitAndWait(pipeline, file, PAGES_PER_CHUNK);
+  const { id, status, chunks, submittedAt } = run;
+  const doneAt = run.doneAt;
   const e2eMs = doneAt - submittedAt;
   const result = (await (
     await fetch(`${pipeline.api.baseUrl}/v1/documents/${id}/result`, { headers: { authorization: `Bearer ${pipeline.apiKey}` } })

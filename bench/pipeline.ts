@@ -10,11 +10,12 @@
  * cold fleet). The fleet is measured in steady state: the document is submitted once the workers
  * hold the shards evenly and a small warm-up document has been through the pipeline.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createPdfExtractor, loadConfig } from '@docorch/core';
 import { startEmulators, startFakeGemini, startPipeline, writePdf } from '@docorch/testkit';
+import { submitAndWait } from './lib.js';
 
 const num = (name: string, def: number) => Number(process.env[name] ?? def);
 const PAGES = num('BENCH_PAGES', 500);
@@ -65,34 +66,13 @@ try {
   if (WARMUP_PAGES > 0) {
     const warmFile = path.join(dir, 'warm-up.pdf');
     await writePdf(warmFile, { pages: WARMUP_PAGES, seed: 7 });
-    await submitAndWait(pipeline, warmFile);
+    await submitAndWait(pipeline, warmFile, PAGES_PER_CHUNK);
   }
   fake.clearLog();
 
-  const form = new FormData();
-  form.set('mode', 'async');
-  form.set('pagesPerChunk', String(PAGES_PER_CHUNK));
-  form.set('file', new Blob([await readFile(file)], { type: 'application/pdf' }), 'bench.pdf');
-  const t0 = performance.now();
-  const res = await fetch(`${pipeline.api.baseUrl}/v1/documents`, {
-    method: 'POST',
-    body: form,
-    headers: { authorization: `Bearer ${pipeline.apiKey}` },
-  });
-  if (res.status !== 202) throw new Error(`submit answered ${res.status}: ${await res.text()}`);
-  const { id } = (await res.json()) as { id: string };
-  let status = '';
-  let chunks = 0;
-  while (!['completed', 'completed_with_errors', 'failed'].includes(status)) {
-    const view = (await (
-      await fetch(`${pipeline.api.baseUrl}/v1/documents/${id}`, { headers: { authorization: `Bearer ${pipeline.apiKey}` } })
-    ).json()) as { status: string; progress: { chunksTotal: number } };
-    status = view.status;
-    chunks = view.progress.chunksTotal;
-    if (!['completed', 'completed_with_errors', 'failed'].includes(status)) await new Promise((r) => setTimeout(r, 50));
-  }
-  const e2eMs = performance.now() - t0;
-  const submittedAt = Date.now() - e2eMs;
+  const run = await submitAndWait(pipeline, file, PAGES_PER_CHUNK);
+  const { status, chunks, submittedAt } = run;
+  const e2eMs = run.doneAt - run.submittedAt;
   // Where the time went, from the fake server's log: split (until the first call), the analysis
   // phase (first to last chunk call), the tail (reduce + bookkeeping), and the peak concurrency.
   const log = [...fake.log];
@@ -126,7 +106,7 @@ try {
     .sort((a, b) => Date.parse((JSON.parse(a) as { time: string }).time) - Date.parse((JSON.parse(b) as { time: string }).time))
     .at(-1);
   const split = splitLine ? (JSON.parse(splitLine) as { time: string; ms: { published: number } }) : undefined;
-  if (split) console.log(`  upload to split:     ${((Date.parse(split.time) - split.ms.published - (performance.timeOrigin + t0)) / 1000).toFixed(2)} s (API, S3 upload, document.submitted read by a worker)`);
+  if (split) console.log(`  upload to split:     ${((Date.parse(split.time) - split.ms.published - submittedAt) / 1000).toFixed(2)} s (API, S3 upload, document.submitted read by a worker)`);
   console.log(`  split phases (ms):   ${splitLine ? JSON.stringify((JSON.parse(splitLine) as { ms: unknown }).ms) : '-'}`);
   console.log(`  assembly (ms):       ${phase(pipeline.aggregator.output, 'document assembled').slice(-1).join(' ')}`);
   console.log(
@@ -149,18 +129,3 @@ try {
   await rm(dir, { recursive: true, force: true });
 }
 
-/** Submits a PDF asynchronously and waits until its job is finished (the warm-up). */
-async function submitAndWait(p: NonNullable<typeof pipeline>, file: string): Promise<void> {
-  const form = new FormData();
-  form.set('mode', 'async');
-  form.set('pagesPerChunk', String(PAGES_PER_CHUNK));
-  form.set('file', new Blob([await readFile(file)], { type: 'application/pdf' }), path.basename(file));
-  const headers = { authorization: `Bearer ${p.apiKey}` };
-  const res = await fetch(`${p.api.baseUrl}/v1/documents`, { method: 'POST', body: form, headers });
-  if (res.status !== 202) throw new Error(`warm-up submit answered ${res.status}: ${await res.text()}`);
-  const { id } = (await res.json()) as { id: string };
-  for (;;) {
-    const view = (await (await fetch(`${p.api.baseUrl}/v1/documents/${id}?wait=5`, { headers })).json()) as { status: string };
-    if (['completed', 'completed_with_errors', 'failed'].includes(view.status)) return;
-  }
-}

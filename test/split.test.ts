@@ -27,6 +27,7 @@ import {
   type Config,
   type Job,
   type PipelineContext,
+  type StreamEvent,
 } from '@docorch/core';
 import { createIsolatedResources, generatePdf, type IsolatedResources } from '@docorch/testkit';
 import { newJob, readStreamEvents } from './helpers.js';
@@ -68,9 +69,9 @@ describe('splitter', () => {
   async function chunkReadyCounts(ctx: PipelineContext, documentId: string): Promise<Map<number, number>> {
     const counts = new Map<number, number>();
     for (const e of await readStreamEvents(ctx.aws, ctx.config.STREAM_NAME)) {
-      if (e.type === 'chunk.ready' && e.payload.documentId === documentId) {
-        counts.set(e.payload.chunkIndex, (counts.get(e.payload.chunkIndex) ?? 0) + 1);
-      }
+      if (e.type !== 'chunk.ready') continue;
+      const { payload } = e as StreamEvent<'chunk.ready'>;
+      if (payload.documentId === documentId) counts.set(payload.chunkIndex, (counts.get(payload.chunkIndex) ?? 0) + 1);
     }
     return counts;
   }

@@ -78,13 +78,22 @@ export async function startPipeline(options: StartPipelineOptions = {}): Promise
   aws.destroy();
 
   const startWorker = (id: string) => startService({ service: 'worker', env: { ...env, WORKER_ID: id }, portEnv: 'WORKER_PORT' });
-  const [api, aggregator, ...workers] = await Promise.all([
+  const started = await Promise.allSettled([
     startService({ service: 'api', env }),
     startService({ service: 'aggregator', env }),
     ...Array.from({ length: options.workers ?? 3 }, (_, i) => startWorker(`w${i + 1}`)),
   ]);
+  // A service that fails to start must not leave the others running (nor its resources behind).
+  const abandon = async (err: unknown): Promise<never> => {
+    await Promise.all(started.map((r) => (r.status === 'fulfilled' ? r.value.stop(5_000) : undefined)));
+    await resources.cleanup().catch(() => undefined);
+    throw err;
+  };
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) await abandon(failed.reason);
+  const [api, aggregator, ...workers] = started.map((r) => (r as PromiseFulfilledResult<ServiceProcess>).value);
   const all = () => [api, aggregator, ...workers] as ServiceProcess[];
-  if (options.waitForBalance) await waitForBalance(workers as ServiceProcess[], options.shards ?? 4);
+  if (options.waitForBalance) await waitForBalance(workers as ServiceProcess[], options.shards ?? 4).catch(abandon);
   return {
     api: api as ServiceProcess,
     aggregator: aggregator as ServiceProcess,

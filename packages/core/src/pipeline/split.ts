@@ -1,14 +1,15 @@
 /**
  * `document.submitted` (DESIGN.md section 2, step 1): download, open the PDF, plan the chunks
- * from the selected pages and commit the chunk rows with the job's chunksTotal, then extract the
- * page text once, in slices; as soon as a chunk's pages are extracted, write its input to S3 and
- * publish its `chunk.ready`, keyed so the chunks spread over every shard. The fleet starts on the
- * first chunks while later pages are still being read.
+ * from the selected pages and commit the job's chunksTotal with the first chunk rows, then extract
+ * the page text once (the PDF worker processes stream pages back as they go); as soon as a chunk's
+ * pages are in, write its input to S3, create its row if it was not in the commit, and publish its
+ * `chunk.ready`, keyed so the chunks spread over every shard. The fleet starts on the first chunks
+ * while later pages are still being read.
  *
  * Invariant: a `chunk.ready` is published only after the chunk's row and its input object exist.
  * Safe to run again for the same document (redelivery, a crash half-way): each step is
- * deterministic or conditional, and a job already split has the inputs of its pending chunks
- * written if missing, then those chunks re-published ({@link resumeSplit}).
+ * deterministic or conditional, and a job already committed has its missing rows and the inputs of
+ * its pending chunks written again, then those chunks re-published ({@link resumeSplit}).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -243,9 +244,12 @@ async function publish(
 }
 
 /**
- * Finishes an interrupted split of a job already committed (`processing`): writes the input of
- * every pending chunk whose input object is missing (extracting just those pages again), then
- * re-publishes `chunk.ready` for every pending chunk. Returns how many were published.
+ * Finishes an interrupted split of a job already committed (`processing`): creates the rows the
+ * split had not written yet (planning again: it is deterministic), writes the input of every
+ * pending chunk whose input object is missing (extracting just those pages again), then
+ * re-publishes `chunk.ready` for every pending chunk (duplicates of records that already exist are
+ * harmless: claims and the worker's in-progress check keep each analysis single). Returns how
+ * many were published.
  */
 export async function resumeSplit(ctx: PipelineContext, job: Job): Promise<number> {
   const { tenantId, documentId } = job;
