@@ -21,17 +21,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { maxInWindow, startEmulators, startFakeGemini, startPipeline, writePdf, type FakeGeminiRequest } from '@docorch/testkit';
-import { submitAndWait } from './lib.js';
+import { fleetKnobs, knob, submitAndWait } from './lib.js';
 
-const num = (name: string, def: number) => Number(process.env[name] ?? def);
-const PAGES = num('BENCH_PAGES', 500);
-const R = num('BENCH_RPM', 60);
-const L = num('BENCH_LATENCY_MS', 1000);
-const WORKERS = num('BENCH_WORKERS', 3);
-const SHARDS = num('BENCH_SHARDS', 6);
-const CAP = num('BENCH_CAP', 4);
-const PAGES_PER_CHUNK = num('BENCH_PAGES_PER_CHUNK', 5);
-const TPM = num('BENCH_TPM', 1_000_000);
+const { PAGES, L, WORKERS, SHARDS, CAP, PAGES_PER_CHUNK } = fleetKnobs({ pagesPerChunk: 5 });
+const R = knob('BENCH_RPM', 60);
+const TPM = knob('BENCH_TPM', 1_000_000);
 const MINUTE = 60_000;
 
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;

@@ -10,6 +10,21 @@ export interface BenchApi {
 
 const TERMINAL = ['completed', 'completed_with_errors', 'failed'];
 
+/** A numeric knob from the environment, with its default. */
+export const knob = (name: string, def: number): number => Number(process.env[name] ?? def);
+
+/** The knobs both pipeline benchmarks take (env BENCH_*), with their defaults. */
+export function fleetKnobs(defaults: { pagesPerChunk: number }) {
+  return {
+    PAGES: knob('BENCH_PAGES', 500),
+    L: knob('BENCH_LATENCY_MS', 1000),
+    WORKERS: knob('BENCH_WORKERS', 3),
+    SHARDS: knob('BENCH_SHARDS', 6),
+    CAP: knob('BENCH_CAP', 4),
+    PAGES_PER_CHUNK: knob('BENCH_PAGES_PER_CHUNK', defaults.pagesPerChunk),
+  };
+}
+
 /**
  * Submits `file` with `mode=async` and polls its status every `everyMs` until the job is finished.
  * Returns the id, the final status, the number of chunks, and the submission and end times

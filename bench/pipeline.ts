@@ -15,16 +15,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { createPdfExtractor, loadConfig } from '@docorch/core';
 import { startEmulators, startFakeGemini, startPipeline, writePdf } from '@docorch/testkit';
-import { submitAndWait } from './lib.js';
+import { fleetKnobs, knob, submitAndWait } from './lib.js';
 
-const num = (name: string, def: number) => Number(process.env[name] ?? def);
-const PAGES = num('BENCH_PAGES', 500);
-const L = num('BENCH_LATENCY_MS', 1000);
-const WORKERS = num('BENCH_WORKERS', 3);
-const SHARDS = num('BENCH_SHARDS', 6);
-const CAP = num('BENCH_CAP', 4);
-const PAGES_PER_CHUNK = num('BENCH_PAGES_PER_CHUNK', 2);
-const WARMUP_PAGES = num('BENCH_WARMUP_PAGES', 100);
+const { PAGES, L, WORKERS, SHARDS, CAP, PAGES_PER_CHUNK } = fleetKnobs({ pagesPerChunk: 2 });
+const WARMUP_PAGES = knob('BENCH_WARMUP_PAGES', 100);
 
 const dir = await mkdtemp(path.join(os.tmpdir(), 'docorch-bench-pipeline-'));
 const emulators = await startEmulators();

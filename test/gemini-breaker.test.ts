@@ -11,7 +11,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maxInWindow, startFakeGemini, startPipeline, type FakeGemini, type Pipeline } from '@docorch/testkit';
-import { getResult, getStatus, submitGenerated, waitFor, waitForTerminal } from './helpers.js';
+import { expectEveryChunkSucceeded, getResult, getStatus, submitGenerated, waitFor, waitForTerminal } from './helpers.js';
 
 const WORKERS = 3;
 const CAP = 4;
@@ -120,10 +120,6 @@ describe('Gemini circuit breaker: a full outage and the recovery', () => {
     // Nothing lost: the document completed with every chunk analysed.
     expect(final.status).toBe('completed');
     const result = await getResult(pipeline, id);
-    const chunks = result.chunks as Array<{ index: number; status: string; pages: [number, number] }>;
-    expect(chunks).toHaveLength(CHUNKS);
-    expect(chunks.filter((c) => c.status !== 'succeeded')).toEqual([]);
-    expect(result.failedPages).toEqual([]);
-    expect(chunks.map((c) => c.index)).toEqual(Array.from({ length: CHUNKS }, (_, i) => i));
+    expectEveryChunkSucceeded(result, CHUNKS);
   });
 });

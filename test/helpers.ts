@@ -1,4 +1,5 @@
 /** Helpers of the whole-system tests. */
+import { expect } from 'vitest';
 import {
   DescribeStreamCommand,
   DynamoDBStreamsClient,
@@ -497,4 +498,12 @@ export function newJob(tenantId: string, documentId: string, fields: Partial<Job
     updatedAt: now,
     ...rest,
   };
+}
+
+/** Asserts a finished document's result: every one of its `chunks` chunks succeeded, in order, no page failed. */
+export function expectEveryChunkSucceeded(result: Record<string, any>, chunks: number): void {
+  const list = result.chunks as Array<{ index: number; status: string }>;
+  expect(list.map((c) => c.index)).toEqual(Array.from({ length: chunks }, (_, i) => i));
+  expect(list.filter((c) => c.status !== 'succeeded')).toEqual([]);
+  expect(result.failedPages).toEqual([]);
 }
