@@ -59,8 +59,6 @@ export interface PdfExtractor {
   inspect(filePath: string, options?: { signal?: AbortSignal }): Promise<PdfInfo>;
   /** Inspects and extracts the selected pages' text in one pass over the file. */
   extract(filePath: string, options: ExtractOptions): Promise<ExtractionResult>;
-  /** Starts every worker process ahead of the first document (optional for other implementations). */
-  warmUp?(): Promise<void>;
   /** Terminates the threads. */
   close(): Promise<void>;
 }

@@ -39,8 +39,7 @@ export async function warmUp(ctx: PipelineContext, options: { extractor?: boolea
       const file = path.join(dir, 'warmup.pdf');
       await writeFile(file, tinyPdf());
       // Every PDF worker process, not only the first: a large document is extracted in slices
-      // by all of them at once.
-      await ctx.extractor.warmUp?.();
+      // by all of them at once (tasks sent together go to different workers).
       await Promise.all(Array.from({ length: ctx.config.PDF_THREADS }, () => ctx.extractor.extract(file, { maxPages: 1 })));
     }
     if (ctx.analyzer.name.startsWith('local/')) {
