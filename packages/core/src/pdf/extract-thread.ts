@@ -172,9 +172,17 @@ async function withDocument<T>(filePath: string, use: (doc: PDFDocumentProxy) =>
   if (entry) clearTimeout(entry.idleTimer);
   entry ??= await openDocument(filePath, key);
   kept = undefined;
+  const trips = guard?.trips ?? 0;
   try {
     if (guard?.exceeded) throw bufferLimit();
     const result = await use(entry.doc);
+    if ((guard?.trips ?? 0) !== trips) {
+      // The budget was crossed (e.g. a scanned page too large to render, which costs only its
+      // image): never keep such a document, and free its buffers before the next task counts them.
+      await release(entry);
+      (globalThis as { gc?: () => void }).gc?.();
+      return result;
+    }
     const keep = entry;
     keep.idleTimer = setTimeout(() => void release(keep), KEEP_IDLE_MS).unref();
     kept = keep;

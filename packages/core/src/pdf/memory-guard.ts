@@ -29,6 +29,8 @@ export interface MemoryGuard {
   readonly exceeded: boolean;
   /** Clears `exceeded` (at the start of each task). */
   reset(): void;
+  /** How many times the budget was crossed since the guard was installed (reset() keeps it). */
+  readonly trips: number;
 }
 
 let installed: (MemoryGuard & { exceeded: boolean; limitBytes: number }) | undefined;
@@ -60,6 +62,7 @@ export function installMemoryGuard(limitBytes: number): MemoryGuard {
   const guard = {
     limitBytes,
     exceeded: false,
+    trips: 0,
     reset() {
       guard.exceeded = false;
     },
@@ -72,6 +75,7 @@ export function installMemoryGuard(limitBytes: number): MemoryGuard {
       const size = args[0];
       if (typeof size === 'number' && size >= CHECK_FROM_BYTES && overBudget(guard.limitBytes, size)) {
         guard.exceeded = true;
+        guard.trips++;
         throw new RangeError(`PDF buffer memory limit of ${guard.limitBytes} bytes exceeded`);
       }
       return Reflect.construct(target, args, newTarget === globalThis.Uint8Array ? target : (newTarget as typeof target));
@@ -93,6 +97,7 @@ export function installMemoryGuard(limitBytes: number): MemoryGuard {
               unchecked = 0;
               if (overBudget(guard.limitBytes, 0)) {
                 guard.exceeded = true;
+                guard.trips++;
                 // End the output here: PDF.js keeps what it has, a bounded truncated stream.
                 controller.terminate();
                 return;
