@@ -2,6 +2,7 @@
 # certificate_arn is set (port 80 then redirects), plain HTTP otherwise.
 
 locals {
+  # HTTPS unless the operator explicitly allowed plain HTTP (variables.tf validates the pair).
   https = var.certificate_arn != null
 }
 

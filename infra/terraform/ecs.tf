@@ -73,14 +73,68 @@ locals {
   # Probe used by ECS inside the container; node is the only tool the slim image is sure to have.
   health_probe = "fetch('http://127.0.0.1:'+process.env.%s+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 
-  # The root filesystem stays writable: uploads stream to /tmp (UPLOAD_TMP_DIR), and a Fargate
-  # volume mounted there would be owned by root while the images run as `node` (see README.md).
+  # Read-only root filesystem; the one writable place is the images' declared volume
+  # /tmp/docorch (uploads stream there), a task volume that Fargate fills from the image, owner
+  # `node` included.
   container_common = {
-    essential       = true
-    linuxParameters = { initProcessEnabled = true } # reaps children, forwards SIGTERM
-    ulimits         = [{ name = "nofile", softLimit = 65536, hardLimit = 65536 }]
-    secrets         = local.gemini_secret
+    essential              = true
+    linuxParameters        = { initProcessEnabled = true } # reaps children, forwards SIGTERM
+    ulimits                = [{ name = "nofile", softLimit = 65536, hardLimit = 65536 }]
+    secrets                = local.gemini_secret
+    readonlyRootFilesystem = true
+    mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp/docorch", readOnly = false }]
+    dependsOn              = [{ containerName = "metrics", condition = "START" }]
   }
+
+  # Metrics reach CloudWatch through a collector sidecar in each task (the AWS Distro for
+  # OpenTelemetry collector): it scrapes the service's /metrics every 30 s and writes them as
+  # Embedded Metric Format to a log group, which CloudWatch turns into metrics in
+  # var.metrics_namespace. Chosen over EMF written by the services because /metrics (Prometheus)
+  # stays the one instrumentation, locally and on AWS, with no second metrics path in the code;
+  # the Lambda, which nothing can scrape, writes EMF itself (telemetry/emf.ts).
+  metrics_dimensions = [["service"], ["service", "status"], ["service", "outcome"], ["service", "operation", "outcome"], ["service", "code"], ["service", "source", "code"], ["service", "mode"], ["service", "stream"]]
+  collector_config = { for svc, port in { api = local.api_port, worker = local.worker_port } : svc => yamlencode({
+    receivers = {
+      prometheus = { config = { scrape_configs = [{
+        job_name        = "docorch-${svc}"
+        scrape_interval = "30s"
+        static_configs  = [{ targets = ["127.0.0.1:${port}"] }]
+      }] } }
+    }
+    processors = { batch = { timeout = "30s" } }
+    exporters = {
+      awsemf = {
+        namespace                        = var.metrics_namespace
+        log_group_name                   = aws_cloudwatch_log_group.metrics.name
+        dimension_rollup_option          = "NoDimensionRollup"
+        resource_to_telemetry_conversion = { enabled = false }
+        metric_declarations              = [{ dimensions = local.metrics_dimensions, metric_name_selectors = ["^docorch_"] }]
+      }
+    }
+    service = { pipelines = { metrics = { receivers = ["prometheus"], processors = ["batch"], exporters = ["awsemf"] } } }
+  }) }
+
+  metrics_sidecar = { for svc in ["api", "worker"] : svc => {
+    name                   = "metrics"
+    image                  = var.metrics_collector_image
+    essential              = false # a collector failure never stops the service
+    readonlyRootFilesystem = true
+    environment            = [{ name = "AOT_CONFIG_CONTENT", value = local.collector_config[svc] }]
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.service[svc].name
+        awslogs-region        = var.region
+        awslogs-stream-prefix = "metrics"
+      }
+    }
+  } }
+}
+
+# The collectors' EMF lines; CloudWatch extracts the metrics, the lines themselves expire soon.
+resource "aws_cloudwatch_log_group" "metrics" {
+  name              = "/ecs/${local.prefix}/metrics"
+  retention_in_days = 7
 }
 
 resource "aws_ecs_task_definition" "api" {
@@ -97,7 +151,11 @@ resource "aws_ecs_task_definition" "api" {
     cpu_architecture        = var.cpu_architecture
   }
 
-  container_definitions = jsonencode([merge(local.container_common, {
+  volume {
+    name = "tmp"
+  }
+
+  container_definitions = jsonencode([local.metrics_sidecar["api"], merge(local.container_common, {
     name         = "api"
     image        = "${aws_ecr_repository.service["api"].repository_url}:${var.image_tag}"
     portMappings = [{ name = "http", containerPort = local.api_port, protocol = "tcp" }]
@@ -136,12 +194,17 @@ resource "aws_ecs_task_definition" "worker" {
     cpu_architecture        = var.cpu_architecture
   }
 
-  container_definitions = jsonencode([merge(local.container_common, {
+  volume {
+    name = "tmp"
+  }
+
+  container_definitions = jsonencode([local.metrics_sidecar["worker"], merge(local.container_common, {
     name         = "worker"
     image        = "${aws_ecr_repository.service["worker"].repository_url}:${var.image_tag}"
     portMappings = [{ name = "admin", containerPort = local.worker_port, protocol = "tcp" }]
     environment  = [for k in sort(keys(local.worker_env)) : { name = k, value = local.worker_env[k] }]
-    # Fargate's maximum: time to finish or hand back in-flight records, checkpoint, release leases.
+    # Fargate's maximum: time to finish or hand back in-flight records (WORKER_GRACE_MS, 30 s),
+    # checkpoint and release leases, with room for a slow model call to be aborted and handed back.
     stopTimeout = 120
     healthCheck = {
       command     = ["CMD", "node", "-e", format(local.health_probe, "WORKER_PORT")]

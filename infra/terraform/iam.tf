@@ -228,6 +228,13 @@ data "aws_iam_policy_document" "api_task" {
       values   = local.kms_via_services
     }
   }
+
+  # The metrics sidecar (ADOT collector) writes EMF lines to the metrics log group.
+  statement {
+    sid       = "WriteMetrics"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = [aws_cloudwatch_log_group.metrics.arn, "${aws_cloudwatch_log_group.metrics.arn}:*"]
+  }
 }
 
 resource "aws_iam_role_policy" "api_task" {
@@ -269,7 +276,6 @@ data "aws_iam_policy_document" "worker_task" {
     actions = [
       "dynamodb:DescribeTable",
       "dynamodb:GetItem",
-      "dynamodb:BatchGetItem",
       "dynamodb:PutItem",
       "dynamodb:UpdateItem",
       "dynamodb:Query",
@@ -344,6 +350,13 @@ data "aws_iam_policy_document" "worker_task" {
       variable = "kms:ViaService"
       values   = local.kms_via_services
     }
+  }
+
+  # The metrics sidecar (ADOT collector) writes EMF lines to the metrics log group.
+  statement {
+    sid       = "WriteMetrics"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = [aws_cloudwatch_log_group.metrics.arn, "${aws_cloudwatch_log_group.metrics.arn}:*"]
   }
 }
 
@@ -429,6 +442,32 @@ data "aws_iam_policy_document" "aggregator" {
       test     = "StringEquals"
       variable = "kms:ViaService"
       values   = local.kms_via_services
+    }
+  }
+
+  # With Gemini the function reads the key at start (GEMINI_API_KEY_SECRET_ARN): the document
+  # summary is made by the same model as the chunks.
+  dynamic "statement" {
+    for_each = var.gemini_api_key_secret_arn == null ? [] : [1]
+    content {
+      sid       = "ReadGeminiKey"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [join(":", slice(split(":", var.gemini_api_key_secret_arn), 0, 7))]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.gemini_api_key_secret_arn != null && var.gemini_kms_key_arn != null ? [1] : []
+    content {
+      sid       = "DecryptGeminiKey"
+      actions   = ["kms:Decrypt"]
+      resources = [var.gemini_kms_key_arn]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["secretsmanager.${var.region}.amazonaws.com"]
+      }
     }
   }
 }

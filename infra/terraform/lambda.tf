@@ -4,6 +4,9 @@
 locals {
   aggregator_name = "${local.prefix}-aggregator"
   aggregator_zip  = startswith(var.aggregator_zip_path, "/") ? var.aggregator_zip_path : "${path.module}/${var.aggregator_zip_path}"
+  # `pnpm build:lambda` writes, next to the zip, the handlers its entry module really exports
+  # (read by importing the bundle), so a handler name that the zip does not export fails the plan.
+  aggregator_manifest = jsondecode(file("${local.aggregator_zip}.json"))
 }
 
 resource "aws_cloudwatch_log_group" "aggregator" {
@@ -40,6 +43,17 @@ resource "aws_lambda_function" "aggregator" {
   logging_config {
     log_format = "Text" # pino already writes one JSON object per line
     log_group  = aws_cloudwatch_log_group.aggregator.name
+  }
+
+  lifecycle {
+    precondition {
+      condition     = contains(local.aggregator_manifest.handlers, var.aggregator_handler)
+      error_message = "aggregator_handler \"${var.aggregator_handler}\" is not exported by ${var.aggregator_zip_path}; it exports: ${join(", ", local.aggregator_manifest.handlers)}."
+    }
+    precondition {
+      condition     = local.aggregator_manifest.runtime == "nodejs22.x"
+      error_message = "The aggregator bundle was built for ${local.aggregator_manifest.runtime}, but the function runs nodejs22.x."
+    }
   }
 
   depends_on = [aws_iam_role_policy.aggregator]

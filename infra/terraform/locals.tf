@@ -42,6 +42,8 @@ locals {
       PORT       = tostring(local.api_port)
       # One proxy (the ALB) in front of the API, so req.ip is the client's address.
       TRUST_PROXY = "1"
+      # Longer than the ALB's idle timeout: the ALB closes idle connections first (no 502s).
+      KEEP_ALIVE_TIMEOUT_MS = tostring((var.alb_idle_timeout_seconds + 15) * 1000)
     },
   )
 
@@ -59,7 +61,7 @@ locals {
       NODE_ENV   = "production"
       AWS_REGION = var.region
       HOST       = "0.0.0.0"
-      # The worker's small HTTP server for /healthz and /metrics (not in config.ts yet).
+      # The worker's small HTTP server for /healthz and /metrics.
       WORKER_PORT = tostring(local.worker_port)
     },
   )
@@ -74,7 +76,14 @@ locals {
     var.aggregator_environment,
     local.resource_env,
     # AWS_REGION is set by the Lambda runtime itself (a reserved name).
-    { NODE_ENV = "production" },
+    {
+      NODE_ENV          = "production"
+      METRICS_NAMESPACE = var.metrics_namespace
+      GEMINI_MODEL      = var.gemini_model
+    },
+    # With Gemini, the document summary is made by the same model as the chunks: the function reads
+    # the key from Secrets Manager at start (Lambda has no `secrets` like an ECS container).
+    var.gemini_api_key_secret_arn == null ? {} : { GEMINI_API_KEY_SECRET_ARN = var.gemini_api_key_secret_arn },
   )
 
   api_port    = 3000

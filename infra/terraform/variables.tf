@@ -97,7 +97,7 @@ variable "allowed_ingress_cidrs" {
 # --- load balancer --------------------------------------------------------------------------------
 
 variable "certificate_arn" {
-  description = "ACM certificate ARN for an HTTPS listener (port 80 then redirects to 443). Null serves plain HTTP on port 80."
+  description = "ACM certificate ARN of the HTTPS listener (port 80 then redirects to 443). Required: API keys and documents must not cross the internet in cleartext. Only `allow_plain_http = true` lets it be null."
   type        = string
   default     = null
 
@@ -105,6 +105,17 @@ variable "certificate_arn" {
     condition     = var.certificate_arn == null || can(regex("^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/.+$", var.certificate_arn))
     error_message = "certificate_arn must be null or an ACM certificate ARN."
   }
+
+  validation {
+    condition     = var.certificate_arn != null || var.allow_plain_http
+    error_message = "certificate_arn is required: without it API keys and documents travel in cleartext. Set an ACM certificate ARN, or allow_plain_http = true explicitly (a private test environment only)."
+  }
+}
+
+variable "allow_plain_http" {
+  description = "Serve the API on plain HTTP (port 80) when no certificate_arn is given. Off by default; for throw-away test environments only."
+  type        = bool
+  default     = false
 }
 
 variable "ssl_policy" {
@@ -119,13 +130,13 @@ variable "ssl_policy" {
 }
 
 variable "alb_idle_timeout_seconds" {
-  description = "ALB idle timeout. Must exceed the longest quiet period of a request: a sync analysis (SYNC_TIMEOUT_MS, 25 s) or a ?wait=N long-poll."
+  description = "ALB idle timeout. Longer than the longest quiet period of a request (a sync analysis, SYNC_TIMEOUT_MS 25 s, or a ?wait=30 long-poll), and shorter than the API's keep-alive timeout, which is set to this plus 15 s (KEEP_ALIVE_TIMEOUT_MS) so the ALB, not the API, closes an idle connection and never sends a request on a socket the API is closing (a 502)."
   type        = number
-  default     = 120
+  default     = 60
 
   validation {
-    condition     = var.alb_idle_timeout_seconds >= 30 && var.alb_idle_timeout_seconds <= 4000
-    error_message = "alb_idle_timeout_seconds must be between 30 and 4000."
+    condition     = var.alb_idle_timeout_seconds >= 35 && var.alb_idle_timeout_seconds <= 4000
+    error_message = "alb_idle_timeout_seconds must be between 35 (above the 25 s sync budget and 30 s long-polls) and 4000."
   }
 }
 
@@ -478,9 +489,9 @@ variable "aggregator_zip_path" {
 }
 
 variable "aggregator_handler" {
-  description = "Handler of the aggregator Lambda, relative to the zip root: <file without extension>.<export>."
+  description = "Handler of the aggregator Lambda, relative to the zip root: <file without extension>.<export>. The plan fails unless the zip's manifest (aggregator.zip.json, written by `pnpm build:lambda`) lists it as exported."
   type        = string
-  default     = "dist/handler.handler"
+  default     = "lambda.handler"
 
   validation {
     condition     = can(regex("^[A-Za-z0-9_./-]+\\.[A-Za-z_$][A-Za-z0-9_$]*$", var.aggregator_handler))
@@ -604,4 +615,60 @@ variable "container_insights" {
   description = "CloudWatch Container Insights on the ECS cluster (per-task CPU, memory, network metrics; billed as custom metrics)."
   type        = bool
   default     = true
+}
+
+# --- observability --------------------------------------------------------------------------------
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the application metrics (the collector sidecars and the aggregator's Embedded Metric Format lines)."
+  type        = string
+  default     = "docorch"
+}
+
+variable "metrics_collector_image" {
+  description = "Image of the metrics sidecar in each task: the AWS Distro for OpenTelemetry collector, which scrapes the service's /metrics and writes them to CloudWatch (awsemf). Pin by digest in production."
+  type        = string
+  default     = "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.3"
+}
+
+variable "alarm_dead_letters" {
+  description = "Dead-lettered records (stream or aggregator) in 5 minutes that raise an alarm."
+  type        = number
+  default     = 0
+}
+
+variable "alarm_model_error_ratio" {
+  description = "Share of model calls failing (any error class) over 10 minutes that raises an alarm (0-1)."
+  type        = number
+  default     = 0.2
+
+  validation {
+    condition     = var.alarm_model_error_ratio > 0 && var.alarm_model_error_ratio <= 1
+    error_message = "alarm_model_error_ratio must be in (0, 1]."
+  }
+}
+
+variable "alarm_chunk_p95_seconds" {
+  description = "p95 chunk analysis latency (seconds, over 15 minutes) that raises an alarm."
+  type        = number
+  default     = 60
+}
+
+# --- web application firewall --------------------------------------------------------------------
+
+variable "enable_waf" {
+  description = "Put an AWS WAF web ACL with a per-client-IP rate rule (and AWS managed common rules) in front of the ALB."
+  type        = bool
+  default     = false
+}
+
+variable "waf_requests_per_5_minutes" {
+  description = "WAF rate rule: requests one client IP may send in any 5-minute window before it is blocked (403) for a while."
+  type        = number
+  default     = 3000
+
+  validation {
+    condition     = var.waf_requests_per_5_minutes >= 100
+    error_message = "waf_requests_per_5_minutes must be at least 100 (the WAF minimum is 10; lower values block normal polling)."
+  }
 }

@@ -29,6 +29,8 @@ override_data {
 variables {
   image_tag           = "0123abc"
   aggregator_zip_path = "tests/fixtures/aggregator-placeholder.zip"
+  # Runs that test other things plan without a certificate; rejects_missing_certificate turns it off.
+  allow_plain_http = true
 }
 
 run "http_defaults" {
@@ -94,6 +96,29 @@ run "http_defaults" {
   }
 }
 
+# HTTPS by default: no certificate and no explicit allow_plain_http is refused.
+run "rejects_missing_certificate" {
+  command = plan
+
+  variables {
+    allow_plain_http = false
+  }
+
+  expect_failures = [var.certificate_arn]
+}
+
+# A handler the deployed zip does not export (the old default) fails the plan, not the first document.
+run "rejects_unexported_handler" {
+  command = plan
+
+  variables {
+    certificate_arn    = "arn:aws:acm:us-east-1:123456789012:certificate/11111111-2222-3333-4444-555555555555"
+    aggregator_handler = "dist/handler.handler"
+  }
+
+  expect_failures = [aws_lambda_function.aggregator]
+}
+
 run "https_spot_and_gemini_secret" {
   command = plan
 
@@ -108,6 +133,24 @@ run "https_spot_and_gemini_secret" {
   assert {
     condition     = length(aws_lb_listener.https) == 1 && aws_lb_listener.http.default_action[0].type == "redirect"
     error_message = "With a certificate, HTTPS must forward and HTTP must redirect."
+  }
+
+  assert {
+    condition     = tonumber(local.api_env.KEEP_ALIVE_TIMEOUT_MS) > aws_lb.api.idle_timeout * 1000
+    error_message = "The API's keep-alive timeout must be longer than the ALB's idle timeout."
+  }
+
+  assert {
+    condition = (
+      local.aggregator_env.GEMINI_API_KEY_SECRET_ARN == var.gemini_api_key_secret_arn &&
+      contains([for s in data.aws_iam_policy_document.aggregator.statement : s.sid], "ReadGeminiKey")
+    )
+    error_message = "With Gemini the aggregator must get the key (the summary is made by the same model as the chunks)."
+  }
+
+  assert {
+    condition     = aws_lambda_function.aggregator.handler == "lambda.handler" && aws_lambda_function.aggregator.runtime == "nodejs22.x"
+    error_message = "The aggregator runs the bundle's lambda.handler on nodejs22.x."
   }
 
   assert {

@@ -90,6 +90,20 @@ export const configSchema = z.object({
   CIRCUIT_OPEN_MS: int(30_000, 1).describe('How long the circuit stays open before probing the model again, in ms.'),
   CIRCUIT_PROBES: int(3, 1).describe('Successful probe calls in half-open state needed to close the circuit again.'),
 
+  WORKER_ID: z.string().min(1).max(128).optional().describe('Id of a worker in the fleet (lease owner); default host-pid-random.'),
+  DOCORCH_DATA_DIR: z.string().min(1).optional().describe('Local stack only: where emulator data and the dev API key live; default .data/ in the checkout.'),
+  METRICS_NAMESPACE: z.string().min(1).default('docorch').describe('CloudWatch namespace of the metrics the aggregator Lambda writes as Embedded Metric Format.'),
+  OTEL_TRACES_EXPORTER: z
+    .string()
+    .default('none')
+    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .pipe(z.array(z.enum(['otlp', 'console', 'none'])))
+    .describe('Trace exporters, comma-separated: otlp, console or none (spans are still made, for the trace id in logs).'),
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalUrl.describe('OTLP/HTTP collector base URL (read by the OpenTelemetry exporter; default http://localhost:4318).'),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: optionalUrl.describe('OTLP/HTTP traces URL, overriding OTEL_EXPORTER_OTLP_ENDPOINT (read by the exporter).'),
+  OTEL_EXPORTER_OTLP_PROTOCOL: z.enum(['http/protobuf', 'http/json']).optional().describe('OTLP encoding (read by the exporter; default http/protobuf).'),
+  OTEL_EXPORTER_OTLP_HEADERS: z.string().min(1).optional().describe('Headers sent to the collector, k=v comma-separated (read by the exporter; never logged).'),
+
 });
 
 /** The validated configuration. */

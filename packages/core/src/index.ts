@@ -12,7 +12,23 @@ export {
   type DocorchErrorOptions,
 } from './errors.js';
 export { createLogger, REDACT_PATHS, type Logger, type CreateLoggerOptions } from './telemetry/logger.js';
-export { createMetrics, type Metrics } from './telemetry/metrics.js';
+export { createMetrics, CIRCUIT_STATE_VALUE, type Metrics } from './telemetry/metrics.js';
+export { EmfPublisher, type EmfOptions } from './telemetry/emf.js';
+export {
+  activeTraceIds,
+  contextFrom,
+  currentTraceparent,
+  initTracing,
+  SpanKind,
+  withSpan,
+  type Span,
+  type SpanOptions,
+  type Tracing,
+  type TracingOptions,
+  type TracesExporter,
+} from './telemetry/tracing.js';
+export { instrumentAnalyzer, modelCallRecorder } from './telemetry/instrument.js';
+export { startProcess, type ProcessBasics } from './app/process.js';
 export { threadScript, type ThreadScript } from './threads/thread-script.js';
 
 // analysis

@@ -7,7 +7,16 @@
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { AttributeValue as LambdaAttributeValue, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import { assembleJob, assembleOptionsFrom, isReadyToAssemble, toDocorchError, type Job, type PipelineContext } from '@docorch/core';
+import {
+  assembleJob,
+  assembleOptionsFrom,
+  isReadyToAssemble,
+  SpanKind,
+  toDocorchError,
+  withSpan,
+  type Job,
+  type PipelineContext,
+} from '@docorch/core';
 
 /** Options of {@link createStreamHandler}. */
 export interface StreamHandlerOptions {
@@ -47,11 +56,23 @@ export function createStreamHandler(ctx: PipelineContext, options: StreamHandler
         const key = `${job.tenantId}#${job.documentId}`;
         if (done.has(key)) continue; // several records of one job in a batch: assemble once
         done.add(key);
-        await assembleJob(ctx, job.tenantId, job.documentId, {
-          owner,
-          ...assembleOptionsFrom(ctx.config),
-          ...(options.staleAfterMs !== undefined ? { staleAfterMs: options.staleAfterMs } : {}),
+        // The assembly continues the document's trace (the job row carries the admitting request's traceparent).
+        const attributes = { 'docorch.tenant_id': job.tenantId, 'docorch.document_id': job.documentId };
+        const stop = ctx.metrics.assemblySeconds.startTimer();
+        const outcome = await withSpan('document.assemble', { parent: job, attributes, kind: SpanKind.CONSUMER }, () =>
+          assembleJob(ctx, job.tenantId, job.documentId, {
+            owner,
+            ...assembleOptionsFrom(ctx.config),
+            ...(options.staleAfterMs !== undefined ? { staleAfterMs: options.staleAfterMs } : {}),
+          }),
+        ).catch((err: unknown) => {
+          ctx.metrics.assemblies.inc({ outcome: 'error' });
+          throw err;
         });
+        if (outcome.kind === 'assembled') {
+          stop();
+          ctx.metrics.assemblies.inc({ outcome: outcome.result.status });
+        }
       } catch (err) {
         const e = toDocorchError(err);
         (e.code === 'CONFLICT' ? ctx.logger.info.bind(ctx.logger) : ctx.logger.error.bind(ctx.logger))(

@@ -171,6 +171,9 @@ export class StreamPoller {
         }
         iterator = out.NextShardIterator;
         pending = out.Records ?? [];
+        // DynamoDB Streams has no MillisBehindLatest: the age of the newest record read stands for it (0 when idle).
+        const newest = pending.at(-1)?.dynamodb?.ApproximateCreationDateTime;
+        this.ctx.metrics.iteratorAgeMs.set({ stream: 'status', shard: shardId }, newest ? Math.max(0, Date.now() - newest.getTime()) : 0);
         if (pending.length === 0) {
           await sleep(this.options.idleMs ?? 250, signal).catch(() => undefined);
           continue;
@@ -198,6 +201,7 @@ export class StreamPoller {
         if (failures > (this.options.maxRetries ?? 10)) {
           const poison = pending[0] as StreamRecord;
           log.error({ sequenceNumber: poison.dynamodb?.SequenceNumber }, 'record failed too often; dead-lettering it');
+          this.ctx.metrics.deadLetters.inc({ source: 'aggregator', code: 'AGGREGATION_FAILED' });
           await this.ctx.deadLetters.put({
             id: poison.dynamodb?.SequenceNumber ?? poison.eventID ?? 'unknown',
             code: 'AGGREGATION_FAILED',

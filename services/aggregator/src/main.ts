@@ -2,23 +2,30 @@
  * Local aggregator process (the stack's stand-in for Lambda + its event source mapping):
  * polls the status table's stream and runs the same handler as dist/lambda.js.
  */
-import { closePipelineContext, createLogger, createPipelineContext, loadConfig, unavailableExtractor } from '@docorch/core';
+import { closePipelineContext, createPipelineContext, startProcess, unavailableExtractor } from '@docorch/core';
 import http from 'node:http';
 import { createStreamHandler } from './handler.js';
 import { StreamPoller } from './local-poller.js';
 
-const config = loadConfig();
-const logger = createLogger({ service: 'aggregator', level: config.LOG_LEVEL });
+const { config, logger, metrics, tracing } = startProcess('aggregator');
 const ctx = createPipelineContext(config, logger, {
   extractor: unavailableExtractor('the aggregator does not parse PDFs'),
+  metrics,
 });
 // One local poller: a stable owner name lets a restarted poller resume its own assembly claim at once.
 const handler = createStreamHandler(ctx, { owner: () => 'local-aggregator' });
 const poller = new StreamPoller(ctx, handler);
 poller.start();
 
-// Health endpoint for the supervisor and tests.
+// Health and metrics endpoints for the supervisor, Prometheus and tests.
 const server = http.createServer((req, res) => {
+  if (req.url === '/metrics') {
+    void metrics.registry.metrics().then((text) => {
+      res.writeHead(200, { 'content-type': metrics.registry.contentType });
+      res.end(text);
+    });
+    return;
+  }
   res.writeHead(req.url === '/healthz' ? 200 : 404, { 'content-type': 'application/json' });
   res.end(JSON.stringify({ status: req.url === '/healthz' ? 'ok' : 'not found' }));
 });
@@ -31,7 +38,7 @@ async function shutdown(signal: string): Promise<void> {
   logger.info({ signal }, 'stopping aggregator');
   server.close();
   await poller.stop();
-  await closePipelineContext(ctx);
+  await Promise.allSettled([closePipelineContext(ctx), tracing.shutdown()]);
   process.exit(0);
 }
 process.on('SIGTERM', () => void shutdown('SIGTERM'));

@@ -7,10 +7,10 @@ import { rateLimit } from 'express-rate-limit';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { randomUUID } from 'node:crypto';
-import { DocorchError, type PipelineContext } from '@docorch/core';
+import { DocorchError, SpanKind, withSpan, type PipelineContext } from '@docorch/core';
 import { authenticate, maybeTenantOf, tenantOf } from './auth.js';
 import { checkReadiness } from './health.js';
-import { notFoundHandler, problemHandler, sendProblem } from './problem.js';
+import { notFoundHandler, problemCodes, problemHandler, sendProblem } from './problem.js';
 import { documentsRouter } from './routes/documents.js';
 
 /** Builds the app. */
@@ -19,6 +19,28 @@ export function createApp(ctx: PipelineContext): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', ctx.config.TRUST_PROXY);
   app.use(helmet());
+  // One server span per request (continuing a caller's traceparent), active for everything the
+  // request does, so its log lines and the document it admits carry the trace id.
+  app.use((req: Request, res: Response, next) => {
+    const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined;
+    const attributes = { 'http.request.method': req.method, 'url.path': req.path };
+    void withSpan(`${req.method} ${req.path.startsWith('/v1/documents/') ? '/v1/documents/{id}' : req.path}`, { parent: { traceparent }, attributes, kind: SpanKind.SERVER }, (span) =>
+      new Promise<void>((resolve) => {
+        res.on('close', () => {
+          span.setAttribute('http.response.status_code', res.statusCode);
+          resolve();
+        });
+        next();
+      }),
+    );
+  });
+  app.use((_req: Request, res: Response, next) => {
+    res.on('finish', () => {
+      ctx.metrics.httpResponses.inc({ status: `${Math.floor(res.statusCode / 100)}xx` });
+      if (res.statusCode === 429) ctx.metrics.throttled.inc({ code: problemCodes.get(res) ?? 'THROTTLED' });
+    });
+    next();
+  });
   app.use(
     pinoHttp({
       logger: ctx.logger,
@@ -33,6 +55,9 @@ export function createApp(ctx: PipelineContext): Express {
 
   app.get('/healthz', (_req: Request, res: Response) => {
     res.json({ status: 'ok' });
+  });
+  app.get('/metrics', async (_req: Request, res: Response) => {
+    res.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
   });
   app.get('/readyz', async (_req: Request, res: Response) => {
     const report = await checkReadiness(ctx);

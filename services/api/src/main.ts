@@ -1,23 +1,13 @@
 /**
  * API process entry: config, logger, pipeline context, HTTP server, graceful shutdown.
  */
-import {
-  closePipelineContext,
-  createLogger,
-  createPdfExtractor,
-  createPipelineContext,
-  loadConfig,
-  warmUp,
-} from '@docorch/core';
+import { closePipelineContext, createPdfExtractor, createPipelineContext, startProcess, warmUp } from '@docorch/core';
 import { createApp } from './app.js';
 import { sendProblem } from './problem.js';
 import { maxRequestBytes, tooLarge } from './upload.js';
 
-const config = loadConfig();
-const logger = createLogger({ service: 'api', level: config.LOG_LEVEL });
-const ctx = createPipelineContext(config, logger, {
-  extractor: createPdfExtractor(config),
-});
+const { config, logger, metrics, tracing } = startProcess('api');
+const ctx = createPipelineContext(config, logger, { extractor: createPdfExtractor(config), metrics });
 const app = createApp(ctx);
 // Start the PDF and analysis workers before taking traffic, so the first request is not slow.
 await warmUp(ctx);
@@ -56,7 +46,7 @@ async function shutdown(signal: string): Promise<void> {
   }, config.SYNC_TIMEOUT_MS + 5_000);
   force.unref();
   server.close(() => {
-    void closePipelineContext(ctx).finally(() => {
+    void Promise.allSettled([closePipelineContext(ctx), tracing.shutdown()]).finally(() => {
       logger.info('stopped');
       process.exit(0);
     });

@@ -32,12 +32,16 @@ export function problemOf(err: DocorchError, instance?: string): Problem {
   };
 }
 
+/** The problem code each answered response carried (metrics count 429s by it). */
+export const problemCodes = new WeakMap<ServerResponse, string>();
+
 /** Sends an error as problem+json (with Retry-After for THROTTLED). */
 export function sendProblem(res: ServerResponse, err: DocorchError, instance?: string): void {
   if (err.retryAfterMs !== undefined) res.setHeader('Retry-After', String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))));
   // Plain node API, so it also serves the raw `checkContinue` response in main.ts.
   const body = JSON.stringify(problemOf(err, instance));
   res.statusCode = err.status;
+  problemCodes.set(res, err.code);
   res.setHeader('Content-Type', 'application/problem+json; charset=utf-8');
   res.setHeader('Content-Length', Buffer.byteLength(body));
   res.end(body);

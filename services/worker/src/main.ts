@@ -1,22 +1,12 @@
 /**
  * Worker process entry: consumes the stream until SIGTERM, then drains and hands its leases back.
  */
-import {
-  closePipelineContext,
-  createLogger,
-  createPdfExtractor,
-  createPipelineContext,
-  loadConfig,
-  warmUp,
-} from '@docorch/core';
+import { closePipelineContext, createPdfExtractor, createPipelineContext, startProcess, warmUp } from '@docorch/core';
 import { createWorkerService } from './service.js';
 
-const config = loadConfig();
-const logger = createLogger({ service: 'worker', level: config.LOG_LEVEL });
-const ctx = createPipelineContext(config, logger, {
-  extractor: createPdfExtractor(config),
-});
-const service = createWorkerService(ctx, process.env.WORKER_ID ? { workerId: process.env.WORKER_ID } : {});
+const { config, logger, metrics, tracing } = startProcess('worker');
+const ctx = createPipelineContext(config, logger, { extractor: createPdfExtractor(config), metrics });
+const service = createWorkerService(ctx, config.WORKER_ID ? { workerId: config.WORKER_ID } : {});
 process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
 
 await warmUp(ctx);
@@ -30,7 +20,7 @@ async function shutdown(signal: string): Promise<void> {
   stopping = true;
   logger.info({ signal }, 'draining');
   await service.close();
-  await closePipelineContext(ctx);
+  await Promise.allSettled([closePipelineContext(ctx), tracing.shutdown()]);
   logger.info('stopped');
   process.exit(0);
 }

@@ -8,7 +8,6 @@ import pLimit from 'p-limit';
 import {
   Queue,
   Worker,
-  createMetrics,
   processChunk,
   splitDocument,
   type Metrics,
@@ -36,8 +35,7 @@ export interface WorkerService {
 
 export function createWorkerService(ctx: PipelineContext, options: WorkerServiceOptions = {}): WorkerService {
   const { config } = ctx;
-  const metrics = createMetrics('worker');
-  const { queue } = ctx;
+  const { queue, metrics } = ctx;
   // The analysis cap: every chunk analysis of this process runs inside it.
   const limit = pLimit(config.ANALYSIS_CONCURRENCY);
   const worker = new Worker(
@@ -52,14 +50,7 @@ export function createWorkerService(ctx: PipelineContext, options: WorkerService
           maxAttempts: config.CHUNK_MAX_ATTEMPTS,
           signal: info.signal,
           ...(ctx.breaker ? { breaker: ctx.breaker } : {}),
-          onAnalysis: (e) => {
-            if (e.phase === 'start') metrics.analysesInFlight.inc();
-            else {
-              metrics.analysesInFlight.dec();
-              metrics.analyses.inc({ outcome: e.ok ? 'ok' : 'error' });
-            }
-            options.onAnalysis?.(e);
-          },
+          ...(options.onAnalysis ? { onAnalysis: options.onAnalysis } : {}),
         });
         metrics.records.inc({ type: 'chunk.ready', outcome });
       },
@@ -73,6 +64,7 @@ export function createWorkerService(ctx: PipelineContext, options: WorkerService
       failoverTimeMs: config.LEASE_FAILOVER_MS,
       idleReadMs: config.STREAM_IDLE_READ_MS,
       ...(options.workerId ? { workerId: options.workerId } : {}),
+      onShardRead: (shardId, millisBehindLatest) => metrics.iteratorAgeMs.set({ stream: config.STREAM_NAME, shard: shardId }, millisBehindLatest),
       onDeadLetter: async (dead) => {
         const payload = dead.event?.payload as { tenantId?: string; documentId?: string } | undefined;
         await ctx.deadLetters.put({
@@ -90,7 +82,11 @@ export function createWorkerService(ctx: PipelineContext, options: WorkerService
   worker.on('completed', (event) => {
     if (event.type === 'document.submitted') metrics.records.inc({ type: event.type, outcome: 'ok' });
   });
-  worker.on('failed', (dead) => metrics.records.inc({ type: dead.event?.type ?? 'unknown', outcome: 'dead-letter' }));
+  worker.on('failed', (dead) => {
+    metrics.records.inc({ type: dead.event?.type ?? 'unknown', outcome: 'dead-letter' });
+    metrics.deadLetters.inc({ source: 'stream', code: dead.code });
+  });
+  worker.on('leaseLost', (shardId) => metrics.iteratorAgeMs.remove({ stream: config.STREAM_NAME, shard: shardId }));
 
   const server = http.createServer((req, res) => {
     if (req.url === '/healthz') {
@@ -101,6 +97,7 @@ export function createWorkerService(ctx: PipelineContext, options: WorkerService
     }
     if (req.url === '/metrics') {
       metrics.shardsHeld.set(worker.shards.length);
+      metrics.recordsBehind.set({ stream: config.STREAM_NAME }, worker.inFlight);
       void metrics.registry.metrics().then((text) => {
         res.writeHead(200, { 'content-type': metrics.registry.contentType });
         res.end(text);

@@ -16,7 +16,7 @@ import {
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { DocorchError } from '../errors.js';
 import type { ChunkPlan, ChunkStatus, Job, JobStatus, RecordedError } from '../jobs/model.js';
-import { statusesLeadingTo } from '../jobs/model.js';
+import { statusesLeadingTo, TERMINAL_STATUSES } from '../jobs/model.js';
 import { isConditionFailure } from './conditions.js';
 import { STATUS_TABLE_KEYS } from './resources.js';
 import { usageUpdate } from './tenants-table.js';
@@ -126,6 +126,8 @@ export class StatusTable {
     private readonly doc: DynamoDBDocumentClient,
     readonly tableName: string,
     private readonly usageTableName?: string,
+    /** Told of every terminal transition this process makes (metrics: documents by status). */
+    private readonly onTerminal?: (status: JobStatus) => void,
   ) {}
 
   /** Creates the job row; CONFLICT if the document id already exists. */
@@ -187,6 +189,7 @@ export class StatusTable {
           ReturnValues: 'ALL_NEW',
         }),
       );
+      if (TERMINAL_STATUSES.has(to)) this.onTerminal?.(to);
       return toJob(out.Attributes) as Job;
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
@@ -578,6 +581,7 @@ export class StatusTable {
           ExpressionAttributeValues: values,
         }),
       );
+      this.onTerminal?.(to);
       return true;
     } catch (err) {
       if (isConditionFailure(err)) return false;

@@ -86,6 +86,8 @@ export interface Job {
   resultKey?: string;
   analyzer?: string;
   webhookUrl?: string;
+  /** W3C trace context of the request that admitted the document: the assembly continues its trace. */
+  traceparent?: string;
   error?: RecordedError;
   /** Who claimed the final assembly, and when (wall clock): see pipeline/assemble-job.ts. */
   assemblyOwner?: string;

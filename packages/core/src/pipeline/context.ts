@@ -13,7 +13,9 @@ import { TenantsTable } from '../aws/tenants-table.js';
 import type { Config } from '../config.js';
 import type { PdfExtractor } from '../pdf/types.js';
 import { Queue } from '../stream/queue.js';
+import { instrumentAnalyzer, modelCallRecorder } from '../telemetry/instrument.js';
 import type { Logger } from '../telemetry/logger.js';
+import { CIRCUIT_STATE_VALUE, createMetrics, type Metrics } from '../telemetry/metrics.js';
 
 /** Shared dependencies of the pipeline steps. */
 export interface PipelineContext {
@@ -31,6 +33,8 @@ export interface PipelineContext {
   analyzer: Analyzer;
   /** The model's circuit breaker, when the analyzer has one (Gemini). */
   breaker?: CircuitBreaker;
+  /** The process's metrics, recorded by the steps (served at /metrics). */
+  metrics: Metrics;
 }
 
 /**
@@ -40,17 +44,27 @@ export interface PipelineContext {
 export function createPipelineContext(
   config: Config,
   logger: Logger,
-  parts: { extractor: PdfExtractor; analyzer?: Analyzer; aws?: AwsClients },
+  parts: { extractor: PdfExtractor; analyzer?: Analyzer; aws?: AwsClients; metrics?: Metrics },
 ): PipelineContext {
   const aws = parts.aws ?? createAwsClients(config);
-  const configured = parts.analyzer ? { analyzer: parts.analyzer } : createProcessAnalyzer(config, logger, aws.doc);
+  const metrics = parts.metrics ?? createMetrics('docorch');
+  const configured = parts.analyzer
+    ? { analyzer: parts.analyzer }
+    : createProcessAnalyzer(config, logger, aws.doc, { onModelCall: modelCallRecorder(metrics) });
+  if (configured.breaker) {
+    const breaker = configured.breaker;
+    breaker.onStateChange((change) => metrics.circuitState.set(CIRCUIT_STATE_VALUE[change.to]));
+    metrics.circuitState.set(CIRCUIT_STATE_VALUE[breaker.state]);
+  }
   return {
     ...configured,
+    analyzer: instrumentAnalyzer(configured.analyzer, metrics),
+    metrics,
     config,
     logger,
     aws,
     blobs: new BlobStore(aws.s3),
-    status: new StatusTable(aws.doc, config.STATUS_TABLE, config.TENANTS_TABLE),
+    status: new StatusTable(aws.doc, config.STATUS_TABLE, config.TENANTS_TABLE, (status) => metrics.documentsFinished.inc({ status })),
     files: new FilesTable(aws.doc, config.FILES_TABLE),
     tenants: new TenantsTable(aws.doc, config.TENANTS_TABLE),
     deadLetters: new DeadLetters(aws.doc, config.DEAD_LETTERS_TABLE),

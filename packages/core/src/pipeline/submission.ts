@@ -4,6 +4,7 @@ import { createReadStream } from 'node:fs';
 import type { AnalysisKind } from '../analysis/types.js';
 import { sourceKey } from '../aws/object-keys.js';
 import type { Job, JobMode, JobStatus } from '../jobs/model.js';
+import { currentTraceparent } from '../telemetry/tracing.js';
 import type { PipelineContext } from './context.js';
 
 export interface Submission {
@@ -42,6 +43,7 @@ export interface NewDocument {
  */
 export async function createDocument(ctx: PipelineContext, sub: Submission, doc: NewDocument): Promise<Job> {
   const now = new Date().toISOString();
+  const traceparent = currentTraceparent();
   const job: Job = {
     tenantId: sub.tenantId,
     documentId: doc.documentId,
@@ -64,6 +66,7 @@ export async function createDocument(ctx: PipelineContext, sub: Submission, doc:
     updatedAt: now,
     ...(sub.pages !== undefined ? { pageSelection: sub.pages } : {}),
     ...(sub.webhookUrl !== undefined ? { webhookUrl: sub.webhookUrl } : {}),
+    ...(traceparent ? { traceparent } : {}),
   };
   await ctx.blobs.upload(ctx.config.UPLOADS_BUCKET, job.sourceKey, createReadStream(sub.filePath), { contentType: 'application/pdf' });
   await ctx.files.putFile({
@@ -78,5 +81,6 @@ export async function createDocument(ctx: PipelineContext, sub: Submission, doc:
     createdAt: now,
   });
   await ctx.status.createJob(job);
+  ctx.metrics.documents.inc({ mode: doc.mode });
   return job;
 }

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { ANALYSIS_KINDS } from '../analysis/types.js';
+import { currentTraceparent } from '../telemetry/tracing.js';
 
 const ids = {
   tenantId: z.string().min(1).max(64),
@@ -40,6 +41,8 @@ export interface StreamEvent<T extends EventType = EventType> {
   type: T;
   payload: EventPayload<T>;
   createdAt: string;
+  /** W3C trace context of the span that published it: its handler's span continues the trace. */
+  traceparent?: string;
 }
 
 const envelope = z.object({
@@ -48,11 +51,13 @@ const envelope = z.object({
   type: z.enum(Object.keys(EVENT_PAYLOADS) as [EventType, ...EventType[]]),
   payload: z.unknown(),
   createdAt: z.string(),
+  traceparent: z.string().max(128).optional(),
 });
 
 /** Builds an event. */
 export function createEvent<T extends EventType>(type: T, payload: EventPayload<T>): StreamEvent<T> {
-  return { v: 1, id: randomUUID(), type, payload, createdAt: new Date().toISOString() };
+  const traceparent = currentTraceparent();
+  return { v: 1, id: randomUUID(), type, payload, createdAt: new Date().toISOString(), ...(traceparent ? { traceparent } : {}) };
 }
 
 /** Serialises an event for PutRecords. */

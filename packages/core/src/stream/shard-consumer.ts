@@ -43,6 +43,8 @@ export interface ShardConsumerDeps {
   maxRecordsPerRead: number;
   /** Most often a checkpoint is written, in ms. */
   checkpointIntervalMs: number;
+  /** Told after every read how far behind the tip of the stream this shard is (MillisBehindLatest). */
+  onRead?: (shardId: string, millisBehindLatest: number) => void;
 }
 
 /** A running shard consumer. */
@@ -145,6 +147,7 @@ export class ShardConsumer {
         continue;
       }
       iterator = out.NextShardIterator;
+      if (out.MillisBehindLatest !== undefined) this.deps.onRead?.(this.shardId, out.MillisBehindLatest);
       const records = out.Records ?? [];
       for (const record of records) {
         if (signal.aborted) return;

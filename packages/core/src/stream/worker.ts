@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { toDocorchError } from '../errors.js';
 import { sleep, withRetry } from '../retry/backoff.js';
 import type { Logger } from '../telemetry/logger.js';
+import { SpanKind, withSpan } from '../telemetry/tracing.js';
 import { decodeEvent, type EventType, type StreamEvent } from './events.js';
 import { newLease } from './leases/lease.js';
 import { LeaseCoordinator } from './leases/lease-coordinator.js';
@@ -68,6 +69,8 @@ export interface WorkerOptions {
   maxHandlerAttempts?: number;
   /** Where dead records go (must not throw; it is retried if it does). */
   onDeadLetter: (dead: DeadRecord) => Promise<void>;
+  /** Told after every read how far behind the tip each shard is, in ms (metrics). @defaultValue none */
+  onShardRead?: (shardId: string, millisBehindLatest: number) => void;
 }
 
 /** Worker lifecycle. */
@@ -236,6 +239,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         idleReadMs: this.options.idleReadMs ?? 250,
         maxRecordsPerRead: this.options.maxRecordsPerRead ?? 500,
         checkpointIntervalMs: this.options.checkpointIntervalMs ?? 1_000,
+        ...(this.options.onShardRead ? { onRead: this.options.onShardRead } : {}),
       });
       this.consumers.set(key, consumer);
       consumer.start();
@@ -295,7 +299,18 @@ export class Worker extends EventEmitter<WorkerEvents> {
         return;
       }
       try {
-        await withRetry(() => handler(event, info), {
+        // The record's span continues the trace of whoever published it (the envelope's traceparent).
+        const payload = event.payload as Record<string, unknown>;
+        const attributes = {
+          'messaging.system': 'aws_kinesis',
+          'messaging.destination.name': this.streamName,
+          'docorch.shard_id': shardId,
+          'docorch.tenant_id': typeof payload.tenantId === 'string' ? payload.tenantId : undefined,
+          'docorch.document_id': typeof payload.documentId === 'string' ? payload.documentId : undefined,
+          'docorch.chunk_index': typeof payload.chunkIndex === 'number' ? payload.chunkIndex : undefined,
+        };
+        const run = () => withSpan(event.type, { parent: event, attributes, kind: SpanKind.CONSUMER }, () => handler(event, info));
+        await withRetry(run, {
           policy: { maxAttempts: this.options.maxHandlerAttempts ?? 3, baseMs: 200, capMs: 5_000 },
           shouldRetry: (err) => !signal.aborted && toDocorchError(err).retry !== 'terminal',
           onRetry: (err, attempt) => this.log.warn({ err, attempt, shardId, type: event.type }, 'handler failed; retrying'),

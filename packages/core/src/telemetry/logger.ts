@@ -1,9 +1,11 @@
 /**
  * Structured logging (pino). Every log line about a document carries `tenantId`, `documentId`
  * and, for chunk work, `chunkIndex`: bind them with `logger.child({...})`.
+ * Lines written inside a span carry its `traceId` and `spanId` (tracing.ts).
  * Secrets never reach a log: the redact list below covers the places they could appear.
  */
 import { pino, type Logger, type LoggerOptions } from 'pino';
+import { activeTraceIds } from './tracing.js';
 
 export type { Logger };
 
@@ -18,6 +20,8 @@ export const REDACT_PATHS = [
   '*.GEMINI_API_KEY',
   'config.GEMINI_API_KEY',
   'config.DEV_API_KEY',
+  'config.OTEL_EXPORTER_OTLP_HEADERS',
+  'OTEL_EXPORTER_OTLP_HEADERS',
 ];
 
 /** Options of {@link createLogger}. */
@@ -37,5 +41,7 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     base: { service: options.service, pid: process.pid, ...options.base },
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
+    // The active span's trace id on every line: a document's lines in every process share it.
+    mixin: activeTraceIds,
   });
 }

@@ -22,6 +22,8 @@ export interface KinesaliteOptions {
   /** LevelDB directory; in memory when undefined. */
   path: string | undefined;
   tuning: Required<KinesaliteTuning>;
+  /** Interface to bind. @defaultValue '127.0.0.1' */
+  host?: string;
 }
 
 /** `tuning` with kinesalite's defaults filled in. */
@@ -41,7 +43,7 @@ export async function startKinesalite(options: KinesaliteOptions): Promise<Start
     ...(options.path === undefined ? {} : { path: options.path }),
   });
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
-  const port = await listen(server, options.port);
+  const port = await listen(server, options.port, options.host);
   // kinesalite's close() closes the LevelDB store first, so data written so far is on disk.
   return { endpoint: `http://${LOOPBACK}:${port}`, close: () => closeHttpServer(server) };
 }

@@ -22,12 +22,15 @@ export async function findFreePort(): Promise<number> {
   return address.port;
 }
 
-/** Binds `server` to 127.0.0.1:`port` (0 = any free port) and returns the bound port. */
-export async function listen(server: net.Server, port: number): Promise<number> {
+/**
+ * Binds `server` to `host`:`port` (0 = any free port) and returns the bound port. Only a container
+ * entry point (serve-one.ts) passes another host than 127.0.0.1.
+ */
+export async function listen(server: net.Server, port: number, host: string = LOOPBACK): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once('error', onError);
-    server.listen(port, LOOPBACK, () => {
+    server.listen(port, host, () => {
       server.off('error', onError);
       resolve();
     });

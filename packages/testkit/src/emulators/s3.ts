@@ -15,14 +15,17 @@ export interface S3rverOptions {
   directory: string;
   /** Log every request to stdout. */
   verbose: boolean;
+  /** Interface to bind. @defaultValue '127.0.0.1' */
+  host?: string;
 }
 
 /** Starts s3rver; it verifies SigV4 signatures against the key pair S3RVER/S3RVER. */
 export async function startS3rver(options: S3rverOptions): Promise<StartedEmulator> {
   // We create and bind the HTTP server ourselves: s3rver's run() never settles when listen fails.
-  const s3rver = new S3rver({ directory: options.directory, silent: !options.verbose });
+  // vhostBuckets off: in compose the host name `s3` would otherwise be read as a bucket name.
+  const s3rver = new S3rver({ directory: options.directory, silent: !options.verbose, vhostBuckets: false });
   const server = http.createServer(s3rver.callback());
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
-  const port = await listen(server, options.port);
+  const port = await listen(server, options.port, options.host);
   return { endpoint: `http://${LOOPBACK}:${port}`, close: () => closeHttpServer(server) };
 }

@@ -90,8 +90,10 @@ export interface FakeGeminiKnobs {
 
 /** Options of {@link startFakeGemini}. */
 export interface FakeGeminiOptions extends FakeGeminiKnobs {
-  /** Port on 127.0.0.1. @defaultValue 0 (a free port) */
+  /** Port. @defaultValue 0 (a free port) */
   port?: number;
+  /** Interface to bind; only a container entry point passes another. @defaultValue '127.0.0.1' */
+  host?: string;
   /** Seed of the failure draws and latencies. @defaultValue 1 */
   seed?: number;
 }
@@ -191,7 +193,7 @@ export function maxInWindow(times: readonly number[], windowMs: number): number 
 
 /** Starts the fake on 127.0.0.1. */
 export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<FakeGemini> {
-  const { port = 0, seed = 1, ...initial } = options;
+  const { port = 0, seed = 1, host = '127.0.0.1', ...initial } = options;
   const random = seededRandom(seed);
   let knobs: FakeGeminiKnobs = { latencyMs: 0, retryDelayMs: 1000, safetyBlockMode: 'mixed', ...initial };
   const script: FakeOutcome[] = [];
@@ -441,7 +443,7 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
+    server.listen(port, host, () => resolve());
   });
   const address = server.address() as AddressInfo;
 

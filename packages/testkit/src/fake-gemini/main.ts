@@ -5,7 +5,8 @@
  *   ANALYZER=gemini GEMINI_BASE_URL=http://127.0.0.1:PORT pnpm start
  *
  * Environment (all optional):
- * - FAKE_GEMINI_PORT: port on 127.0.0.1 (default: a free port)
+ * - FAKE_GEMINI_PORT: port (default: a free port)
+ * - FAKE_GEMINI_HOST: interface (default 127.0.0.1; 0.0.0.0 in a container)
  * - FAKE_GEMINI_LATENCY_MS: `300` or a range `200-800`
  * - FAKE_GEMINI_FAILURES: e.g. `rateLimit=0.1,unavailable=0.1,hang=0.05,serverError=0,malformedJson=0,safetyBlock=0`
  * - FAKE_GEMINI_RETRY_DELAY_MS: RetryInfo delay of 429 answers (default 1000)
@@ -54,6 +55,7 @@ const failures = failuresEnv();
 const retryDelayMs = numberEnv('FAKE_GEMINI_RETRY_DELAY_MS');
 const fake = await startFakeGemini({
   port: numberEnv('FAKE_GEMINI_PORT') ?? 0,
+  host: process.env.FAKE_GEMINI_HOST ?? '127.0.0.1',
   seed: numberEnv('FAKE_GEMINI_SEED') ?? 1,
   ...(latencyMs === undefined ? {} : { latencyMs }),
   ...(failures ? { failures } : {}),

@@ -17,12 +17,13 @@ import { startEmulators } from '../emulators/index.js';
 import { Supervisor } from './supervisor.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
-const dataDir = path.resolve(process.env.DOCORCH_DATA_DIR ?? path.join(root, '.data'));
-const logger = createLogger({ service: 'stack', level: process.env.LOG_LEVEL ?? 'info' });
+const startConfig = loadConfig();
+const dataDir = path.resolve(startConfig.DOCORCH_DATA_DIR ?? path.join(root, '.data'));
+const logger = createLogger({ service: 'stack', level: startConfig.LOG_LEVEL });
 
 async function devApiKey(tenants: TenantsTable): Promise<string> {
   const file = path.join(dataDir, 'dev-api-key');
-  let key = process.env.DEV_API_KEY;
+  let key = startConfig.DEV_API_KEY;
   if (!key) {
     key = await readFile(file, 'utf8').then(
       (s) => s.trim(),
@@ -94,10 +95,11 @@ async function main(): Promise<void> {
   process.stdout.write(
     [
       '',
-      'docorch local stack is up',
+      `docorch local stack is up (Node ${process.version})`,
       `  API:      ${baseUrl}   (${config.WORKERS} workers on ${config.SHARDS} shards, aggregator on :${config.PORT + 10})`,
       `  API key:  ${apiKey}   (also in ${path.relative(process.cwd(), path.join(dataDir, 'dev-api-key'))})`,
       `  S3:       ${emulators.endpoints.s3}   DynamoDB: ${emulators.endpoints.dynamodb}   Kinesis: ${emulators.endpoints.kinesis}`,
+      `  Metrics:  ${baseUrl}/metrics, worker-N on :${config.PORT + 10}+N/metrics, aggregator :${config.PORT + 10}/metrics`,
       `  Data:     ${dataDir}`,
       '',
       'Try:',
