@@ -12,6 +12,14 @@
  * An assembly is counted three ways: reduce calls of a spy analyzer, PutObjects of the document
  * result, and the job row's transitions into `assembling` and `completed` in the stream history.
  */
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+// @ts-expect-error: yauzl ships no types
+import yauzl from 'yauzl';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   chunkResultKey,
@@ -30,6 +38,25 @@ import {
 import { createIsolatedResources, type IsolatedResources } from '@docorch/testkit';
 import { createStreamHandler } from '../services/aggregator/src/handler.js';
 import { newJob, readTableWrites, type TableWrite } from './helpers.js';
+// @ts-expect-error: a plain .mjs build script, typed by its use here
+import { buildLambda, lambdaNode } from '../scripts/build-lambda.mjs';
+
+/** Extracts a zip (what Lambda does with the deployment package) into `dir`. */
+async function unzip(zipPath: string, dir: string): Promise<string[]> {
+  const zip = await yauzl.openPromise(zipPath);
+  const names: string[] = [];
+  try {
+    for await (const entry of zip.eachEntry() as AsyncIterable<{ fileName: string }>) {
+      const target = path.join(dir, entry.fileName);
+      await mkdir(path.dirname(target), { recursive: true });
+      await pipeline(await zip.openReadStreamPromise(entry), createWriteStream(target));
+      names.push(entry.fileName);
+    }
+  } finally {
+    zip.close();
+  }
+  return names;
+}
 
 /** The event shape Lambda's DynamoDB Streams event source mapping delivers. */
 type DynamoDBStreamEvent = Parameters<ReturnType<typeof createStreamHandler>>[0];
@@ -219,5 +246,52 @@ describe('aggregator handler: duplicates, parallel invocations, poison records',
     const job = await ctx.status.getJob(tenantId, documentId);
     expect(job?.status).toBe('completed');
     expect(analyzer.reduces).toBe(1);
+  });
+  it('the deployed zip, on the Lambda runtime\'s Node 22, exports the handler Terraform names and assembles a ready job', { timeout: 180_000 }, async () => {
+    const built = (await buildLambda()) as { zipPath: string; manifest: { runtime: string; node: string; handlers: string[] } };
+    const variables = await readFile(path.join(import.meta.dirname, '../infra/terraform/variables.tf'), 'utf8');
+    const handler = /variable "aggregator_handler" \{[\s\S]*?default\s*=\s*"([^"]+)"/.exec(variables)?.[1] as string;
+    expect(handler).toBe('lambda.handler');
+    expect(built.manifest).toMatchObject({ runtime: 'nodejs22.x', handlers: [handler] });
+    // The old default names nothing the bundle exports (Terraform's plan refuses it: plan.tftest.hcl).
+    expect(built.manifest.handlers).not.toContain('dist/handler.handler');
+
+    const dir = await mkdtemp(path.join(tmpdir(), 'docorch-lambda-'));
+    try {
+      const files = await unzip(built.zipPath, dir);
+      expect(files).toEqual(expect.arrayContaining(['lambda.js', 'analyze-thread.js', 'package.json']));
+      const documentId = 'doc-lambda-node22';
+      await readyJob(documentId);
+      const { event } = await streamEvent(documentId);
+      await writeFile(path.join(dir, 'event.json'), JSON.stringify(event));
+      const [file, exportName] = handler.split('.') as [string, string];
+      // What the nodejs22.x runtime does: import the handler's module and call the export.
+      const driver = `const m = await import(${JSON.stringify(path.join(dir, `${file}.js`))});
+        const event = JSON.parse(await (await import('node:fs/promises')).readFile(${JSON.stringify(path.join(dir, 'event.json'))}, 'utf8'));
+        const out = await m[${JSON.stringify(exportName)}](event, { awsRequestId: 'lambda-req-1' });
+        process.stdout.write('RESULT ' + JSON.stringify({ node: process.version, out }) + '\\n');
+        process.exit(0);`;
+      const child = spawn(lambdaNode() as string, ['--input-type=module', '-e', driver], {
+        env: { ...process.env, ...resources.names, LOG_LEVEL: 'silent', ANALYZER: 'local', NODE_OPTIONS: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      expect(code, output).toBe(0);
+      const line = output.split('\n').find((l) => l.startsWith('RESULT ')) as string;
+      const { node, out } = JSON.parse(line.slice('RESULT '.length)) as { node: string; out: { batchItemFailures: unknown[] } };
+      expect(node).toMatch(/^v22\./);
+      expect(out.batchItemFailures).toEqual([]);
+      const job = await ctx.status.getJob(tenantId, documentId);
+      expect(job?.status).toBe('completed');
+      expect(job?.assemblyOwner).toBe('lambda-req-1');
+      const result = await ctx.blobs.getJson<{ summary: string; chunks: unknown[] }>(ctx.config.RESULTS_BUCKET, resultKey(tenantId, documentId));
+      expect(result?.chunks).toHaveLength(CHUNKS);
+      expect(result?.summary.length).toBeGreaterThan(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -49,7 +49,10 @@ async function startOtlpReceiver(): Promise<{ url: string; spans: ReceivedSpan[]
   return { url: `http://127.0.0.1:${port}`, spans, close: () => new Promise((r) => server.close(() => r())) };
 }
 
-/** Parsed JSON log lines of a process that mention a document. */
+/**
+ * Parsed JSON log lines of a process about a document's work (bound with its documentId; status
+ * polls that merely name it in their URL are requests of their own, with their own traces).
+ */
 function linesAbout(output: readonly string[], documentId: string): Array<Record<string, unknown>> {
   return output
     .filter((l) => l.includes(documentId))
@@ -59,7 +62,8 @@ function linesAbout(output: readonly string[], documentId: string): Array<Record
       } catch {
         return [];
       }
-    });
+    })
+    .filter((l) => l.documentId === documentId);
 }
 
 /** `name{labels} value` samples of a Prometheus text page. */

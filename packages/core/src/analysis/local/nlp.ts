@@ -4,19 +4,17 @@
  * vectorizer) and compromise (people, places, organisations). Both ship their models in the
  * package, so the local analyzer needs no network and no downloads.
  */
-import { createRequire } from 'node:module';
 import nlpCompromise from 'compromise';
 import model from 'wink-eng-lite-web-model';
 import winkNLP from 'wink-nlp';
 import type { ItsHelpers, WinkMethods } from 'wink-nlp';
-import type bm25VectorizerFn from 'wink-nlp/utilities/bm25-vectorizer';
-
-// wink's utilities are CommonJS files without an exports map: ESM cannot import them without a
-// file extension, while the types are declared for the extensionless name.
-const require = createRequire(import.meta.url);
+// wink's utilities are CommonJS files without an exports map: ESM imports them by file name (a
+// static import, so bundlers include it), while the types are declared for the extensionless name
+// (wink-utilities.d.ts).
+import bm25VectorizerCjs from 'wink-nlp/utilities/bm25-vectorizer.js';
 
 /** BM25 vectorizer factory of wink-nlp. */
-export const bm25Vectorizer = require('wink-nlp/utilities/bm25-vectorizer') as typeof bm25VectorizerFn;
+export const bm25Vectorizer = bm25VectorizerCjs;
 
 let wink: WinkMethods | undefined;
 
