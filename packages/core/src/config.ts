@@ -37,6 +37,7 @@ export const configSchema = z.object({
   PORT: int(3000).describe('API HTTP port.'),
   WORKER_PORT: int(8081).describe('Worker HTTP port for /healthz and /metrics.'),
   TRUST_PROXY: int(0).describe('Number of reverse proxies (e.g. the ALB) in front of the API, for client IPs.'),
+  KEEP_ALIVE_TIMEOUT_MS: int(75_000, 1_000).describe('How long the API keeps an idle client connection open; must exceed the load balancer idle timeout (Terraform sets it to that plus 15 s).'),
   UPLOAD_TMP_DIR: z.string().min(1).default(os.tmpdir()).describe('Directory multer streams uploads into.'),
   MAX_UPLOAD_BYTES: int(100 * 1024 * 1024, 1).describe('Largest accepted upload in bytes (413 above).'),
   MAX_PAGES: int(2000, 1).describe('Most pages accepted in one document (422 TOO_MANY_PAGES above).'),
@@ -74,6 +75,11 @@ export const configSchema = z.object({
   ANALYSIS_TIMEOUT_MS: int(60_000, 1).describe('Longest a single chunk analysis may take.'),
   ANALYSIS_MAX_HEAP_MB: int(512, 64).describe('Heap limit (old generation) of each local-analyzer thread, in MiB.'),
   GEMINI_API_KEY: z.string().min(1).optional().describe('Gemini API key; enables the Gemini analyzer.'),
+  GEMINI_API_KEY_SECRET_ARN: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:secretsmanager:/)
+    .optional()
+    .describe('Secrets Manager secret holding the Gemini API key (append :KEY:: for a JSON key), read at start when GEMINI_API_KEY is unset (the aggregator Lambda).'),
   GEMINI_MODEL: z.string().min(1).default('gemini-2.5-flash').describe('Gemini model name.'),
   GEMINI_BASE_URL: optionalUrl.describe('Gemini API base URL override (tests use a fake server).'),
   GEMINI_TEMPERATURE: z.coerce.number().min(0).max(2).default(0.2).describe('Sampling temperature of Gemini calls (low: grounded, repeatable output).'),
@@ -108,7 +114,7 @@ export const configSchema = z.object({
 
 /** The validated configuration. */
 export type Config = z.infer<typeof configSchema> & {
-  /** The analyzer actually selected (ANALYZER, else gemini if GEMINI_API_KEY is set, else local). */
+  /** The analyzer actually selected (ANALYZER, else gemini if GEMINI_API_KEY or its secret is set, else local). */
   analyzer: 'local' | 'gemini';
 };
 
@@ -139,7 +145,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       }),
     );
   }
-  const analyzer = parsed.data.ANALYZER ?? (parsed.data.GEMINI_API_KEY ? 'gemini' : 'local');
+  const analyzer = parsed.data.ANALYZER ?? (parsed.data.GEMINI_API_KEY || parsed.data.GEMINI_API_KEY_SECRET_ARN ? 'gemini' : 'local');
   return { ...parsed.data, analyzer };
 }
 

@@ -29,6 +29,7 @@ export {
 } from './telemetry/tracing.js';
 export { instrumentAnalyzer, modelCallRecorder } from './telemetry/instrument.js';
 export { startProcess, type ProcessBasics } from './app/process.js';
+export { resolveSecrets } from './app/secrets.js';
 export { threadScript, type ThreadScript } from './threads/thread-script.js';
 
 // analysis

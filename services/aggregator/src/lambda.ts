@@ -4,13 +4,17 @@
  * as CloudWatch Embedded Metric Format lines (nothing scrapes a Lambda) and flushes its spans.
  */
 import type { DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
-import { createPipelineContext, EmfPublisher, startProcess, unavailableExtractor, type Tracing } from '@docorch/core';
+import { createPipelineContext, EmfPublisher, resolveSecrets, startProcess, unavailableExtractor, type Tracing } from '@docorch/core';
 import { createStreamHandler, type StreamHandler } from './handler.js';
 
-let state: { handle: StreamHandler; emf: EmfPublisher; tracing: Tracing } | undefined;
+type State = { handle: StreamHandler; emf: EmfPublisher; tracing: Tracing };
+let state: Promise<State> | undefined;
 
-function init(): NonNullable<typeof state> {
-  const { config, logger, metrics, tracing } = startProcess('aggregator');
+async function init(): Promise<State> {
+  const basics = startProcess('aggregator');
+  const { logger, metrics, tracing } = basics;
+  // With Gemini, the key comes from Secrets Manager (GEMINI_API_KEY_SECRET_ARN), read once per container.
+  const config = await resolveSecrets(basics.config);
   const ctx = createPipelineContext(config, logger, {
     extractor: unavailableExtractor('the aggregator does not parse PDFs'),
     metrics,
@@ -20,10 +24,15 @@ function init(): NonNullable<typeof state> {
 }
 
 export async function handler(event: DynamoDBStreamEvent, context?: { awsRequestId?: string }): Promise<DynamoDBBatchResponse> {
-  state ??= init();
+  // A failed start (e.g. the secret unreadable) is retried by the next invocation, not cached.
+  state ??= init().catch((err: unknown) => {
+    state = undefined;
+    throw err;
+  });
+  const { handle, emf, tracing } = await state;
   try {
-    return await state.handle(event, context);
+    return await handle(event, context);
   } finally {
-    await Promise.allSettled([state.emf.flush(), state.tracing.flush()]);
+    await Promise.allSettled([emf.flush(), tracing.flush()]);
   }
 }

@@ -28,8 +28,10 @@ server.on('checkContinue', (req, res) => {
   server.emit('request', req, res);
 });
 server.requestTimeout = config.SYNC_TIMEOUT_MS + 120_000;
-server.headersTimeout = 60_000;
-server.keepAliveTimeout = 65_000;
+// Idle connections outlive the load balancer's idle timeout, so the balancer closes them first and
+// never sends a request on a socket the API is closing (a 502); headers must arrive within it too.
+server.keepAliveTimeout = config.KEEP_ALIVE_TIMEOUT_MS;
+server.headersTimeout = config.KEEP_ALIVE_TIMEOUT_MS + 5_000;
 
 // PDF parsing and NLP run in worker threads, so nothing here should reject unhandled; if something
 // does, log it and keep serving rather than dropping every in-flight request.

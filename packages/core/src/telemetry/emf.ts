@@ -111,7 +111,7 @@ export class EmfPublisher {
     labels: Record<string, string | number>,
     data: { value: number } | { values: number[]; counts: number[] },
   ): number {
-    const dimensions = Object.keys(labels);
+    const dimensions = Object.keys(labels).sort();
     const line = {
       _aws: {
         Timestamp: this.now(),
