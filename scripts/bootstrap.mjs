@@ -88,7 +88,8 @@ function main() {
   checkJava();
   const env = {
     ...process.env,
-    PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}`,
+    // The pinned Node first, then the pinned pnpm (for `exec pnpm ...`).
+    PATH: [path.dirname(process.execPath), path.join(toolsDir, 'node_modules', '.bin'), process.env.PATH ?? ''].join(path.delimiter),
     npm_config_update_notifier: 'false',
     PNPM_CONFIG_UPDATE_NOTIFIER: 'false',
   };

@@ -153,3 +153,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 export function describeConfig(): string[] {
   return Object.entries(configSchema.shape).map(([name, schema]) => `${name}: ${schema.description ?? ''}`);
 }
+
+/** Defaults that depend on the machine, as the reference states them. */
+const MACHINE_DEFAULTS: Partial<Record<keyof typeof configSchema.shape, string>> = {
+  UPLOAD_TMP_DIR: 'the OS temp dir',
+  PDF_THREADS: 'cores, 1 to 4',
+  ANALYSIS_THREADS: 'cores, 1 to 4',
+};
+
+/**
+ * The environment reference: a markdown table of every variable the config reads, its default and
+ * its description, in schema order. docs/DEVELOPMENT.md embeds it (`pnpm docs:env` rewrites it, and
+ * a test fails when the page and the schema differ).
+ */
+export function configReference(): string {
+  const rows = Object.entries(configSchema.shape).map(([name, schema]) => {
+    const machine = MACHINE_DEFAULTS[name as keyof typeof MACHINE_DEFAULTS];
+    const parsed = (schema as z.ZodType).safeParse(undefined);
+    const value = machine ?? (parsed.success && parsed.data !== undefined ? `\`${Array.isArray(parsed.data) ? parsed.data.join(',') : String(parsed.data)}\`` : 'unset');
+    return `| \`${name}\` | ${value} | ${(schema.description ?? '').replaceAll('|', '\\|')} |`;
+  });
+  return ['| variable | default | what it does |', '| --- | --- | --- |', ...rows].join('\n');
+}

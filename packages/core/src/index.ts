@@ -1,7 +1,7 @@
 // Public API of @docorch/core: explicit named re-exports, grouped by concept.
 
 // config, errors, telemetry
-export { loadConfig, describeConfig, configSchema, ConfigError, type Config } from './config.js';
+export { loadConfig, configReference, describeConfig, configSchema, ConfigError, type Config } from './config.js';
 export {
   DocorchError,
   ERROR_CODES,

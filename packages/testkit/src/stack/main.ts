@@ -67,7 +67,7 @@ async function main(): Promise<void> {
   const emulators = await startEmulators({ dataDir: path.join(dataDir, 'emulators') });
   // The SDK reads the emulators' credentials from the environment, here as in the services.
   Object.assign(process.env, emulators.env);
-  const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: process.env.NODE_ENV ?? 'development' };
+  const env: NodeJS.ProcessEnv = { ...process.env };
   const config = loadConfig(env);
   const aws = createAwsClients(config);
   await ensureResources(aws, config, { shardCount: config.SHARDS });
