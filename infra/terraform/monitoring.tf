@@ -12,9 +12,15 @@ resource "aws_cloudwatch_dashboard" "main" {
     widgets = [
       { type = "metric", x = 0, y = 0, width = 12, height = 6, properties = {
         title = "Documents by status", region = var.region, stat = "Sum", period = 300, view = "timeSeries",
+        # Terminal transitions are counted by whichever process makes them (sync: api, split
+        # failures: worker, assemblies: aggregator), so the status series are summed over services.
         metrics = concat(
           [["${local.ns}", "documents_total", "service", "api", "mode", "sync"], ["...", "async"]],
-          [for s in ["completed", "completed_with_errors", "failed", "cancelled"] : ["${local.ns}", "documents_finished_total", "service", s == "cancelled" ? "api" : "aggregator", "status", s]],
+          [for s in ["completed", "completed_with_errors", "failed", "cancelled"] : [{
+            expression = "SUM(SEARCH('{${local.ns},service,status} MetricName=\"documents_finished_total\" status=\"${s}\"', 'Sum', 300))"
+            label      = s
+            id         = replace(s, "_", "")
+          }]],
         )
       } },
       { type = "metric", x = 12, y = 0, width = 12, height = 6, properties = {
@@ -141,18 +147,20 @@ resource "aws_cloudwatch_metric_alarm" "chunk_latency" {
 
 resource "aws_cloudwatch_metric_alarm" "documents_failed" {
   alarm_name          = "${local.prefix}-documents-failed"
-  alarm_description   = "Documents ended failed (more than 5 in 15 minutes): runbook 'documents-failed'."
-  namespace           = local.ns
-  metric_name         = "documents_finished_total"
-  dimensions          = { service = "aggregator", status = "failed" }
-  statistic           = "Sum"
-  period              = 900
-  evaluation_periods  = 1
-  threshold           = 5
+  alarm_description   = "Documents ended failed (more than 5 in 15 minutes, sync, split or assembly): runbook 'documents-failed'."
   comparison_operator = "GreaterThanThreshold"
+  threshold           = 5
+  evaluation_periods  = 1
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "failed"
+    expression  = "SUM(SEARCH('{${local.ns},service,status} MetricName=\"documents_finished_total\" status=\"failed\"', 'Sum', 900))"
+    label       = "failed documents"
+    return_data = true
+  }
 }
 
 # --- optional WAF in front of the ALB -----------------------------------------------------------------
