@@ -17,8 +17,8 @@
  */
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { generateApiKey } from '@docorch/core';
 import { freePort, generatePdf, repoRoot } from '@docorch/testkit';
 
 const log = (message: string) => process.stdout.write(`[containers] ${message}\n`);
@@ -129,7 +129,7 @@ async function main(): Promise<void> {
   }
   const ports = { API_PORT: await freePort(), S3_PORT: await freePort(), KINESIS_PORT: await freePort(), DYNAMODB_PORT: await freePort() };
   const extra = { WORKER_1_PORT: await freePort(), WORKER_2_PORT: await freePort(), AGGREGATOR_PORT: await freePort(), FAKE_GEMINI_PORT: await freePort() };
-  const apiKey = `dk_ci_${randomBytes(16).toString('hex')}`;
+  const apiKey = generateApiKey().key;
   const project = `docorchci${process.pid}`;
   const composeEnv = { ...env, ...Object.fromEntries(Object.entries({ ...ports, ...extra }).map(([k, v]) => [k, String(v)])), DEV_API_KEY: apiKey, SHARDS: '2', LOG_LEVEL: 'warn' };
   const compose = (args: string[], options: SpawnSyncOptions = {}) => run('docker-compose', ['-p', project, ...args], { env: composeEnv, ...options });

@@ -93,6 +93,7 @@ describe('observability across the API, the workers and the aggregator', () => {
       workers: 2,
       shards: 2,
       prefix: 'obs',
+      waitForBalance: true,
       env: {
         LOG_LEVEL: 'info',
         ANALYZER: 'gemini',
@@ -154,8 +155,9 @@ describe('observability across the API, the workers and the aggregator', () => {
 
     const workers = await Promise.all(pipeline.workers.map((w) => scrape(w.baseUrl)));
     const sum = (name: string, filter = '') => workers.reduce((a, text) => a + total(text, name, filter), 0);
-    expect(sum('docorch_analyses_total', 'outcome="ok"')).toBe(6);
-    expect(sum('docorch_analysis_seconds_count')).toBe(6);
+    // At least once per chunk: a record redelivered after a lease moved may be analysed again.
+    expect(sum('docorch_analyses_total', 'outcome="ok"')).toBeGreaterThanOrEqual(6);
+    expect(sum('docorch_analysis_seconds_count')).toBeGreaterThanOrEqual(6);
     expect(sum('docorch_model_calls_total', 'outcome="ok"')).toBeGreaterThanOrEqual(6);
     expect(sum('docorch_model_call_seconds_count')).toBeGreaterThanOrEqual(6);
     expect(sum('docorch_records_total', 'type="chunk.ready"')).toBeGreaterThanOrEqual(6);

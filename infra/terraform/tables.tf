@@ -161,6 +161,12 @@ resource "aws_dynamodb_table" "rate_limit" {
     type = "S"
   }
 
+  # The API's per-tenant request windows (API#<budget>:<tenant>#<start>) expire by themselves.
+  ttl {
+    attribute_name = "expiresAt"
+    enabled        = true
+  }
+
   server_side_encryption {
     enabled     = true
     kms_key_arn = aws_kms_key.data.arn

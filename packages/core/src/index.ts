@@ -112,7 +112,26 @@ export { BlobStore, type UploadOptions } from './aws/blob-store.js';
 export { chunkInputKey, chunkResultKey, documentPrefix, resultKey, sourceKey } from './aws/object-keys.js';
 export { StatusTable, BY_TENANT_INDEX, isTransientTransactionError, documentPk, type JobPage, type JobPatch } from './aws/status-table.js';
 export { FilesTable, type FileRecord, type IdempotencyRecord } from './aws/files-table.js';
-export { TenantsTable, generateApiKey, hashApiKey, usageMonth, type MonthlyUsage, type Tenant } from './aws/tenants-table.js';
+export {
+  generateApiKey,
+  hashApiKey,
+  keyIdOf,
+  parseDuration,
+  PLAN_FIELDS,
+  resolvePlan,
+  TENANT_ID_PATTERN,
+  TenantStore,
+  type ApiKeyInfo,
+  type AuthFailure,
+  type Plan,
+  type Principal,
+  type Tenant,
+  type TenantStatus,
+  type TenantStoreOptions,
+} from './store/tenants.js';
+export { idempotencyRequestHash, runIdempotent, type IdempotentOutcome } from './pipeline/idempotency.js';
+export { RateLimitCounters, type WindowHits } from './store/rate-limits.js';
+export { msUntilNextMonth, UsageMeter, usageMonth, type Admission, type QuotaLimits, type UsageReport } from './store/usage-meter.js';
 export {
   BUCKET_NAME_KEYS,
   DEFAULT_SHARD_COUNT,

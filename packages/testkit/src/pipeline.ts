@@ -3,7 +3,7 @@
  * (fresh bucket, table and stream names), a tenant, the API, N workers and the aggregator, each
  * a real child process, bound to 127.0.0.1.
  */
-import { createAwsClients, generateApiKey, loadConfig, TenantsTable } from '@docorch/core';
+import { createAwsClients, loadConfig, TenantStore, type Plan } from '@docorch/core';
 import { createIsolatedResources, type IsolatedResources } from './emulators/index.js';
 import { startService, type ServiceProcess } from './services.js';
 
@@ -17,6 +17,8 @@ export interface StartPipelineOptions {
   env?: Record<string, string>;
   /** Prefix of the resource names. @defaultValue 'pipe' */
   prefix?: string;
+  /** Plan of the tenant created for the run. @defaultValue the config defaults */
+  plan?: Plan;
   /**
    * Wait until the workers hold shards evenly (each `floor` or `ceil` of shards / workers), as
    * a fleet in steady state does; leases move one steal per take interval. @defaultValue false
@@ -73,8 +75,9 @@ export async function startPipeline(options: StartPipelineOptions = {}): Promise
   const config = loadConfig({ ...process.env, ...env });
   const aws = createAwsClients(config);
   const tenantId = `t${Math.random().toString(36).slice(2, 10)}`;
-  const apiKey = generateApiKey();
-  await new TenantsTable(aws.doc, config.TENANTS_TABLE).putTenant({ tenantId, name: tenantId }, apiKey);
+  const tenants = new TenantStore(aws.doc, config.TENANTS_TABLE);
+  await tenants.createTenant({ tenantId, name: tenantId, ...(options.plan ? { plan: options.plan } : {}) });
+  const { key: apiKey } = await tenants.createKey(tenantId, { name: 'test' });
   aws.destroy();
 
   const startWorker = (id: string) => startService({ service: 'worker', env: { ...env, WORKER_ID: id }, portEnv: 'WORKER_PORT' });

@@ -3,14 +3,13 @@
  * routes, and problem+json errors. Built from a PipelineContext so tests can run it in-process.
  */
 import express, { type Express, type Request, type Response } from 'express';
-import { rateLimit } from 'express-rate-limit';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { randomUUID } from 'node:crypto';
 import { DocorchError, SpanKind, withSpan, type PipelineContext } from '@docorch/core';
-import { authenticate, maybeTenantOf, tenantOf } from './auth.js';
+import { authenticate, authFailureLimit, principalOf, tenantRateLimits } from './auth.js';
 import { checkReadiness } from './health.js';
-import { notFoundHandler, problemCodes, problemHandler, sendProblem } from './problem.js';
+import { notFoundHandler, problemCodes, problemHandler } from './problem.js';
 import { documentsRouter } from './routes/documents.js';
 
 /** Builds the app. */
@@ -65,34 +64,19 @@ export function createApp(ctx: PipelineContext): Express {
   });
 
   const v1 = express.Router();
-  v1.use(authenticate(ctx.tenants));
-  // Writes (uploads, deletes) and reads (status polling) have separate per-tenant budgets, so
-  // a client polling a job never locks itself out of uploading, nor the other way round.
-  const limiter = (name: string, perMinute: (req: Request) => number) =>
-    rateLimit({
-      windowMs: 60_000,
-      limit: perMinute,
-      keyGenerator: (req: Request) => `${name}:${maybeTenantOf(req)?.tenantId ?? 'anonymous'}`,
-      standardHeaders: 'draft-8',
-      identifier: name,
-      legacyHeaders: false,
-      handler: (req: Request, res: Response, _next, options) => {
-        const resetMs = (req as Request & { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime?.getTime();
-        const retryAfterMs = resetMs ? Math.max(1000, resetMs - Date.now()) : options.windowMs;
-        sendProblem(res, new DocorchError('THROTTLED', `Rate limit exceeded for this tenant (${name})`, { retryAfterMs }), req.originalUrl);
-      },
-    });
-  const writes = limiter('writes', (req) => maybeTenantOf(req)?.rateLimitPerMinute ?? ctx.config.RATE_LIMIT_PER_MINUTE);
-  const reads = limiter('reads', () => ctx.config.READ_RATE_LIMIT_PER_MINUTE);
-  v1.use((req: Request, res: Response, next) => (req.method === 'GET' || req.method === 'HEAD' ? reads : writes)(req, res, next));
+  v1.use(authFailureLimit(ctx));
+  v1.use(authenticate(ctx));
+  v1.use(tenantRateLimits(ctx));
   v1.use('/documents', documentsRouter(ctx));
-  // The tenant's model usage for a month (YYYY-MM, default the current one, UTC).
+  // The tenant's usage for a month (YYYY-MM, default the current one, UTC): used, reserved and
+  // limit of each quota, and the model usage.
   v1.get('/usage', async (req: Request, res: Response) => {
     const month = typeof req.query.month === 'string' ? req.query.month : undefined;
     if (month !== undefined && !/^\d{4}-(0[1-9]|1[0-2])$/.test(month)) {
       throw new DocorchError('INVALID_REQUEST', 'month must look like 2026-11');
     }
-    res.json(await ctx.tenants.getUsage(tenantOf(req).tenantId, month));
+    const { tenant, limits } = principalOf(req);
+    res.json(await ctx.usage.report(tenant.tenantId, limits, month));
   });
   app.use('/v1', v1);
 

@@ -1,32 +1,87 @@
 /**
- * Bearer API-key authentication. The key identifies the tenant; only its hash is stored.
+ * Bearer API-key authentication and the per-tenant limits that come with it.
+ *
+ * Order of the middlewares on /v1 (app.ts):
+ *   1. failures per client address (in process, before any lookup): a client that sent
+ *      AUTH_FAILURES_PER_MINUTE missing or wrong keys gets 429 without another DynamoDB read;
+ *   2. authentication (core's TenantStore, bounded caches);
+ *   3. read-only keys: 403 on anything but GET and HEAD;
+ *   4. the tenant's plan rate limits (writes, reads), counted in DynamoDB across every replica.
  */
-import type { NextFunction, Request, Response } from 'express';
-import type { Tenant, TenantsTable } from '@docorch/core';
-import { problem } from './problem.js';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { rateLimit, type ClientRateLimitInfo, type Options, type Store } from 'express-rate-limit';
+import { DocorchError, RateLimitCounters, resolvePlan, type PipelineContext, type Plan, type Principal } from '@docorch/core';
+import { problem, sendProblem } from './problem.js';
 
-/** The tenant of each authenticated request (no global type augmentation needed). */
-const requestTenants = new WeakMap<Request, Tenant>();
+/** What each authenticated request carries. */
+export interface RequestPrincipal extends Principal {
+  /** The plan in force (tenant fields over config defaults). */
+  limits: Required<Plan>;
+}
 
-/** Middleware: 401 problem+json unless `Authorization: Bearer <key>` names a known key. */
-export function authenticate(tenants: TenantsTable) {
+/** The principal of each authenticated request (no global type augmentation needed). */
+const principals = new WeakMap<Request, RequestPrincipal>();
+
+const REASONS = {
+  malformed: 'The API key is not valid',
+  unknown: 'The API key is not valid',
+  revoked: 'The API key has been revoked',
+  expired: 'The API key has expired',
+  suspended: 'The tenant is suspended',
+} as const;
+
+/** 429 problem+json from express-rate-limit's state (Retry-After from the window's end). */
+function limited(code: string) {
+  return (req: Request, res: Response, _next: NextFunction, options: Options): void => {
+    const resetMs = (req as Request & { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime?.getTime();
+    const retryAfterMs = resetMs ? Math.max(1000, resetMs - Date.now()) : options.windowMs;
+    sendProblem(res, new DocorchError('THROTTLED', code, { retryAfterMs }), req.originalUrl);
+  };
+}
+
+/**
+ * Step 1: counts requests whose key was missing or wrong, per client address, in this process
+ * (a DynamoDB counter would spend a write on every bad request, which is what it guards against).
+ */
+export function authFailureLimit(ctx: PipelineContext): RequestHandler {
+  return rateLimit({
+    windowMs: 60_000,
+    limit: ctx.config.AUTH_FAILURES_PER_MINUTE,
+    identifier: 'auth-failures',
+    standardHeaders: 'draft-8',
+    legacyHeaders: false,
+    // Only 401s count, and a key this replica has seen valid is never held back by this limit (a
+    // client sharing an address with a flood of random keys keeps working).
+    requestWasSuccessful: (_req, res) => res.statusCode !== 401,
+    skipSuccessfulRequests: true,
+    skip: (req) => ctx.tenants.knows(/^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1] ?? ''),
+    handler: limited('Too many requests with a missing or invalid API key from this address'),
+  });
+}
+
+/** Step 2 and 3: 401 unless the key is valid; 403 for a read-only key on a write. */
+export function authenticate(ctx: PipelineContext): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    const header = req.headers.authorization ?? '';
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
     if (!match?.[1]) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="docorch"');
       next(problem('UNAUTHENTICATED', 'Send your API key as "Authorization: Bearer <key>"'));
       return;
     }
     try {
-      const tenant = await tenants.authenticate(match[1]);
-      if (!tenant) {
+      const outcome = await ctx.tenants.authenticate(match[1]);
+      if (!outcome.ok) {
         res.setHeader('WWW-Authenticate', 'Bearer realm="docorch", error="invalid_token"');
-        next(problem('UNAUTHENTICATED', 'The API key is not valid'));
+        next(problem('UNAUTHENTICATED', REASONS[outcome.reason]));
         return;
       }
-      requestTenants.set(req, tenant);
-      req.log = req.log?.child({ tenantId: tenant.tenantId });
+      const { principal } = outcome;
+      if (principal.key.readOnly && req.method !== 'GET' && req.method !== 'HEAD') {
+        next(problem('FORBIDDEN', 'This API key is read-only'));
+        return;
+      }
+      principals.set(req, { ...principal, limits: resolvePlan(principal.tenant.plan, ctx.config) });
+      req.log = req.log?.child({ tenantId: principal.tenant.tenantId, keyId: principal.key.keyId });
       next();
     } catch (err) {
       next(err);
@@ -34,14 +89,64 @@ export function authenticate(tenants: TenantsTable) {
   };
 }
 
-/** The authenticated tenant of a request (routes behind {@link authenticate} only). */
-export function tenantOf(req: Request): Tenant {
-  const tenant = requestTenants.get(req);
-  if (!tenant) throw new Error('tenantOf() used on a route without authenticate()');
-  return tenant;
+/** The authenticated principal of a request (routes behind {@link authenticate} only). */
+export function principalOf(req: Request): RequestPrincipal {
+  const principal = principals.get(req);
+  if (!principal) throw new Error('principalOf() used on a route without authenticate()');
+  return principal;
 }
 
-/** The authenticated tenant, or undefined before authentication. */
-export function maybeTenantOf(req: Request): Tenant | undefined {
-  return requestTenants.get(req);
+/** The authenticated tenant id of a request. */
+export function tenantIdOf(req: Request): string {
+  return principalOf(req).tenant.tenantId;
+}
+
+/** express-rate-limit's Store over core's shared DynamoDB window counters. */
+export class DynamoDbRateLimitStore implements Store {
+  readonly localKeys = false;
+  private windowMs = 60_000;
+
+  constructor(
+    private readonly counters: RateLimitCounters,
+    readonly prefix: string,
+  ) {}
+
+  init(options: Options): void {
+    this.windowMs = options.windowMs;
+  }
+
+  async increment(key: string): Promise<ClientRateLimitInfo> {
+    return this.counters.hit(`${this.prefix}${key}`, this.windowMs);
+  }
+
+  async decrement(key: string): Promise<void> {
+    await this.counters.unhit(`${this.prefix}${key}`, this.windowMs);
+  }
+
+  async resetKey(): Promise<void> {
+    // Windows expire by themselves; an explicit reset is never used by docorch.
+  }
+}
+
+/** Step 4: the plan's write (uploads, deletes) and read budgets, per tenant, across replicas. */
+export function tenantRateLimits(ctx: PipelineContext): RequestHandler {
+  const counters = new RateLimitCounters(ctx.aws.doc, ctx.config.RATE_LIMIT_TABLE);
+  const limiter = (budget: 'writes' | 'reads', perMinute: (p: RequestPrincipal) => number) =>
+    rateLimit({
+      windowMs: 60_000,
+      limit: (req: Request) => perMinute(principalOf(req)),
+      keyGenerator: (req: Request) => tenantIdOf(req),
+      store: new DynamoDbRateLimitStore(counters, `${budget}:`),
+      identifier: budget,
+      standardHeaders: 'draft-8',
+      legacyHeaders: false,
+      // The counters are shared: a DynamoDB outage must not open the gates, nor fail the request
+      // with a 500; the error handler answers 503 (classified AWS error).
+      passOnStoreError: false,
+      handler: limited(`Rate limit exceeded for this tenant (${budget})`),
+    });
+  // Writes and reads have separate budgets, so polling never locks a client out of uploading.
+  const writes = limiter('writes', (p) => p.limits.uploadsPerMinute);
+  const reads = limiter('reads', (p) => p.limits.readsPerMinute);
+  return (req, res, next) => (req.method === 'GET' || req.method === 'HEAD' ? reads : writes)(req, res, next);
 }

@@ -1,15 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { createAwsClients, generateApiKey, loadConfig, TenantsTable } from '@docorch/core';
+import { createAwsClients, loadConfig, TenantStore, type Plan } from '@docorch/core';
 
-/** Creates a tenant with a random id and returns its id and API key. */
-export async function seedTenant(prefix = 't'): Promise<{ tenantId: string; apiKey: string }> {
-  const config = loadConfig();
+/** Creates a tenant with a random id (and a plan) and returns its id and a new API key. */
+export async function seedTenant(prefix = 't', plan: Plan = {}, env: NodeJS.ProcessEnv = process.env): Promise<{ tenantId: string; apiKey: string }> {
+  const config = loadConfig(env);
   const aws = createAwsClients(config);
   try {
     const tenantId = `${prefix}-${randomBytes(4).toString('hex')}`;
-    const apiKey = generateApiKey();
-    await new TenantsTable(aws.doc, config.TENANTS_TABLE).putTenant({ tenantId, name: tenantId }, apiKey);
-    return { tenantId, apiKey };
+    const tenants = new TenantStore(aws.doc, config.TENANTS_TABLE);
+    await tenants.createTenant({ tenantId, name: tenantId, plan });
+    const { key } = await tenants.createKey(tenantId, { name: 'test' });
+    return { tenantId, apiKey: key };
   } finally {
     aws.destroy();
   }

@@ -154,6 +154,8 @@ export const TABLE_SCHEMAS: Readonly<Record<TableNameKey, TableSchema>> = {
     AttributeDefinitions: [{ AttributeName: RATE_LIMIT_TABLE_KEYS.pk, AttributeType: S }],
     KeySchema: [{ AttributeName: RATE_LIMIT_TABLE_KEYS.pk, KeyType: 'HASH' }],
     BillingMode: 'PAY_PER_REQUEST',
+    // The API's request windows expire by themselves.
+    timeToLiveAttribute: 'expiresAt',
   },
 };
 

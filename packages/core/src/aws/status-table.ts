@@ -19,7 +19,7 @@ import type { ChunkPlan, ChunkStatus, Job, JobStatus, RecordedError } from '../j
 import { statusesLeadingTo, TERMINAL_STATUSES } from '../jobs/model.js';
 import { isConditionFailure } from './conditions.js';
 import { STATUS_TABLE_KEYS } from './resources.js';
-import { usageUpdate } from './tenants-table.js';
+import { releaseSlotUpdate, usageKey, usageUpdate } from '../store/usage-meter.js';
 import type { Usage } from '../analysis/types.js';
 import pLimit from 'p-limit';
 import { sleep, withRetry } from '../retry/backoff.js';
@@ -171,6 +171,10 @@ export class StatusTable {
    * job was cancelled meanwhile, or NOT_FOUND.
    */
   async transition(tenantId: string, documentId: string, to: JobStatus, patch: JobPatch = {}): Promise<Job> {
+    if (TERMINAL_STATUSES.has(to) && this.usageTableName) {
+      const admitted = await this.finishAdmitted(tenantId, documentId, to, patch, statusesLeadingTo(to));
+      if (admitted) return admitted;
+    }
     const from = statusesLeadingTo(to);
     const { names, values, sets } = patchExpression({ ...patch, status: to });
     const fromPlaceholders = from.map((status, i) => {
@@ -199,6 +203,71 @@ export class StatusTable {
         cause: err,
         details: { status: current.status, to },
       });
+    }
+  }
+
+  /**
+   * The terminal transition of an admitted job (one with `admission`), in one transaction with the
+   * release of its in-flight slot and, for `cancelled` and `failed`, of the pages it reserved and
+   * never analysed. The job must still be in `from` (and claimed by `owner`, for an assembly) with
+   * the `pagesDone` read, so a chunk counted meanwhile makes the transaction retry with the new
+   * figure: the slot and the pages are released exactly once, with the exact count.
+   * Returns undefined for a job without admission (the caller makes the plain transition).
+   */
+  private async finishAdmitted(
+    tenantId: string,
+    documentId: string,
+    to: JobStatus,
+    patch: JobPatch,
+    from: readonly JobStatus[],
+    owner?: string,
+  ): Promise<Job | undefined> {
+    const usageTable = this.usageTableName as string;
+    for (let attempt = 1; ; attempt++) {
+      const job = await this.getJob(tenantId, documentId);
+      if (!job) throw new DocorchError('NOT_FOUND', `Document ${documentId} not found`);
+      if (!job.admission) return undefined;
+      if (!from.includes(job.status) || (owner !== undefined && job.assemblyOwner !== owner)) {
+        throw new DocorchError('CONFLICT', `Document ${documentId} is ${job.status}; cannot move to ${to}`, { details: { status: job.status, to } });
+      }
+      const done = patch.pagesDone ?? job.pagesDone ?? 0;
+      const release = to === 'cancelled' || to === 'failed' ? Math.max(0, job.admission.pages - done) : 0;
+      const { names, values, sets } = patchExpression({ ...patch, status: to });
+      values[':seenStatus'] = job.status;
+      values[':seenDone'] = job.pagesDone ?? 0;
+      try {
+        await this.transact([
+          {
+            Update: {
+              TableName: this.tableName,
+              Key: { pk: documentPk(tenantId, documentId), sk: JOB_SK },
+              UpdateExpression: `SET ${sets.join(', ')}`,
+              ConditionExpression: '#status = :seenStatus AND (attribute_not_exists(pagesDone) OR pagesDone = :seenDone)',
+              ExpressionAttributeNames: names,
+              ExpressionAttributeValues: values,
+            },
+          },
+          { Update: releaseSlotUpdate(usageTable, tenantId) },
+          ...(release > 0
+            ? [
+                {
+                  Update: {
+                    TableName: usageTable,
+                    Key: usageKey(tenantId, job.admission.month),
+                    UpdateExpression: 'ADD pagesCharged :minus',
+                    ExpressionAttributeValues: { ':minus': -release },
+                  },
+                },
+              ]
+            : []),
+        ]);
+        if (TERMINAL_STATUSES.has(to)) this.onTerminal?.(to);
+        return { ...job, ...patch, status: to } as Job;
+      } catch (err) {
+        // Our read went stale (a chunk counted, or the job moved): read again and decide again.
+        if (isTransactionConflict(err) && attempt < 10) continue;
+        throw err;
+      }
     }
   }
 
@@ -457,6 +526,7 @@ export class StatusTable {
     claim: { owner: string; counter: number },
     outcome: ({ status: 'succeeded' } | { status: 'failed'; error: RecordedError }) & { resultKey?: string },
     usage?: Usage,
+    pages = 0,
   ): Promise<boolean> {
     const pk = documentPk(tenantId, documentId);
     const now = new Date().toISOString();
@@ -485,13 +555,13 @@ export class StatusTable {
               Update: {
                 TableName: this.tableName,
                 Key: { pk, sk: JOB_SK },
-                UpdateExpression: `SET updatedAt = :now ADD ${counterField} :one`,
+                UpdateExpression: `SET updatedAt = :now ADD ${counterField} :one, pagesDone :pages`,
                 ConditionExpression: '#status = :processing',
                 ExpressionAttributeNames: { '#status': 'status' },
-                ExpressionAttributeValues: { ':now': now, ':one': 1, ':processing': 'processing' },
+                ExpressionAttributeValues: { ':now': now, ':one': 1, ':processing': 'processing', ':pages': pages },
               },
             },
-            ...(usage && this.usageTableName ? [{ Update: usageUpdate(this.usageTableName, tenantId, usage, 1) }] : []),
+            ...(usage && this.usageTableName ? [{ Update: usageUpdate(this.usageTableName, tenantId, usage, 1, pages) }] : []),
       ]);
       return true;
     } catch (err) {
@@ -567,6 +637,15 @@ export class StatusTable {
    * assembler can never overwrite a finished job. Returns false when the condition failed.
    */
   async finishAssembly(tenantId: string, documentId: string, owner: string, to: JobStatus, patch: JobPatch): Promise<boolean> {
+    if (this.usageTableName) {
+      try {
+        const admitted = await this.finishAdmitted(tenantId, documentId, to, patch, ['assembling'], owner);
+        if (admitted) return true;
+      } catch (err) {
+        if (err instanceof DocorchError && (err.code === 'CONFLICT' || err.code === 'NOT_FOUND')) return false;
+        throw err;
+      }
+    }
     const { names, values, sets } = patchExpression({ ...patch, status: to });
     values[':assembling'] = 'assembling';
     values[':me'] = owner;

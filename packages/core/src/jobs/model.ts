@@ -88,6 +88,13 @@ export interface Job {
   webhookUrl?: string;
   /** W3C trace context of the request that admitted the document: the assembly continues its trace. */
   traceparent?: string;
+  /**
+   * What admission reserved (store/usage-meter.ts): the month and pages charged to the page quota,
+   * and an in-flight slot. The terminal transition releases the slot and the pages not analysed.
+   */
+  admission?: { month: string; pages: number };
+  /** Pages whose chunks were counted (succeeded or failed), for the release of unanalysed pages. */
+  pagesDone?: number;
   error?: RecordedError;
   /** Who claimed the final assembly, and when (wall clock): see pipeline/assemble-job.ts. */
   assemblyOwner?: string;

@@ -100,7 +100,7 @@ export async function assembleJob(
   });
   // The reduce's model calls are metered here; the chunks' were metered as each completed.
   const reduceUsage = subtractUsage(result.usage, addUsage(...chunks.map((c) => c.usage)));
-  await ctx.tenants.addUsage(tenantId, reduceUsage).catch((err: unknown) => log.error({ err }, 'could not meter usage'));
+  await ctx.usage.addUsage(tenantId, reduceUsage).catch((err: unknown) => log.error({ err }, 'could not meter usage'));
   log.info({ status: result.status, chunks: chunks.length, ms: { loaded: loadedMs, total: Math.round(performance.now() - t0) } }, 'document assembled');
   return { kind: 'assembled', result };
 }

@@ -9,7 +9,8 @@ import { createAwsClients, type AwsClients } from '../aws/clients.js';
 import { DeadLetters } from '../aws/dead-letters.js';
 import { FilesTable } from '../aws/files-table.js';
 import { StatusTable } from '../aws/status-table.js';
-import { TenantsTable } from '../aws/tenants-table.js';
+import { TenantStore } from '../store/tenants.js';
+import { UsageMeter } from '../store/usage-meter.js';
 import type { Config } from '../config.js';
 import type { PdfExtractor } from '../pdf/types.js';
 import { Queue } from '../stream/queue.js';
@@ -25,7 +26,10 @@ export interface PipelineContext {
   blobs: BlobStore;
   status: StatusTable;
   files: FilesTable;
-  tenants: TenantsTable;
+  /** Tenants, plans and API keys. */
+  tenants: TenantStore;
+  /** Usage metering and quota admission. */
+  usage: UsageMeter;
   deadLetters: DeadLetters;
   /** Producer of the stream's events. */
   queue: Queue;
@@ -66,7 +70,12 @@ export function createPipelineContext(
     blobs: new BlobStore(aws.s3),
     status: new StatusTable(aws.doc, config.STATUS_TABLE, config.TENANTS_TABLE, (status) => metrics.documentsFinished.inc({ status })),
     files: new FilesTable(aws.doc, config.FILES_TABLE),
-    tenants: new TenantsTable(aws.doc, config.TENANTS_TABLE),
+    tenants: new TenantStore(aws.doc, config.TENANTS_TABLE, {
+      authCacheTtlMs: config.AUTH_CACHE_TTL_MS,
+      negativeCacheSize: config.AUTH_NEGATIVE_CACHE_SIZE,
+      onLookup: () => metrics.authLookups.inc(),
+    }),
+    usage: new UsageMeter(aws.doc, config.TENANTS_TABLE),
     deadLetters: new DeadLetters(aws.doc, config.DEAD_LETTERS_TABLE),
     queue: new Queue(aws.kinesis, config.STREAM_NAME),
     extractor: parts.extractor,

@@ -113,12 +113,15 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
 
   // Billed usage of failed analyses of this delivery (see the file comment).
   let spent: Usage = { ...ZERO_USAGE };
+  /** Pages of the chunk, charged as analysed when it is counted (the page quota's `used`). */
+  let pageCount = 0;
   try {
     let result: ChunkResult;
     try {
       const input = await ctx.blobs.getJson<ChunkInputObject>(ctx.config.UPLOADS_BUCKET, chunkInputKey(p.tenantId, p.documentId, p.chunkIndex));
       if (!input) throw new DocorchError('INTERNAL', 'chunk input missing from S3');
       const pages = input.pages.map((pg) => pg.page);
+      pageCount = pages.length;
       const analyzeOnce = () =>
         options.limit(async () => {
           signal.throwIfAborted();
@@ -213,6 +216,7 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
       claim,
       { ...chunkOutcome(result), resultKey },
       result.usage,
+      pageCount,
     );
     if (!counted) {
       log.warn('chunk finished but its claim or job moved on; not counted');

@@ -4,6 +4,8 @@ import { createReadStream } from 'node:fs';
 import type { AnalysisKind } from '../analysis/types.js';
 import { sourceKey } from '../aws/object-keys.js';
 import type { Job, JobMode, JobStatus } from '../jobs/model.js';
+import { DocorchError } from '../errors.js';
+import type { QuotaLimits } from '../store/usage-meter.js';
 import { currentTraceparent } from '../telemetry/tracing.js';
 import type { PipelineContext } from './context.js';
 
@@ -20,6 +22,13 @@ export interface Submission {
   pagesPerChunk: number;
   analyses: AnalysisKind[];
   webhookUrl?: string;
+  /**
+   * The tenant's plan limits (store/tenants.ts resolvePlan). When given, the document is admitted
+   * against them before anything is stored: more pages than `maxPages` is 422 TOO_MANY_PAGES, and
+   * the in-flight slot and the pages are reserved atomically (429 CONCURRENCY_LIMIT,
+   * QUOTA_PAGES_EXCEEDED, QUOTA_TOKENS_EXCEEDED). @defaultValue no admission (internal callers)
+   */
+  limits?: QuotaLimits & { maxPages: number };
 }
 
 /** New document id: time-ordered prefix (sortable in logs) + 96 random bits. */
@@ -38,10 +47,30 @@ export interface NewDocument {
 }
 
 /**
- * Creates a document: the source in the uploads bucket (streamed from disk), its metadata row,
- * then its job row. The source goes first, so a job row never points at a missing object.
+ * Creates a document: admission against the tenant's plan (nothing is stored before it), the
+ * source in the uploads bucket (streamed from disk), its metadata row, then its job row. The source
+ * goes first, so a job row never points at a missing object. An admission whose document could not
+ * be created is given back.
  */
 export async function createDocument(ctx: PipelineContext, sub: Submission, doc: NewDocument): Promise<Job> {
+  let admission;
+  if (sub.limits) {
+    if (doc.pageCount > sub.limits.maxPages) {
+      throw new DocorchError('TOO_MANY_PAGES', `The PDF has ${doc.pageCount} pages; your plan allows ${sub.limits.maxPages}`, {
+        details: { pageCount: doc.pageCount, maxPages: sub.limits.maxPages },
+      });
+    }
+    admission = await ctx.usage.admit(sub.tenantId, doc.pagesSelected, sub.limits);
+  }
+  try {
+    return await storeDocument(ctx, sub, doc, admission ? { month: admission.month, pages: admission.pages } : undefined);
+  } catch (err) {
+    if (admission) await ctx.usage.cancelAdmission(admission).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function storeDocument(ctx: PipelineContext, sub: Submission, doc: NewDocument, admission: Job['admission']): Promise<Job> {
   const now = new Date().toISOString();
   const traceparent = currentTraceparent();
   const job: Job = {
@@ -67,6 +96,7 @@ export async function createDocument(ctx: PipelineContext, sub: Submission, doc:
     ...(sub.pages !== undefined ? { pageSelection: sub.pages } : {}),
     ...(sub.webhookUrl !== undefined ? { webhookUrl: sub.webhookUrl } : {}),
     ...(traceparent ? { traceparent } : {}),
+    ...(admission ? { admission, pagesDone: 0 } : {}),
   };
   await ctx.blobs.upload(ctx.config.UPLOADS_BUCKET, job.sourceKey, createReadStream(sub.filePath), { contentType: 'application/pdf' });
   await ctx.files.putFile({

@@ -117,11 +117,12 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
     await ctx.status.transition(sub.tenantId, documentId, result.status, {
       resultKey: key,
       completedAt: new Date().toISOString(),
+      pagesDone: extraction.pages.length,
       ...(result.status === 'failed'
         ? { error: { code: 'ANALYSIS_FAILED', message: 'Too many chunks failed; see failedPages in the result' } }
         : {}),
     });
-    await ctx.tenants.addUsage(sub.tenantId, result.usage, chunks.length).catch((err: unknown) => log.error({ err }, 'could not meter usage'));
+    await ctx.usage.addUsage(sub.tenantId, result.usage, chunks.length, extraction.pages.length).catch((err: unknown) => log.error({ err }, 'could not meter usage'));
     log.info({ status: result.status }, 'sync job finished');
     return { kind: 'completed', documentId, result };
   } catch (err) {
@@ -190,11 +191,12 @@ async function handOff(
     return { status: 'pending' };
   };
   const succeeded = [...finished.values()].filter((r) => r.status === 'succeeded').length;
+  const finishedPages = plan.filter((c) => finished.has(c.index)).reduce((n, c) => n + c.pages.length, 0);
   const committed = await ctx.status.commitChunks(
     tenantId,
     documentId,
     plan.map((c) => ({ ...c, ...statusOf(c.index) })),
-    { chunksTotal: plan.length, chunksSucceeded: succeeded, chunksFailed: finished.size - succeeded },
+    { chunksTotal: plan.length, chunksSucceeded: succeeded, chunksFailed: finished.size - succeeded, pagesDone: finishedPages },
     'processing',
   );
   const unfinished = plan.filter((c) => !finished.has(c.index));
@@ -206,7 +208,7 @@ async function handOff(
       partitionKey: chunkPartitionKey(documentId, c.index),
     })),
   );
-  await ctx.tenants.addUsage(tenantId, addUsage(...[...finished.values()].map((r) => r.usage)), finished.size);
+  await ctx.usage.addUsage(tenantId, addUsage(...[...finished.values()].map((r) => r.usage)), finished.size, finishedPages);
   log.info({ finished: finished.size, running: inFlight.size, pending: unfinished.length - inFlight.size }, 'sync budget spent; continuing asynchronously');
   for (const [index, analysis] of inFlight) {
     const held = holdClaim(ctx, { tenantId, documentId, chunkIndex: index }, { owner, counter: 1 }, ctx.config.CHUNK_CLAIM_TIMEOUT_MS, log);
@@ -217,7 +219,8 @@ async function handOff(
         await ctx.blobs.putJson(ctx.config.RESULTS_BUCKET, key, result);
         const claim = await held.settle();
         if (!claim) return;
-        await ctx.status.completeChunk(tenantId, documentId, index, claim, { ...chunkOutcome(result), resultKey: key }, result.usage);
+        const chunkPages = plan.find((c) => c.index === index)?.pages.length ?? 0;
+        await ctx.status.completeChunk(tenantId, documentId, index, claim, { ...chunkOutcome(result), resultKey: key }, result.usage, chunkPages);
       })
       .catch((err: unknown) => log.error({ err, chunkIndex: index }, 'could not complete a handed-off chunk; a worker will take it over'))
       .finally(() => held.stop());

@@ -29,6 +29,8 @@ export interface Metrics {
   circuitState: Gauge;
   /** HTTP answers 429, by reason (the problem code). */
   throttled: Counter<'code'>;
+  /** Key rows read to authenticate (the DynamoDB cost of authentication). */
+  authLookups: Counter;
   /** HTTP answers, by status class (2xx, 4xx, 5xx). */
   httpResponses: Counter<'status'>;
   /** Records sent to the dead-letter store, by source (stream, aggregator) and code. */
@@ -78,6 +80,7 @@ export function createMetrics(service: string): Metrics {
     modelCallSeconds: new Histogram({ name: 'docorch_model_call_seconds', help: 'Duration of model HTTP calls', buckets: latencyBuckets, registers }),
     circuitState: new Gauge({ name: 'docorch_circuit_state', help: 'Model circuit breaker: 0 closed, 1 half-open, 2 open', registers }),
     throttled: new Counter({ name: 'docorch_throttled_total', help: 'HTTP 429 answers, by problem code', labelNames: ['code'], registers }),
+    authLookups: new Counter({ name: 'docorch_auth_lookups_total', help: 'API key rows read from DynamoDB to authenticate', registers }),
     httpResponses: new Counter({ name: 'docorch_http_responses_total', help: 'HTTP answers, by status class', labelNames: ['status'], registers }),
     deadLetters: new Counter({
       name: 'docorch_dead_letters_total',

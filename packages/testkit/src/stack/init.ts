@@ -3,7 +3,8 @@
  * idempotently on the emulators and seeds the dev tenant with DEV_API_KEY, the same calls `npm start`
  * makes (main.ts). Retries until the emulators answer, so it may start with them.
  */
-import { createAwsClients, createLogger, ensureResources, loadConfig, TenantsTable } from '@docorch/core';
+import { createAwsClients, createLogger, ensureResources, loadConfig, TenantStore } from '@docorch/core';
+import { seedDevTenant } from './dev-tenant.js';
 
 const config = loadConfig();
 const logger = createLogger({ service: 'init', level: config.LOG_LEVEL });
@@ -16,7 +17,7 @@ const deadline = Date.now() + 120_000;
 for (let attempt = 1; ; attempt++) {
   try {
     await ensureResources(aws, config, { shardCount: config.SHARDS });
-    await new TenantsTable(aws.doc, config.TENANTS_TABLE).putTenant({ tenantId: 'dev', name: 'Local development tenant' }, config.DEV_API_KEY);
+    await seedDevTenant(new TenantStore(aws.doc, config.TENANTS_TABLE), config.DEV_API_KEY);
     break;
   } catch (err) {
     if (Date.now() > deadline) {

@@ -10,9 +10,11 @@ import {
   createLogger,
   ensureResources,
   generateApiKey,
+  keyIdOf,
   loadConfig,
-  TenantsTable,
+  TenantStore,
 } from '@docorch/core';
+import { seedDevTenant } from './dev-tenant.js';
 import { startEmulators } from '../emulators/index.js';
 import { Supervisor } from './supervisor.js';
 
@@ -21,7 +23,7 @@ const startConfig = loadConfig();
 const dataDir = path.resolve(startConfig.DOCORCH_DATA_DIR ?? path.join(root, '.data'));
 const logger = createLogger({ service: 'stack', level: startConfig.LOG_LEVEL });
 
-async function devApiKey(tenants: TenantsTable): Promise<string> {
+async function devApiKey(tenants: TenantStore): Promise<string> {
   const file = path.join(dataDir, 'dev-api-key');
   let key = startConfig.DEV_API_KEY;
   if (!key) {
@@ -30,8 +32,9 @@ async function devApiKey(tenants: TenantsTable): Promise<string> {
       () => undefined,
     );
   }
-  key ??= generateApiKey();
-  await tenants.putTenant({ tenantId: 'dev', name: 'Local development tenant' }, key);
+  // A key from before the dk_live_<keyid>_<secret> format is replaced by a new one.
+  if (!key || !keyIdOf(key)) key = generateApiKey().key;
+  await seedDevTenant(tenants, key);
   await writeFile(file, `${key}\n`, { mode: 0o600 });
   await chmod(file, 0o600);
   return key;
@@ -71,7 +74,13 @@ async function main(): Promise<void> {
   const config = loadConfig(env);
   const aws = createAwsClients(config);
   await ensureResources(aws, config, { shardCount: config.SHARDS });
-  const apiKey = await devApiKey(new TenantsTable(aws.doc, config.TENANTS_TABLE));
+  const apiKey = await devApiKey(new TenantStore(aws.doc, config.TENANTS_TABLE));
+  // Where the admin command line (`pnpm docorch ...`) finds this stack: endpoints and resource names.
+  const stackFile = path.join(dataDir, 'stack.json');
+  const names = Object.fromEntries(
+    (['UPLOADS_BUCKET', 'RESULTS_BUCKET', 'FILES_TABLE', 'STATUS_TABLE', 'TENANTS_TABLE', 'DEAD_LETTERS_TABLE', 'LEASES_TABLE', 'RATE_LIMIT_TABLE', 'STREAM_NAME'] as const).map((k) => [k, String(config[k])]),
+  );
+  await writeFile(stackFile, `${JSON.stringify({ env: { ...emulators.env, ...names } }, null, 2)}\n`, { mode: 0o600 });
   aws.destroy();
 
   const supervisor = new Supervisor(logger);
@@ -101,6 +110,7 @@ async function main(): Promise<void> {
       `  S3:       ${emulators.endpoints.s3}   DynamoDB: ${emulators.endpoints.dynamodb}   Kinesis: ${emulators.endpoints.kinesis}`,
       `  Metrics:  ${baseUrl}/metrics, worker-N on :${config.PORT + 10}+N/metrics, aggregator :${config.PORT + 10}/metrics`,
       `  Data:     ${dataDir}`,
+      `  Admin:    pnpm docorch tenants list   (pnpm docorch --help)`,
       '',
       'Try:',
       `  curl -s -H "Authorization: Bearer $(cat ${path.relative(process.cwd(), path.join(dataDir, 'dev-api-key'))})" -F file=@your.pdf ${baseUrl}/v1/documents`,

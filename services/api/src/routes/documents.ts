@@ -10,6 +10,8 @@ import {
   DocorchError,
   TERMINAL_STATUSES,
   deleteDocument,
+  idempotencyRequestHash,
+  runIdempotent,
   isPageRangeSyntax,
   parsePageRange,
   progressOf,
@@ -21,7 +23,7 @@ import {
   type PipelineContext,
   type Submission,
 } from '@docorch/core';
-import { tenantOf } from '../auth.js';
+import { principalOf, tenantIdOf } from '../auth.js';
 import { problem } from '../problem.js';
 import { pdfUpload, storedUpload } from '../upload.js';
 
@@ -73,7 +75,7 @@ export function jobView(job: Job) {
 async function loadJob(ctx: PipelineContext, req: Request): Promise<Job> {
   const id = String(req.params.id ?? '');
   // A malformed id and a foreign tenant's id both answer 404: never reveal another tenant's data.
-  const job = DOCUMENT_ID.test(id) ? await ctx.status.getJob(tenantOf(req).tenantId, id) : undefined;
+  const job = DOCUMENT_ID.test(id) ? await ctx.status.getJob(tenantIdOf(req), id) : undefined;
   if (!job) throw problem('NOT_FOUND', `Document ${id} not found`);
   return job;
 }
@@ -82,6 +84,47 @@ async function loadJob(ctx: PipelineContext, req: Request): Promise<Job> {
 export function documentsRouter(ctx: PipelineContext): Router {
   const router = Router();
   const schema = optionsSchema(ctx.config.PAGES_PER_CHUNK);
+
+  /** Admits and runs one upload: 202 on the async path, 200 with the result when answered in the request. */
+  async function submit(sub: Submission, mode: 'auto' | 'sync' | 'async', res: Response, documentId?: string): Promise<void> {
+    if (mode !== 'sync') {
+      // Validate before choosing a path, so a bad file is a 4xx now rather than a failed job later.
+      const info = await ctx.extractor.inspect(sub.filePath);
+      const maxPages = sub.limits?.maxPages ?? ctx.config.MAX_PAGES;
+      if (info.pageCount > maxPages) {
+        throw new DocorchError('TOO_MANY_PAGES', `The PDF has ${info.pageCount} pages; the limit is ${maxPages}`, {
+          details: { pageCount: info.pageCount, maxPages },
+        });
+      }
+      const pagesSelected = parsePageRange(sub.pages, info.pageCount).length;
+      const small = sub.sizeBytes <= ctx.config.SYNC_MAX_BYTES && pagesSelected <= ctx.config.SYNC_MAX_PAGES;
+      if (mode === 'async' || !small) {
+        const job = await submitAsync(ctx, sub, { ...info, pagesSelected }, documentId ? { documentId } : {});
+        res.setHeader('Location', `/v1/documents/${job.documentId}`);
+        res.status(202).json({ id: job.documentId, status: job.status, links: jobView(job).links });
+        return;
+      }
+    }
+    const outcome = await runSync(ctx, sub, { budgetMs: ctx.config.SYNC_TIMEOUT_MS, ...(documentId ? { documentId } : {}) });
+    res.setHeader('Location', `/v1/documents/${outcome.documentId}`);
+    if (outcome.kind === 'completed') {
+      res.status(200).json(outcome.result);
+    } else {
+      // The time budget ran out: the same job continues on the async path.
+      res.status(202).json({ id: outcome.documentId, status: outcome.job.status, links: jobView(outcome.job).links });
+    }
+  }
+
+  /** The answer of a request replayed by its Idempotency-Key: the original document, no new work. */
+  async function replay(job: Job, res: Response): Promise<void> {
+    res.setHeader('Location', `/v1/documents/${job.documentId}`);
+    res.setHeader('Idempotent-Replayed', 'true');
+    if (job.mode === 'sync' && job.resultKey && TERMINAL_STATUSES.has(job.status)) {
+      res.status(200).json(await ctx.blobs.getJson(ctx.config.RESULTS_BUCKET, job.resultKey));
+      return;
+    }
+    res.status(202).json({ id: job.documentId, status: job.status, links: jobView(job).links });
+  }
 
   router.post(
     '/',
@@ -98,8 +141,15 @@ export function documentsRouter(ctx: PipelineContext): Router {
           });
         }
         const opts = parsed.data;
+        const { limits } = principalOf(req);
+        // The plan's size limit (multer enforces MAX_UPLOAD_BYTES, the ceiling, while streaming).
+        if (upload.size > limits.maxFileBytes) {
+          throw new DocorchError('TOO_LARGE', `The file is ${upload.size} bytes; your plan allows ${limits.maxFileBytes}`, {
+            details: { sizeBytes: upload.size, maxBytes: limits.maxFileBytes },
+          });
+        }
         const sub: Submission = {
-          tenantId: tenantOf(req).tenantId,
+          tenantId: tenantIdOf(req),
           filePath: upload.path,
           filename: upload.originalname.slice(0, 255),
           contentType: 'application/pdf',
@@ -107,34 +157,18 @@ export function documentsRouter(ctx: PipelineContext): Router {
           sha256: upload.sha256,
           pagesPerChunk: opts.pagesPerChunk,
           analyses: (opts.analyses ?? [...ANALYSIS_KINDS]) as AnalysisKind[],
+          limits,
           ...(opts.pages !== undefined ? { pages: opts.pages } : {}),
           ...(opts.webhookUrl !== undefined ? { webhookUrl: opts.webhookUrl } : {}),
         };
-        if (opts.mode !== 'sync') {
-          // Validate before choosing a path, so a bad file is a 4xx now rather than a failed job later.
-          const info = await ctx.extractor.inspect(upload.path);
-          if (info.pageCount > ctx.config.MAX_PAGES) {
-            throw new DocorchError('TOO_MANY_PAGES', `The PDF has ${info.pageCount} pages; the limit is ${ctx.config.MAX_PAGES}`, {
-              details: { pageCount: info.pageCount, maxPages: ctx.config.MAX_PAGES },
-            });
-          }
-          const pagesSelected = parsePageRange(opts.pages, info.pageCount).length;
-          const small = upload.size <= ctx.config.SYNC_MAX_BYTES && pagesSelected <= ctx.config.SYNC_MAX_PAGES;
-          if (opts.mode === 'async' || !small) {
-            const job = await submitAsync(ctx, sub, { ...info, pagesSelected });
-            res.setHeader('Location', `/v1/documents/${job.documentId}`);
-            res.status(202).json({ id: job.documentId, status: job.status, links: jobView(job).links });
-            return;
-          }
+        const idempotencyKey = req.get('Idempotency-Key');
+        if (idempotencyKey === undefined) {
+          await submit(sub, opts.mode, res);
+          return;
         }
-        const outcome = await runSync(ctx, sub, { budgetMs: ctx.config.SYNC_TIMEOUT_MS });
-        res.setHeader('Location', `/v1/documents/${outcome.documentId}`);
-        if (outcome.kind === 'completed') {
-          res.status(200).json(outcome.result);
-        } else {
-          // The time budget ran out: the same job continues on the async path.
-          res.status(202).json({ id: outcome.documentId, status: outcome.job.status, links: jobView(outcome.job).links });
-        }
+        const hash = idempotencyRequestHash(upload.sha256, { ...opts, analyses: sub.analyses });
+        const outcome = await runIdempotent(ctx, sub.tenantId, idempotencyKey, hash, (documentId) => submit(sub, opts.mode, res, documentId));
+        if (outcome.kind === 'replay') await replay(outcome.job, res);
       } finally {
         if (upload) await rm(upload.path, { force: true });
       }
@@ -145,7 +179,7 @@ export function documentsRouter(ctx: PipelineContext): Router {
     const limit = z.coerce.number().int().min(1).max(100).default(20).safeParse(req.query.limit);
     if (!limit.success) throw problem('INVALID_REQUEST', 'limit must be an integer from 1 to 100');
     const cursor = typeof req.query.cursor === 'string' ? req.query.cursor : undefined;
-    const page = await ctx.status.listJobs(tenantOf(req).tenantId, { limit: limit.data, ...(cursor ? { cursor } : {}) });
+    const page = await ctx.status.listJobs(tenantIdOf(req), { limit: limit.data, ...(cursor ? { cursor } : {}) });
     res.json({
       documents: page.jobs.map(jobView),
       ...(page.nextCursor ? { next: `/v1/documents?limit=${limit.data}&cursor=${page.nextCursor}` } : {}),

@@ -1,0 +1,1 @@
+export { runAdmin, type Io } from './admin.js';

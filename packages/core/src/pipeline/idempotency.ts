@@ -1,0 +1,75 @@
+/**
+ * Idempotency-Key on POST /v1/documents: tenant-scoped, kept IDEMPOTENCY_TTL_HOURS (DynamoDB TTL on
+ * the files table's binding row). One conditional write binds the key to a fresh document id before
+ * any work; timeline of two requests with the same key and the same request:
+ *
+ *   A: bind key -> id1 (wins)  admit, store, analyse ...................... answer (id1)
+ *   B:             bind key (loses: id1, same hash) -> waits for id1's job row -> answers as A did
+ *
+ * The same key with another file or other options is 422 IDEMPOTENCY_KEY_REUSED. A duplicate whose
+ * original has not created its job within `waitMs` answers 409 IDEMPOTENCY_IN_PROGRESS with
+ * Retry-After; never a second document, never a second usage charge. A request that fails before
+ * its document exists (a 4xx such as a quota, or an error) gives the key back, so a retry may run.
+ */
+import { createHash } from 'node:crypto';
+import { DocorchError } from '../errors.js';
+import type { Job } from '../jobs/model.js';
+import { sleep } from '../retry/backoff.js';
+import type { PipelineContext } from './context.js';
+import { newDocumentId } from './submission.js';
+
+const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+
+/** Hash of what makes two requests the same: the file's SHA-256 and the options. */
+export function idempotencyRequestHash(fileSha256: string, options: Record<string, unknown>): string {
+  const canonical = JSON.stringify([fileSha256, Object.keys(options).sort().map((k) => [k, options[k]])]);
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+/** The outcome of {@link runIdempotent}. */
+export type IdempotentOutcome<T> = { kind: 'new'; value: T } | { kind: 'replay'; job: Job };
+
+/**
+ * Runs `run(documentId)` once per (tenant, key). A replay returns the original document's job.
+ * @param waitMs - how long a duplicate waits for the original's job row. @defaultValue 10000
+ */
+export async function runIdempotent<T>(
+  ctx: PipelineContext,
+  tenantId: string,
+  key: string,
+  requestHash: string,
+  run: (documentId: string) => Promise<T>,
+  waitMs = 10_000,
+): Promise<IdempotentOutcome<T>> {
+  if (!KEY_PATTERN.test(key)) throw new DocorchError('INVALID_REQUEST', 'Idempotency-Key must be 1 to 255 visible ASCII characters');
+  const documentId = newDocumentId();
+  const existing = await ctx.files.claimIdempotencyKey(
+    tenantId,
+    key,
+    { documentId, requestHash, createdAt: new Date().toISOString() },
+    ctx.config.IDEMPOTENCY_TTL_HOURS * 3600,
+  );
+  if (!existing) {
+    try {
+      return { kind: 'new', value: await run(documentId) };
+    } catch (err) {
+      // Nothing was created under this key: give it back so the client's retry can run.
+      if (!(await ctx.status.getJob(tenantId, documentId))) await ctx.files.releaseIdempotencyKey(tenantId, key).catch(() => undefined);
+      throw err;
+    }
+  }
+  if (existing.requestHash !== requestHash) {
+    throw new DocorchError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used with another file or other options', {
+      details: { documentId: existing.documentId },
+    });
+  }
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const job = await ctx.status.getJob(tenantId, existing.documentId);
+    if (job) return { kind: 'replay', job };
+    if (Date.now() > deadline) {
+      throw new DocorchError('IDEMPOTENCY_IN_PROGRESS', 'The first request with this Idempotency-Key is still being processed', { retryAfterMs: 2_000 });
+    }
+    await sleep(250);
+  }
+}
