@@ -106,8 +106,8 @@ describe('tenancy across two API replicas', () => {
     const keys = JSON.parse(listed.out) as Array<Record<string, unknown>>;
     expect(keys.map((k) => k.name)).toEqual(['ci', 'dash']);
     expect(keys[0]).toMatchObject({ revokedAt: expect.any(String), lastUsedAt: expect.any(String) });
-    expect(listed.out).not.toContain(k1.key.split('_').pop());
-    expect(listed.out).not.toContain(k2.key.split('_').pop());
+    expect(listed.out).not.toContain(k1.key.slice('dk_live_'.length + 13));
+    expect(listed.out).not.toContain(k2.key.slice('dk_live_'.length + 13));
     const text = await admin('keys', 'list', id);
     expect(text.out).toMatch(/ci\s+read-write/);
     const usage = JSON.parse((await admin('usage', 'show', id, '--json')).out) as { quotas: { pagesPerMonth: { limit: number } } };
@@ -296,8 +296,8 @@ describe('tenancy across two API replicas', () => {
     }
     const spent = (await lookups()) - before;
     // At most AUTH_FAILURES_PER_MINUTE (20) lookups per replica before the address is limited.
-    expect(spent).toBeLessThanOrEqual(2 * config.AUTH_FAILURES_PER_MINUTE + 2);
-    expect(codes.filter((c) => c === 401).length).toBeLessThanOrEqual(2 * config.AUTH_FAILURES_PER_MINUTE + 2);
+    expect(spent).toBeLessThanOrEqual(2 * config.AUTH_FAILURES_PER_MINUTE);
+    expect(codes.filter((c) => c === 401).length).toBeLessThanOrEqual(2 * config.AUTH_FAILURES_PER_MINUTE);
     expect(codes.slice(-100).every((c) => c === 429)).toBe(true);
     console.log(`random keys: ${codes.length} requests, ${spent} key reads, ${codes.filter((c) => c === 429).length} answered 429`);
   });
@@ -315,7 +315,7 @@ describe('tenancy across two API replicas', () => {
       const dump = JSON.stringify(items);
       for (const key of keysSeen) {
         expect(dump.includes(key), `${table} holds a plaintext key`).toBe(false);
-        expect(dump.includes(key.split('_').pop() as string), `${table} holds a key's secret`).toBe(false);
+        expect(dump.includes(key.slice('dk_live_'.length + 13)), `${table} holds a key's secret`).toBe(false);
       }
     }
   });

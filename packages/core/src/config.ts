@@ -58,6 +58,8 @@ export const configSchema = z.object({
   DEV_API_KEY: z.string().min(16).optional().describe('Local stack only: API key of the seeded dev tenant.'),
 
   PDF_THREADS: int(Math.max(1, Math.min(4, os.availableParallelism())), 1).describe('Worker processes parsing PDFs (isolated: a crash or out-of-memory kills only the worker).'),
+  TENANT_PDF_TASKS: int(1, 1).describe('PDF inspections, extractions and sync runs of one tenant at once in one API process, so one tenant\'s slow PDFs never hold every PDF worker; its other uploads wait in its own queue.'),
+  TENANT_PDF_QUEUE: int(64, 0).describe('Uploads of one tenant that may wait for one of its PDF slots in one API process (429 beyond).'),
   PDF_TIMEOUT_MS: int(60_000, 1).describe('Longest a single PDF inspection or extraction may take.'),
   PDF_MAX_HEAP_MB: int(768, 64).describe('Heap limit (old generation) of each PDF worker process, in MiB (TOO_LARGE above).'),
   PDF_MAX_TEXT_BYTES: int(64 * 1024 * 1024, 1024).describe('Most extracted text accepted from one document.'),

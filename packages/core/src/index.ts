@@ -129,6 +129,7 @@ export {
   type TenantStatus,
   type TenantStoreOptions,
 } from './store/tenants.js';
+export { TenantSlots } from './pipeline/tenant-slots.js';
 export { idempotencyRequestHash, runIdempotent, type IdempotentOutcome } from './pipeline/idempotency.js';
 export { RateLimitCounters, type WindowHits } from './store/rate-limits.js';
 export { msUntilNextMonth, UsageMeter, usageMonth, type Admission, type QuotaLimits, type UsageReport } from './store/usage-meter.js';

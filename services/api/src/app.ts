@@ -7,7 +7,7 @@ import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { randomUUID } from 'node:crypto';
 import { DocorchError, SpanKind, withSpan, type PipelineContext } from '@docorch/core';
-import { authenticate, authFailureLimit, principalOf, tenantRateLimits } from './auth.js';
+import { authenticate, principalOf, tenantRateLimits } from './auth.js';
 import { checkReadiness } from './health.js';
 import { notFoundHandler, problemCodes, problemHandler } from './problem.js';
 import { documentsRouter } from './routes/documents.js';
@@ -64,7 +64,6 @@ export function createApp(ctx: PipelineContext): Express {
   });
 
   const v1 = express.Router();
-  v1.use(authFailureLimit(ctx));
   v1.use(authenticate(ctx));
   v1.use(tenantRateLimits(ctx));
   v1.use('/documents', documentsRouter(ctx));

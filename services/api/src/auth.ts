@@ -7,10 +7,11 @@
  *   2. authentication (core's TenantStore, bounded caches);
  *   3. read-only keys: 403 on anything but GET and HEAD;
  *   4. the tenant's plan rate limits (writes, reads), counted in DynamoDB across every replica.
+ * authenticate() does 1 to 3; tenantRateLimits() does 4.
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { rateLimit, type ClientRateLimitInfo, type Options, type Store } from 'express-rate-limit';
-import { DocorchError, RateLimitCounters, resolvePlan, type PipelineContext, type Plan, type Principal } from '@docorch/core';
+import { MemoryStore, rateLimit, type ClientRateLimitInfo, type Options, type Store } from 'express-rate-limit';
+import { DocorchError, keyIdOf, RateLimitCounters, resolvePlan, type PipelineContext, type Plan, type Principal } from '@docorch/core';
 import { problem, sendProblem } from './problem.js';
 
 /** What each authenticated request carries. */
@@ -40,39 +41,52 @@ function limited(code: string) {
 }
 
 /**
- * Step 1: counts requests whose key was missing or wrong, per client address, in this process
- * (a DynamoDB counter would spend a write on every bad request, which is what it guards against).
+ * Steps 1 to 3: 401 unless the key is valid; 403 for a read-only key on a write. Failed keys are
+ * counted per client address in this process (express-rate-limit's MemoryStore; a DynamoDB counter
+ * would spend a write on every bad request, which is what this guards against): past
+ * AUTH_FAILURES_PER_MINUTE an address gets 429 before any lookup, except for keys this replica has
+ * seen valid, so a client sharing an address with a flood of random keys keeps working. Only
+ * failures count, so any number of concurrent requests with good keys pass.
  */
-export function authFailureLimit(ctx: PipelineContext): RequestHandler {
-  return rateLimit({
-    windowMs: 60_000,
-    limit: ctx.config.AUTH_FAILURES_PER_MINUTE,
-    identifier: 'auth-failures',
-    standardHeaders: 'draft-8',
-    legacyHeaders: false,
-    // Only 401s count, and a key this replica has seen valid is never held back by this limit (a
-    // client sharing an address with a flood of random keys keeps working).
-    requestWasSuccessful: (_req, res) => res.statusCode !== 401,
-    skipSuccessfulRequests: true,
-    skip: (req) => ctx.tenants.knows(/^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1] ?? ''),
-    handler: limited('Too many requests with a missing or invalid API key from this address'),
-  });
-}
-
-/** Step 2 and 3: 401 unless the key is valid; 403 for a read-only key on a write. */
 export function authenticate(ctx: PipelineContext): RequestHandler {
+  const failures = new MemoryStore();
+  failures.init({ windowMs: 60_000 } as Options);
+  const limit = ctx.config.AUTH_FAILURES_PER_MINUTE;
+  /** Key ids being looked up, per address: they count against the limit until they turn out valid. */
+  const pending = new Map<string, Set<string>>();
+  const fail = async (req: Request, res: Response, next: NextFunction, detail: string) => {
+    await failures.increment(req.ip ?? 'unknown');
+    res.setHeader('WWW-Authenticate', `Bearer realm="docorch"${req.headers.authorization ? ', error="invalid_token"' : ''}`);
+    next(problem('UNAUTHENTICATED', detail));
+  };
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    if (!match?.[1]) {
-      res.setHeader('WWW-Authenticate', 'Bearer realm="docorch"');
-      next(problem('UNAUTHENTICATED', 'Send your API key as "Authorization: Bearer <key>"'));
-      return;
-    }
     try {
-      const outcome = await ctx.tenants.authenticate(match[1]);
+      const key = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
+      const ip = req.ip ?? 'unknown';
+      const unknownKey = !key || !ctx.tenants.knows(key);
+      if (unknownKey) {
+        const seen = await failures.get(ip);
+        // Lookups in flight count too (one per distinct key id: requests with one key share a
+        // lookup), so a burst of random keys cannot run past the limit before the failures land.
+        if ((seen?.totalHits ?? 0) + (pending.get(ip)?.size ?? 0) >= limit) {
+          const retryAfterMs = Math.max(1_000, (seen?.resetTime?.getTime() ?? Date.now() + 60_000) - Date.now());
+          next(new DocorchError('THROTTLED', 'Too many requests with a missing or invalid API key from this address', { retryAfterMs }));
+          return;
+        }
+      }
+      if (!key) {
+        await fail(req, res, next, 'Send your API key as "Authorization: Bearer <key>"');
+        return;
+      }
+      const keyId = keyIdOf(key) ?? key.slice(0, 64);
+      const mine = pending.get(ip) ?? new Set<string>();
+      if (unknownKey) pending.set(ip, mine.add(keyId));
+      const outcome = await ctx.tenants.authenticate(key).finally(() => {
+        mine.delete(keyId);
+        if (mine.size === 0) pending.delete(ip);
+      });
       if (!outcome.ok) {
-        res.setHeader('WWW-Authenticate', 'Bearer realm="docorch", error="invalid_token"');
-        next(problem('UNAUTHENTICATED', REASONS[outcome.reason]));
+        await fail(req, res, next, REASONS[outcome.reason]);
         return;
       }
       const { principal } = outcome;

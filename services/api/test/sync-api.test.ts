@@ -188,9 +188,12 @@ describe('bad input answers problem+json', () => {
 
     // Chunked uploads without Content-Length: the limit is enforced while streaming to disk, and
     // the rest of the body is discarded as it arrives. A warm-up upload first (buffer pools, GC
-    // heuristics), then one four times larger must not raise the API's peak memory by more than a
-    // quarter of its size: memory is bounded, not proportional to the upload.
-    await streamUpload(32 * 1024 * 1024);
+    // heuristics), then one twice larger must not raise the API's peak memory by more than a
+    // quarter of its size: memory is bounded, not proportional to the upload. The warm-up must
+    // reach the collector's steady state: on Node 24, V8 lets discarded socket buffers (external
+    // memory) reach about 64 MB before it collects them, so a 32 MB warm-up never got there and
+    // the measured "growth" was that one-time plateau (53-78 MB), not a proportional cost.
+    await streamUpload(128 * 1024 * 1024);
     const peakBefore = peakRssBytes(api.child.pid);
     const total = 256 * 1024 * 1024;
     const res = await streamUpload(total);

@@ -183,6 +183,8 @@ export class TenantStore {
   /** keyIds that do not exist (bounded LRU, apart from the valid ones). */
   private readonly unknown = new Map<string, number>();
   private readonly lastUsedWrites = new Map<string, number>();
+  /** Lookups in flight by key id: concurrent requests with one key share one read. */
+  private readonly loading = new Map<string, Promise<{ principal: Principal; hash: string; until: number } | undefined>>();
 
   constructor(
     private readonly doc: DynamoDBDocumentClient,
@@ -357,18 +359,13 @@ export class TenantStore {
         this.unknown.set(keyId, now);
         return { ok: false, reason: 'unknown' };
       }
-      this.options.onLookup?.();
-      const row = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: keyPk(keyId) }, ConsistentRead: true }));
-      if (!row.Item) {
-        this.remember(this.unknown, keyId, now, this.negativeSize);
-        this.valid.delete(keyId);
-        return { ok: false, reason: 'unknown' };
+      let load = this.loading.get(keyId);
+      if (!load) {
+        load = this.load(keyId, now).finally(() => this.loading.delete(keyId));
+        this.loading.set(keyId, load);
       }
-      const key = toKey(row.Item);
-      const tenant = await this.getTenant(key.tenantId);
-      if (!tenant) return { ok: false, reason: 'unknown' };
-      entry = { principal: { tenant, key }, hash: String(row.Item.hash ?? ''), until: now + this.ttlMs };
-      this.remember(this.valid, keyId, entry, this.positiveSize);
+      entry = await load;
+      if (!entry) return { ok: false, reason: 'unknown' };
     }
     const { principal } = entry;
     if (!safeEqual(entry.hash, hash)) return { ok: false, reason: 'unknown' };
@@ -377,6 +374,23 @@ export class TenantStore {
     if (principal.tenant.status !== 'active') return { ok: false, reason: 'suspended' };
     this.touch(principal.key, now);
     return { ok: true, principal };
+  }
+
+  /** Reads a key row and its tenant into the caches; undefined for an unknown key id. */
+  private async load(keyId: string, now: number): Promise<{ principal: Principal; hash: string; until: number } | undefined> {
+    this.options.onLookup?.();
+    const row = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: keyPk(keyId) }, ConsistentRead: true }));
+    if (!row.Item) {
+      this.remember(this.unknown, keyId, now, this.negativeSize);
+      this.valid.delete(keyId);
+      return undefined;
+    }
+    const key = toKey(row.Item);
+    const tenant = await this.getTenant(key.tenantId);
+    if (!tenant) return undefined;
+    const entry = { principal: { tenant, key }, hash: String(row.Item.hash ?? ''), until: now + this.ttlMs };
+    this.remember(this.valid, keyId, entry, this.positiveSize);
+    return entry;
   }
 
   /** Writes lastUsedAt at most once per interval per key and process (best effort, off the request path). */

@@ -12,6 +12,7 @@ import {
   deleteDocument,
   idempotencyRequestHash,
   runIdempotent,
+  TenantSlots,
   isPageRangeSyntax,
   parsePageRange,
   progressOf,
@@ -84,9 +85,14 @@ async function loadJob(ctx: PipelineContext, req: Request): Promise<Job> {
 export function documentsRouter(ctx: PipelineContext): Router {
   const router = Router();
   const schema = optionsSchema(ctx.config.PAGES_PER_CHUNK);
+  const pdfSlots = new TenantSlots(ctx.config.TENANT_PDF_TASKS, ctx.config.TENANT_PDF_QUEUE);
 
   /** Admits and runs one upload: 202 on the async path, 200 with the result when answered in the request. */
   async function submit(sub: Submission, mode: 'auto' | 'sync' | 'async', res: Response, documentId?: string): Promise<void> {
+    await pdfSlots.run(sub.tenantId, () => submitInSlot(sub, mode, res, documentId));
+  }
+
+  async function submitInSlot(sub: Submission, mode: 'auto' | 'sync' | 'async', res: Response, documentId?: string): Promise<void> {
     if (mode !== 'sync') {
       // Validate before choosing a path, so a bad file is a 4xx now rather than a failed job later.
       const info = await ctx.extractor.inspect(sub.filePath);
