@@ -93,6 +93,13 @@ function main() {
     npm_config_update_notifier: 'false',
     PNPM_CONFIG_UPDATE_NOTIFIER: 'false',
   };
+  const cli = path.join(root, 'packages/cli/dist/main.js');
+  if (command === 'docorch' && existsSync(cli)) {
+    // The admin command line after a build (`npm start` or `npm test` made one): no install, no log.
+    const child = spawn(process.execPath, [cli, ...rest], { cwd: process.env.INIT_CWD ?? root, stdio: 'inherit', env });
+    child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+    return;
+  }
   log(`Node ${process.version} (${process.execPath})`);
   const pnpm = ensurePnpm(env);
   log('installing dependencies');
@@ -108,12 +115,15 @@ function main() {
     case 'test':
       child = spawn(pnpm, ['exec', 'vitest', 'run', ...rest], { cwd: root, stdio: 'inherit', env });
       break;
+    case 'docorch':
+      child = spawn(process.execPath, [cli, ...rest], { cwd: process.env.INIT_CWD ?? root, stdio: 'inherit', env });
+      break;
     case 'exec':
       // `node scripts/bootstrap.mjs exec <cmd> ...`: a command on the pinned Node, after install and build (CI uses it).
       child = spawn(rest[0] ?? 'true', rest.slice(1), { cwd: root, stdio: 'inherit', env });
       break;
     default:
-      log(`unknown command ${command}; use start, test or exec`);
+      log(`unknown command ${command}; use start, test, docorch or exec`);
       process.exit(2);
   }
   for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));

@@ -49,11 +49,12 @@ function store(options: { negativeCacheSize?: number; positiveCacheSize?: number
 
 describe('TenantStore', () => {
   it('creates keys shown once, stored only as a hash, several per tenant, with scope and expiry', async () => {
-    const { s } = store();
+    const { s, clock } = store();
     const tenantId = `t-${randomUUID().slice(0, 8)}`;
     await s.createTenant({ tenantId, name: 'Acme', plan: { pagesPerMonth: 100, weight: 2 } });
     await expect(s.createTenant({ tenantId, name: 'again' })).rejects.toMatchObject({ code: 'CONFLICT' });
     const a = await s.createKey(tenantId, { name: 'ci' });
+    clock.now += 1_000; // listings are in creation order
     const b = await s.createKey(tenantId, { name: 'dashboard', readOnly: true, expiresInMs: 86_400_000 });
     expect(a.key).toMatch(/^dk_live_[a-z2-7]{12}_[A-Za-z0-9_-]{43}$/);
     expect(keyIdOf(a.key)).toBe(a.info.keyId);
