@@ -70,12 +70,37 @@ export async function run(task: ThreadTask): Promise<ThreadResult> {
   // is loaded so that its bundled polyfills keep the native classes.
   maxBufferBytes = task.maxBufferBytes;
   guard ??= installMemoryGuard(maxBufferBytes);
+  if (tripsAtLastEnd !== undefined && guard.trips !== tripsAtLastEnd.before) await quiesce(guard);
   guard.reset();
+  const before = guard.trips;
   try {
     const result = task.kind === 'open' ? await runOpen(task) : await runPages(task);
     return { ...result, ...diagnostics() };
   } catch (err) {
     return { ok: false, error: toThreadError(classify(err)), ...diagnostics() };
+  } finally {
+    tripsAtLastEnd = { before };
+  }
+}
+
+/** The guard's trip count when the last task began; a task that tripped it leaves work behind. */
+let tripsAtLastEnd: { before: number } | undefined;
+
+/**
+ * After a task that crossed the buffer budget, PDF.js may still be decoding for the document that
+ * task released (its decoding is not cancelled by destroy()): such work would trip the guard again
+ * and be counted against the next task. Wait, at most about one second, until no trip happened for
+ * two consecutive short intervals and the dead buffers are collected; the caller then resets the
+ * guard, so the next document starts with its whole budget.
+ */
+async function quiesce(g: MemoryGuard): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  let quiet = 0;
+  for (let i = 0; i < 50 && quiet < 2; i++) {
+    const trips = g.trips;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    gc?.();
+    quiet = g.trips === trips && process.memoryUsage().arrayBuffers <= g.limitBytes / 2 ? quiet + 1 : 0;
   }
 }
 
