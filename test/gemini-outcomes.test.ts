@@ -53,6 +53,9 @@ describe('Gemini answers: malformed output, safety blocks, usage', () => {
       workers: 2,
       shards: 2,
       prefix: 'goutcome',
+      // A steady fleet: a lease taken over while records are in flight would re-deliver them
+      // (issue 12's hand-off), an extra model call that this test would count.
+      waitForBalance: true,
       env: {
         LOG_LEVEL: 'warn',
         ANALYZER: 'gemini',
