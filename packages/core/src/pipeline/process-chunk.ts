@@ -168,9 +168,18 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
         return 'skipped';
       }
       if (signal.aborted) {
-        // Shutdown: hand the chunk back untouched, and leave the record to the shard's next owner.
+        // Shutdown or a lost lease: hand the chunk back untouched. Re-publish it first (same
+        // attempt): the shard's next owner may already have seen this record while the chunk was
+        // claimed here, skipped it and checkpointed past it, and then nothing would deliver the
+        // chunk again (a document stalled one chunk short). A duplicate record is harmless: the
+        // claim admits one analysis.
         const claim = await held.settle();
-        if (claim) await ctx.status.releaseChunk(p.tenantId, p.documentId, p.chunkIndex, claim, p.attempt).catch(() => false);
+        if (claim) {
+          await ctx.queue
+            .add('chunk.ready', p, { partitionKey: chunkPartitionKey(p.documentId, p.chunkIndex) })
+            .catch((publishErr: unknown) => log.warn({ err: publishErr }, 'could not re-publish a handed-back chunk'));
+          await ctx.status.releaseChunk(p.tenantId, p.documentId, p.chunkIndex, claim, p.attempt).catch(() => false);
+        }
         throw signal.reason ?? err;
       }
       const e = toDocorchError(err);
