@@ -133,7 +133,7 @@ describe('splitter', () => {
   });
 
   it('resumes a split interrupted between its commit and its last rows: creates them, writes their inputs, publishes them', async () => {
-    const ctx = context();
+    const ctx = context({ FAIR_SHARE_WINDOW: '1000' }); // every chunk published by the splitter (fair share: test/fair-share-protocol.test.ts)
     const documentId = 'doc-split-rows';
     await queuedJob(ctx, documentId, 1); // 120 chunks (0-119): rows 99-119 are written after the commit
     await splitDocument(ctx, { tenantId, documentId });

@@ -72,7 +72,8 @@ export const configSchema = z.object({
 
   LEASE_FAILOVER_MS: int(10_000, 500).describe('Stream lease failover time: a worker silent this long loses its shards.'),
   STREAM_IDLE_READ_MS: int(250, 10).describe('Pause between reads of an idle shard (Kinesis allows 5 reads/s/shard).'),
-  STREAM_RECORDS_IN_FLIGHT: int(16, 1).describe('Stream records a worker handles at once (analyses are capped separately).'),
+  STREAM_RECORDS_IN_FLIGHT: int(64, 1).describe('Stream records a worker handles at once. Analyses are capped separately (ANALYSIS_CONCURRENCY) and served fairly between tenants, so this is how far a worker reads ahead to see every tenant\'s work.'),
+  FAIR_SHARE_WINDOW: int(32, 1).describe('Chunk records of one document on the stream ahead of their completions: the splitter publishes the first ones and each finished chunk publishes the next, so no document\'s backlog queues in front of another\'s chunks. A larger window lets one document use a larger fleet.'),
   CHUNK_CLAIM_TIMEOUT_MS: int(30_000, 100).describe('A chunk claim not heartbeated this long is taken over by a redelivery.'),
   CHUNK_MAX_ATTEMPTS: int(3, 1).describe('Deliveries of a chunk before it is failed and dead-lettered.'),
   WORKER_GRACE_MS: int(30_000, 0).describe('On SIGTERM, how long in-flight records may finish before they are handed back.'),
@@ -100,6 +101,7 @@ export const configSchema = z.object({
   GEMINI_MAX_INVALID_OUTPUT_RETRIES: int(2, 0).describe('Retries of a Gemini call whose output is not valid JSON for the schema (then INVALID_MODEL_OUTPUT).'),
   GEMINI_RPM: int(1000, 0).describe('Gemini requests per minute of the whole fleet (the project quota), shared through RATE_LIMIT_TABLE; 0 = no fleet limit.'),
   GEMINI_TPM: int(1_000_000, 1).describe('Gemini input tokens per minute of the whole fleet (the project quota), shared through RATE_LIMIT_TABLE.'),
+  GEMINI_MAX_CHUNK_CHARS: int(120_000, 1_000).describe('Most characters of page text sent in one chunk analysis call (about a quarter as many tokens), which bounds one call\'s share of GEMINI_TPM; pages beyond it are failed pages with code TEXT_LIMIT.'),
   CIRCUIT_WINDOW_MS: int(60_000, 1).describe('Rolling window over which the model circuit breaker measures the error rate, in ms.'),
   CIRCUIT_MIN_CALLS: int(20, 1).describe('Calls in the window before the circuit breaker may open.'),
   CIRCUIT_FAILURE_RATE: z.coerce.number().gt(0).max(1).default(0.5).describe('Error rate (0-1] in the window at or above which the circuit opens.'),

@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, retry: 'terminal', title: 'The upload is not a PDF' },
   SAFETY_BLOCKED: { status: 422, retry: 'terminal', title: 'The model refused the content' },
   NO_TEXT_LAYER: { status: 422, retry: 'terminal', title: 'The page has no text layer' },
+  TEXT_LIMIT: { status: 422, retry: 'terminal', title: 'The page is beyond the text one model call may carry (GEMINI_MAX_CHUNK_CHARS); use fewer pages per chunk' },
   INVALID_REQUEST: { status: 400, retry: 'terminal', title: 'The request is invalid' },
   INVALID_PAGE_RANGE: { status: 422, retry: 'terminal', title: 'The page range is outside the document' },
   UNAUTHENTICATED: { status: 401, retry: 'terminal', title: 'Missing or invalid API key' },

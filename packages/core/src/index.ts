@@ -244,6 +244,8 @@ export { DeadLetters, type DeadLetter } from './aws/dead-letters.js';
 export { type ChunkRow, type ClaimOutcome, chunkSk } from './aws/status-table.js';
 export { submitAsync } from './pipeline/submit.js';
 export { splitDocument, resumeSplit, chunkPartitionKey, type ChunkInputObject } from './pipeline/split.js';
+export { analysisCost, publishIfPredecessorFinished, releasedPending, releaseSuccessor, tenantWeight } from './pipeline/fair-share.js';
+export { FairQueue, type FairLimit, type FairShare } from './resilience/fair-queue.js';
 export { holdClaim, processChunk, type ChunkOutcome, type ChunkProcessorOptions, type HeldClaim } from './pipeline/process-chunk.js';
 export {
   assembleJob,

@@ -4,7 +4,6 @@
  * multiplied by the worker's retries and re-publishes; the billed usage of failed analyses
  * (the error's `details.usage`) stays in the chunk's usage, for failed and succeeded chunks alike.
  */
-import pLimit from 'p-limit';
 import { describe, expect, it } from 'vitest';
 import type { Analyzer, ChunkAnalysis, Usage } from '../src/analysis/types.js';
 import type { ChunkRow } from '../src/aws/status-table.js';
@@ -13,6 +12,7 @@ import { DocorchError } from '../src/errors.js';
 import type { ChunkResult } from '../src/jobs/result.js';
 import type { PipelineContext } from '../src/pipeline/context.js';
 import { processChunk } from '../src/pipeline/process-chunk.js';
+import { FairQueue } from '../src/resilience/fair-queue.js';
 import type { StreamEvent } from '../src/stream/events.js';
 import { createLogger } from '../src/telemetry/logger.js';
 
@@ -85,7 +85,7 @@ function harness(steps: Array<ChunkAnalysis | Error>) {
     createdAt: new Date().toISOString(),
     payload: { tenantId: 't', documentId: 'd', chunkIndex: 0, attempt: 1, analyses: ['summary'] },
   };
-  const run = () => processChunk(ctx, event, { workerId: 'w', limit: pLimit(1), retry: { baseMs: 1, capMs: 1 } });
+  const run = () => processChunk(ctx, event, { workerId: 'w', limit: new FairQueue(1).run, retry: { baseMs: 1, capMs: 1 } });
   return { run, calls, completed, stored };
 }
 

@@ -112,7 +112,7 @@ describe('DynamoDbRateLimiter', () => {
     expect(grants.length).toBeGreaterThanOrEqual(6);
   }, 30_000);
 
-  it('settle charges an underestimate to the shared bucket', async () => {
+  it('settle charges an underestimate to the shared bucket and refunds a large overestimate', async () => {
     const bucket = `bucket-${randomUUID()}`;
     let now = 1_000_000;
     const limiter = new DynamoDbRateLimiter({
@@ -131,9 +131,12 @@ describe('DynamoDbRateLimiter', () => {
     await limiter.settle(100, 900); // the call used 800 more than reserved
     const row = await docClient().send(new GetCommand({ TableName: tableName, Key: { pk: bucket }, ConsistentRead: true }));
     expect(row.Item?.tokenTat).toBeCloseTo(now + 900 * 1);
-    await limiter.settle(100, 50); // overestimates are not refunded
+    await limiter.settle(100, 50); // a small overestimate is not worth a write
     const again = await docClient().send(new GetCommand({ TableName: tableName, Key: { pk: bucket }, ConsistentRead: true }));
     expect(again.Item?.version).toBe(row.Item?.version);
+    await limiter.settle(700, 100); // 600 unused: given back
+    const refunded = await docClient().send(new GetCommand({ TableName: tableName, Key: { pk: bucket }, ConsistentRead: true }));
+    expect(refunded.Item?.tokenTat).toBeCloseTo(now + 300);
     now += 1;
   });
 

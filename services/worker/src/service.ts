@@ -4,8 +4,8 @@
  * run it in-process.
  */
 import http from 'node:http';
-import pLimit from 'p-limit';
 import {
+  FairQueue,
   Queue,
   Worker,
   processChunk,
@@ -36,8 +36,8 @@ export interface WorkerService {
 export function createWorkerService(ctx: PipelineContext, options: WorkerServiceOptions = {}): WorkerService {
   const { config } = ctx;
   const { queue, metrics } = ctx;
-  // The analysis cap: every chunk analysis of this process runs inside it.
-  const limit = pLimit(config.ANALYSIS_CONCURRENCY);
+  // The analysis cap: every chunk analysis of this process runs inside it, tenants served by weight.
+  const analyses = new FairQueue(config.ANALYSIS_CONCURRENCY);
   const worker = new Worker(
     config.STREAM_NAME,
     {
@@ -45,7 +45,7 @@ export function createWorkerService(ctx: PipelineContext, options: WorkerService
       'chunk.ready': async (event, info) => {
         const outcome = await processChunk(ctx, event, {
           workerId: worker.workerId,
-          limit,
+          limit: analyses.run,
           claimTimeoutMs: config.CHUNK_CLAIM_TIMEOUT_MS,
           maxAttempts: config.CHUNK_MAX_ATTEMPTS,
           signal: info.signal,

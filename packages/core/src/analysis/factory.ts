@@ -29,6 +29,7 @@ export type AnalyzerConfig = Pick<
   | 'GEMINI_RETRY_BASE_MS'
   | 'GEMINI_RETRY_CAP_MS'
   | 'GEMINI_MAX_INVALID_OUTPUT_RETRIES'
+  | 'GEMINI_MAX_CHUNK_CHARS'
 >;
 
 /** Process-wide collaborators of the Gemini analyzer (the local analyzer ignores them). */
@@ -60,6 +61,7 @@ export function createAnalyzer(config: AnalyzerConfig, logger: Logger, deps: Ana
       timeoutMs: config.GEMINI_TIMEOUT_MS,
       retry: { maxAttempts: config.GEMINI_MAX_RETRIES + 1, baseMs: config.GEMINI_RETRY_BASE_MS, capMs: config.GEMINI_RETRY_CAP_MS },
       maxInvalidOutputRetries: config.GEMINI_MAX_INVALID_OUTPUT_RETRIES,
+      maxChunkChars: config.GEMINI_MAX_CHUNK_CHARS,
       ...(deps.rateLimiter ? { rateLimiter: deps.rateLimiter } : {}),
       ...(deps.circuitBreaker ? { circuitBreaker: deps.circuitBreaker } : {}),
       ...(deps.onModelCall ? { onModelCall: deps.onModelCall } : {}),

@@ -51,6 +51,13 @@ export interface ChunkRow {
   error?: RecordedError;
   /** The counted result's object in the results bucket (absent: the chunk's default key). */
   resultKey?: string;
+  /**
+   * Set once the chunk's input is in S3, on chunks the splitter does not publish itself (beyond
+   * the fair-share window): the finished predecessor publishes the chunk only then.
+   */
+  inputReady?: boolean;
+  /** On a finished chunk: its fair-share successor was published (a redelivery need not again). */
+  nextReleased?: boolean;
   updatedAt: string;
 }
 
@@ -90,7 +97,11 @@ function toChunk(item: Record<string, unknown>): ChunkRow {
 }
 
 /** The rows of new chunks (pending, or claimed by the sync hand-off's owner). */
-function chunkItems(pk: string, chunks: ReadonlyArray<ChunkPlan & { status?: ChunkStatus; claimOwner?: string }>): Array<Record<string, unknown> & { index: number }> {
+function chunkItems(
+  pk: string,
+  chunks: ReadonlyArray<ChunkPlan & { status?: ChunkStatus; claimOwner?: string }>,
+  extra: { inputReady?: boolean } = {},
+): Array<Record<string, unknown> & { index: number }> {
   const now = new Date().toISOString();
   return chunks.map((c) => ({
     pk,
@@ -104,6 +115,7 @@ function chunkItems(pk: string, chunks: ReadonlyArray<ChunkPlan & { status?: Chu
     attempt: c.claimOwner ? 1 : 0,
     claimCounter: c.claimOwner ? 1 : 0,
     ...(c.claimOwner ? { claimOwner: c.claimOwner } : {}),
+    ...(extra.inputReady ? { inputReady: true } : {}),
     updatedAt: now,
   }));
 }
@@ -326,8 +338,36 @@ export class StatusTable {
    * Creates the rows of chunks that have none (pending), leaving existing rows untouched: the
    * resumption of a split interrupted between its commit and its last rows.
    */
-  async createChunkRows(tenantId: string, documentId: string, chunks: readonly ChunkPlan[]): Promise<void> {
-    await this.createRowsIfAbsent(chunkItems(documentPk(tenantId, documentId), chunks));
+  async createChunkRows(tenantId: string, documentId: string, chunks: readonly ChunkPlan[], options: { inputReady?: boolean } = {}): Promise<void> {
+    await this.createRowsIfAbsent(chunkItems(documentPk(tenantId, documentId), chunks, options));
+  }
+
+  /**
+   * Records that the chunks' inputs are in S3 (rows that exist; idempotent). Rows created
+   * without the flag (the commit's first rows) get it here; see pipeline/fair-share.ts.
+   */
+  async markInputsReady(tenantId: string, documentId: string, indexes: readonly number[]): Promise<void> {
+    const pk = documentPk(tenantId, documentId);
+    const limit = pLimit(8);
+    await Promise.all(
+      indexes.map((index) =>
+        limit(async () => {
+          try {
+            await this.doc.send(
+              new UpdateCommand({
+                TableName: this.tableName,
+                Key: { pk, sk: chunkSk(index) },
+                UpdateExpression: 'SET inputReady = :true',
+                ConditionExpression: 'attribute_exists(sk)',
+                ExpressionAttributeValues: { ':true': true },
+              }),
+            );
+          } catch (err) {
+            if (!isConditionFailure(err)) throw err;
+          }
+        }),
+      ),
+    );
   }
 
   /**
@@ -524,7 +564,7 @@ export class StatusTable {
     documentId: string,
     index: number,
     claim: { owner: string; counter: number },
-    outcome: ({ status: 'succeeded' } | { status: 'failed'; error: RecordedError }) & { resultKey?: string },
+    outcome: ({ status: 'succeeded' } | { status: 'failed'; error: RecordedError }) & { resultKey?: string; nextReleased?: boolean },
     usage?: Usage,
     pages = 0,
   ): Promise<boolean> {
@@ -537,7 +577,7 @@ export class StatusTable {
               Update: {
                 TableName: this.tableName,
                 Key: { pk, sk: chunkSk(index) },
-                UpdateExpression: `SET #status = :to, updatedAt = :now${outcome.status === 'failed' ? ', #error = :error' : ''}${outcome.resultKey ? ', resultKey = :rk' : ''} REMOVE claimOwner`,
+                UpdateExpression: `SET #status = :to, updatedAt = :now${outcome.status === 'failed' ? ', #error = :error' : ''}${outcome.resultKey ? ', resultKey = :rk' : ''}${outcome.nextReleased ? ', nextReleased = :true' : ''} REMOVE claimOwner`,
                 ConditionExpression: '#status = :processing AND claimOwner = :me AND claimCounter = :c',
                 ExpressionAttributeNames: { '#status': 'status', ...(outcome.status === 'failed' ? { '#error': 'error' } : {}) },
                 ExpressionAttributeValues: {
@@ -548,6 +588,7 @@ export class StatusTable {
                   ':c': claim.counter,
                   ...(outcome.status === 'failed' ? { ':error': outcome.error } : {}),
                   ...(outcome.resultKey ? { ':rk': outcome.resultKey } : {}),
+                  ...(outcome.nextReleased ? { ':true': true } : {}),
                 },
               },
             },
@@ -567,6 +608,23 @@ export class StatusTable {
     } catch (err) {
       if (isTransactionConflict(err)) return false;
       throw err;
+    }
+  }
+
+  /** Records on a finished chunk that its fair-share successor was published (pipeline/fair-share.ts). */
+  async markNextReleased(tenantId: string, documentId: string, index: number): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: documentPk(tenantId, documentId), sk: chunkSk(index) },
+          UpdateExpression: 'SET nextReleased = :true',
+          ConditionExpression: 'attribute_exists(sk)',
+          ExpressionAttributeValues: { ':true': true },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
     }
   }
 

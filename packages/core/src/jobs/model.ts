@@ -95,6 +95,14 @@ export interface Job {
   admission?: { month: string; pages: number };
   /** Pages whose chunks were counted (succeeded or failed), for the release of unanalysed pages. */
   pagesDone?: number;
+  /**
+   * Fair share (pipeline/fair-share.ts): chunk records of this document on the stream ahead of
+   * completions, fixed at the split's commit so a change of FAIR_SHARE_WINDOW never breaks the
+   * chain of a document in flight. Absent: every chunk was published at once (sync hand-off).
+   */
+  window?: number;
+  /** The tenant's share weight when the document was split (travels on its chunk records). */
+  weight?: number;
   error?: RecordedError;
   /** Who claimed the final assembly, and when (wall clock): see pipeline/assemble-job.ts. */
   assemblyOwner?: string;

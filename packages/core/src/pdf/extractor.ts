@@ -25,10 +25,10 @@
  * slices of at most `PDF_SLICE_PAGES` pages that the workers extract in parallel, each opening
  * the file itself from its path (no document bytes are sent between processes).
  */
-import pLimit, { type LimitFunction } from 'p-limit';
 import workerpool from 'workerpool';
 import type { Config } from '../config.js';
 import { DocorchError, isDocorchError } from '../errors.js';
+import { FairQueue, type FairShare } from '../resilience/fair-queue.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { threadScript } from '../threads/thread-script.js';
 import { isPageRangeSyntax, parsePageRange } from './page-range.js';
@@ -83,8 +83,12 @@ type Success = Extract<ThreadResult, { ok: true }>;
 /** {@link PdfExtractor} on a workerpool of child processes; see the module comment. */
 export class ProcessPdfExtractor implements PdfExtractor {
   private readonly pool: ReturnType<typeof workerpool.pool>;
-  /** Admission in front of the pool: a task that holds a slot has a worker (tells queue time from run time). */
-  private readonly slots: LimitFunction;
+  /**
+   * Admission in front of the pool: a task that holds a slot has a worker (tells queue time from
+   * run time). Fair between tenants: a queued 5-page document goes before the rest of another
+   * tenant's 2,000-page split.
+   */
+  private readonly slots: FairQueue;
   private readonly logger: Logger;
   private readonly counters: PdfExtractorStats = { tasks: 0, absorbedRejections: 0, workerDeaths: 0, failedPages: 0 };
   private closed = false;
@@ -108,7 +112,7 @@ export class ProcessPdfExtractor implements PdfExtractor {
       // --expose-gc: the buffer guard collects garbage before refusing an allocation.
       forkOpts: { execArgv: [...script.execArgv, `--max-old-space-size=${config.PDF_MAX_HEAP_MB}`, '--expose-gc'] },
     });
-    this.slots = pLimit(config.PDF_THREADS);
+    this.slots = new FairQueue(config.PDF_THREADS);
   }
 
   /** Counters since creation. */
@@ -116,8 +120,8 @@ export class ProcessPdfExtractor implements PdfExtractor {
     return { ...this.counters };
   }
 
-  async inspect(filePath: string, options: { signal?: AbortSignal } = {}): Promise<PdfInfo> {
-    return this.withDeadline(options.signal, async (run) => {
+  async inspect(filePath: string, options: { signal?: AbortSignal; share?: FairShare } = {}): Promise<PdfInfo> {
+    return this.withDeadline(options.signal, options.share, async (run) => {
       const result = await run({
         kind: 'open',
         path: filePath,
@@ -138,7 +142,7 @@ export class ProcessPdfExtractor implements PdfExtractor {
       });
     }
     const maxTextBytes = this.config.PDF_MAX_TEXT_BYTES;
-    return this.withDeadline(options.signal, async (run, abort) => {
+    return this.withDeadline(options.signal, options.share, async (run, abort) => {
       const opened = await run({
         kind: 'open',
         path: filePath,
@@ -204,7 +208,7 @@ export class ProcessPdfExtractor implements PdfExtractor {
     if (this.closed) throw new DocorchError('INTERNAL', 'The PDF extractor is closed');
     // One ping per worker, all at once: workerpool gives each to a different (new) worker.
     await Promise.all(
-      Array.from({ length: this.config.PDF_THREADS }, () => this.slots(async () => this.pool.exec('ping', []))),
+      Array.from({ length: this.config.PDF_THREADS }, () => this.slots.run({ flow: 'warm-up' }, async () => this.pool.exec('ping', []), this.closing.signal)),
     );
   }
 
@@ -212,7 +216,6 @@ export class ProcessPdfExtractor implements PdfExtractor {
     if (this.closed) return;
     this.closed = true;
     this.closing.abort(new DocorchError('INTERNAL', 'The PDF extractor was closed during the extraction'));
-    this.slots.clearQueue();
     await this.pool.terminate(true);
   }
 
@@ -239,6 +242,7 @@ export class ProcessPdfExtractor implements PdfExtractor {
    */
   private async withDeadline<T>(
     callerSignal: AbortSignal | undefined,
+    share: FairShare | undefined,
     body: (run: (task: TaskInput, onPages?: (pages: ExtractedPage[]) => void) => Promise<Success>, abort: (err: DocorchError) => never) => Promise<T>,
   ): Promise<T> {
     if (this.closed) throw new DocorchError('INTERNAL', 'The PDF extractor is closed');
@@ -268,7 +272,7 @@ export class ProcessPdfExtractor implements PdfExtractor {
       let result: ThreadResult;
       try {
         result = await raceAbort(
-          this.slots(async () => {
+          this.slots.run(share ?? { flow: '' }, async () => {
             if (signal.aborted) throw signal.reason;
             this.counters.tasks++;
             const pending = this.pool.exec('run', [task], {
@@ -296,7 +300,7 @@ export class ProcessPdfExtractor implements PdfExtractor {
             } finally {
               signal.removeEventListener('abort', cancel);
             }
-          }),
+          }, signal),
           signal,
         );
       } catch (err) {

@@ -1,4 +1,5 @@
 /** Contract of PDF inspection and text extraction (implemented in ./extractor.ts). */
+import type { FairShare } from '../resilience/fair-queue.js';
 import type { PageImage } from '../analysis/types.js';
 
 /** Text of one page as extracted. */
@@ -47,6 +48,8 @@ export interface ExtractOptions {
    * whole document is read. The result still holds every page.
    */
   onPages?: (pages: readonly ExtractedPage[]) => void;
+  /** Whose work this is: the PDF workers are shared fairly between flows (tenants). @defaultValue one shared flow */
+  share?: FairShare;
 }
 
 /**
@@ -56,7 +59,7 @@ export interface ExtractOptions {
  */
 export interface PdfExtractor {
   /** Reads the page count and metadata without extracting text. */
-  inspect(filePath: string, options?: { signal?: AbortSignal }): Promise<PdfInfo>;
+  inspect(filePath: string, options?: { signal?: AbortSignal; share?: FairShare }): Promise<PdfInfo>;
   /** Inspects and extracts the selected pages' text in one pass over the file. */
   extract(filePath: string, options: ExtractOptions): Promise<ExtractionResult>;
   /** Terminates the threads. */

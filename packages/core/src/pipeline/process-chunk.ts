@@ -17,7 +17,6 @@
  * are therefore picked up again, and a paused (zombie) worker can never count a chunk twice.
  */
 import { randomUUID } from 'node:crypto';
-import type { LimitFunction } from 'p-limit';
 import type { RecordedError } from '../jobs/model.js';
 import { chunkInputKey, chunkResultKey } from '../aws/object-keys.js';
 import type { ChunkRow } from '../aws/status-table.js';
@@ -29,15 +28,19 @@ import { backoffPolicy, sleep, withRetry, type BackoffPolicy } from '../retry/ba
 import { systemClock, type Clock } from '../stream/leases/clock.js';
 import type { EventPayload, StreamEvent } from '../stream/events.js';
 import type { PipelineContext } from './context.js';
+import type { FairLimit } from '../resilience/fair-queue.js';
 import type { ChunkInputObject } from './split.js';
-import { chunkPartitionKey } from './split.js';
+import { analysisCost, chunkPartitionKey, releaseSuccessor, releaseSuccessorEarly } from './fair-share.js';
 
 /** Options of {@link processChunk}. */
 export interface ChunkProcessorOptions {
   /** This worker's id (claim owner). */
   workerId: string;
-  /** The worker's analysis cap: every analysis runs inside it. */
-  limit: LimitFunction;
+  /**
+   * The worker's analysis cap: every analysis runs inside it, served by tenant weight
+   * (resilience/fair-queue.ts), each costing its share of the model quota.
+   */
+  limit: FairLimit;
   /** A claim whose counter stands still this long is taken over. @defaultValue 30000 */
   claimTimeoutMs?: number;
   /** Deliveries of a chunk before it is failed and dead-lettered. @defaultValue 3 */
@@ -103,7 +106,13 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
   const clock = options.clock ?? systemClock;
   const maxAttempts = options.maxAttempts ?? 3;
 
-  const row = await acquire(ctx, p, options.workerId, claimTimeoutMs, clock, options.signal);
+  const acquired = await acquire(ctx, p, options.workerId, claimTimeoutMs, clock, options.signal);
+  if (acquired?.done) {
+    // Finished by an earlier delivery, which may have died before publishing the successor.
+    await releaseSuccessor(ctx, p, acquired.done);
+    return 'skipped';
+  }
+  const row = acquired?.claimed;
   if (!row) return 'skipped';
 
   // Heartbeat while we work; losing the claim aborts the analysis (someone else owns it now).
@@ -122,8 +131,13 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
       if (!input) throw new DocorchError('INTERNAL', 'chunk input missing from S3');
       const pages = input.pages.map((pg) => pg.page);
       pageCount = pages.length;
+      const share = {
+        flow: p.tenantId,
+        weight: p.weight ?? 1,
+        cost: analysisCost(ctx.config, input.pages.reduce((n, pg) => n + pg.text.length, 0)),
+      };
       const analyzeOnce = () =>
-        options.limit(async () => {
+        options.limit(share, async () => {
           signal.throwIfAborted();
           options.onAnalysis?.({ phase: 'start', documentId: p.documentId, chunkIndex: p.chunkIndex });
           let ok = false;
@@ -140,7 +154,7 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
           } finally {
             options.onAnalysis?.({ phase: 'end', documentId: p.documentId, chunkIndex: p.chunkIndex, ok });
           }
-        });
+        }, signal);
       let analysis;
       for (;;) {
         await waitForBreaker(options.breaker, signal);
@@ -213,6 +227,9 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
     }
     const resultKey = chunkResultKey(p.tenantId, p.documentId, p.chunkIndex, randomUUID());
     await ctx.blobs.putJson(ctx.config.RESULTS_BUCKET, resultKey, result);
+    // Fair share: the successor goes out before this chunk is counted when it is ready now, so
+    // the completion records that in the same write; otherwise it is looked for after the count.
+    const nextReleased = await releaseSuccessorEarly(ctx, p);
     const claim = await held.settle();
     if (!claim) {
       log.warn('chunk finished but its claim was taken over; not counted');
@@ -223,7 +240,7 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
       p.documentId,
       p.chunkIndex,
       claim,
-      { ...chunkOutcome(result), resultKey },
+      { ...chunkOutcome(result), resultKey, nextReleased },
       result.usage,
       pageCount,
     );
@@ -231,6 +248,7 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
       log.warn('chunk finished but its claim or job moved on; not counted');
       return 'skipped';
     }
+    if (!nextReleased) await releaseSuccessor(ctx, p, { nextReleased });
     return result.status;
   } finally {
     held.stop();
@@ -325,8 +343,9 @@ async function chunkPages(ctx: PipelineContext, p: EventPayload<'chunk.ready'>):
 }
 
 /**
- * Claims the chunk, waiting out another worker's live claim. Returns the claimed row, or
- * undefined when there is nothing to do (already done, job inactive).
+ * Claims the chunk, waiting out another worker's live claim. Returns the claimed row, the row of
+ * a chunk already finished, or undefined when there is nothing to do (job inactive, a later
+ * delivery owns the chunk).
  */
 async function acquire(
   ctx: PipelineContext,
@@ -335,7 +354,7 @@ async function acquire(
   claimTimeoutMs: number,
   clock: Clock,
   signal: AbortSignal | undefined,
-): Promise<ChunkRow | undefined> {
+): Promise<{ claimed?: ChunkRow; done?: ChunkRow } | undefined> {
   let seen: { counter: number; since: number } | undefined;
   const poll = backoffPolicy({ baseMs: Math.max(20, Math.floor(claimTimeoutMs / 10)), capMs: Math.max(20, Math.floor(claimTimeoutMs / 3)) });
   for (;;) {
@@ -343,8 +362,9 @@ async function acquire(
     const outcome = await ctx.status.claimChunk(p.tenantId, p.documentId, p.chunkIndex, workerId, p.attempt, takeOver);
     switch (outcome.kind) {
       case 'claimed':
-        return outcome.row;
+        return { claimed: outcome.row };
       case 'done':
+        return { done: outcome.row };
       case 'job-inactive':
         return undefined;
       case 'busy': {

@@ -6,6 +6,10 @@
  * `chunk.ready`, keyed so the chunks spread over every shard. The fleet starts on the first chunks
  * while later pages are still being read.
  *
+ * Fair share (./fair-share.ts): only the first FAIR_SHARE_WINDOW chunks are published here; the
+ * others get their row marked `inputReady` and are published by their finished predecessor (or
+ * here, when the predecessor finished before the input was written).
+ *
  * Invariant: a `chunk.ready` is published only after the chunk's row and its input object exist.
  * Safe to run again for the same document (redelivery, a crash half-way): each step is
  * deterministic or conditional, and a job already committed has its missing rows and the inputs of
@@ -24,9 +28,11 @@ import { planChunks } from '../jobs/planner.js';
 import { parsePageRange } from '../pdf/page-range.js';
 import type { ExtractedPage, ExtractOptions } from '../pdf/types.js';
 import type { EventPayload } from '../stream/events.js';
-import type { Queue } from '../stream/queue.js';
 import { toPageText } from './analyze-chunks.js';
 import type { PipelineContext } from './context.js';
+import { chunkRecordBase, inFirstWindow, publishChunks, publishIfPredecessorFinished, releasedPending, tenantWeight } from './fair-share.js';
+
+export { chunkPartitionKey } from './fair-share.js';
 
 /** Chunk rows committed in one transaction with the job row (DynamoDB's 100 items, less the job row). */
 const FIRST_ROWS = 99;
@@ -34,11 +40,6 @@ const FIRST_ROWS = 99;
 /** A chunk's input object in the uploads bucket. */
 export interface ChunkInputObject {
   pages: PageText[];
-}
-
-/** Partition key of a chunk's events: distinct per chunk, so one document uses every shard. */
-export function chunkPartitionKey(documentId: string, index: number): string {
-  return `${documentId}#${index}`;
 }
 
 /** Handles `document.submitted`. */
@@ -60,7 +61,8 @@ export async function splitDocument(ctx: PipelineContext, event: EventPayload<'d
     return;
   }
   if (job.status === 'queued') job = await ctx.status.transition(tenantId, documentId, 'splitting');
-  const splitting = job;
+  // The window and weight are fixed at the commit and travel on every chunk record.
+  const splitting: Job = { ...job, window: ctx.config.FAIR_SHARE_WINDOW, weight: await tenantWeight(ctx, tenantId) };
 
   const dir = await mkdtemp(path.join(os.tmpdir(), 'docorch-split-'));
   const t0 = performance.now();
@@ -85,6 +87,7 @@ export async function splitDocument(ctx: PipelineContext, event: EventPayload<'d
     try {
       extraction = await ctx.extractor.extract(file, {
         maxPages: ctx.config.MAX_PAGES,
+        share: { flow: tenantId, weight: splitting.weight ?? 1 },
         ...(job.pageSelection !== undefined ? { pages: job.pageSelection } : {}),
         onOpen: (info, selected) => {
           lap('opened');
@@ -95,6 +98,8 @@ export async function splitDocument(ctx: PipelineContext, event: EventPayload<'d
               chunksTotal: plan.length,
               pageCount: info.pageCount,
               pagesSelected: selected.length,
+              window: splitting.window as number,
+              weight: splitting.weight as number,
             })
             .then(() => void lap('committed'));
           committed.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
@@ -153,7 +158,7 @@ class ChunkInputWriter {
   private readonly writes = pLimit(16);
   private readonly work: Promise<void>[] = [];
   private chunks = 0;
-  private published = 0;
+  private written = 0;
 
   constructor(
     private readonly ctx: PipelineContext,
@@ -202,45 +207,38 @@ class ChunkInputWriter {
     );
     await this.committed();
     // Rows beyond the commit's transaction are created here, each just before its chunk is
-    // published (a chunk.ready never exists without its row).
+    // published (a chunk.ready never exists without its row), marked inputReady: the input is in.
     const later = chunks.filter((c) => c.index >= FIRST_ROWS);
-    if (later.length > 0) await this.ctx.status.createChunkRows(tenantId, documentId, later);
-    await publish(this.ctx.queue, tenantId, documentId, chunks, this.job.analyses);
-    this.published += chunks.length;
-    this.onPublished();
+    if (later.length > 0) await this.ctx.status.createChunkRows(tenantId, documentId, later, { inputReady: true });
+    const window = this.job.window;
+    const first = chunks.filter((c) => inFirstWindow(c.index, window));
+    const beyond = chunks.filter((c) => !inFirstWindow(c.index, window));
+    await publishChunks(this.ctx.queue, chunkRecordBase(this.job), first);
+    if (beyond.length > 0) {
+      // The splitter's half of the fair-share handshake: mark the input ready, then look at the
+      // predecessor (it may have finished before this input was written).
+      const committedRows = beyond.filter((c) => c.index < FIRST_ROWS).map((c) => c.index);
+      await this.ctx.status.markInputsReady(tenantId, documentId, committedRows);
+      await publishIfPredecessorFinished(this.ctx, this.job, beyond.map((c) => c.index));
+    }
+    if (first.length > 0) this.onPublished();
+    this.written += chunks.length;
   }
 
-  /** Waits for every write and publish; the first failure is thrown. */
+  /** Waits for every write and publish; the first failure is thrown. Returns the chunks written. */
   async finish(): Promise<number> {
     await this.committed();
     await Promise.all(this.work);
-    if (this.published !== this.chunks) {
-      throw new DocorchError('INTERNAL', `split published ${this.published} of ${this.chunks} chunks: pages missing from the extraction`);
+    if (this.written !== this.chunks) {
+      throw new DocorchError('INTERNAL', `split wrote ${this.written} of ${this.chunks} chunks: pages missing from the extraction`);
     }
-    return this.published;
+    return this.written;
   }
 
   /** Waits for the writes in flight without throwing (before failing the job). */
   async settled(): Promise<void> {
     await Promise.allSettled(this.work);
   }
-}
-
-async function publish(
-  queue: Queue,
-  tenantId: string,
-  documentId: string,
-  chunks: ReadonlyArray<Pick<ChunkPlan, 'index'> & { attempt?: number }>,
-  analyses: EventPayload<'chunk.ready'>['analyses'],
-): Promise<void> {
-  await queue.addBulk(
-    chunks.map((c) => ({
-      type: 'chunk.ready' as const,
-      payload: { tenantId, documentId, chunkIndex: c.index, attempt: Math.max(1, c.attempt ?? 1), analyses },
-      partitionKey: chunkPartitionKey(documentId, c.index),
-    })),
-    { spread: true },
-  );
 }
 
 /**
@@ -268,9 +266,14 @@ export async function resumeSplit(ctx: PipelineContext, job: Job): Promise<numbe
   );
   const missing = pending.filter((_, i) => !present[i]);
   if (missing.length > 0) await rewriteInputs(ctx, job, missing);
-  await publish(ctx.queue, tenantId, documentId, pending, job.analyses);
-  ctx.logger.info({ tenantId, documentId, published: pending.length, rewritten: missing.length }, 'resumed an interrupted split');
-  return pending.length;
+  // Every pending input exists now: mark the rows beyond the first window ready, then publish
+  // what is released (first window, or predecessor finished); the rest follow their predecessors.
+  const unmarked = pending.filter((c) => !inFirstWindow(c.index, job.window) && c.inputReady !== true).map((c) => c.index);
+  await ctx.status.markInputsReady(tenantId, documentId, unmarked);
+  const released = releasedPending(await ctx.status.listChunks(tenantId, documentId), job.window);
+  await publishChunks(ctx.queue, chunkRecordBase(job), released);
+  ctx.logger.info({ tenantId, documentId, published: released.length, pending: pending.length, rewritten: missing.length }, 'resumed an interrupted split');
+  return released.length;
 }
 
 async function rewriteInputs(ctx: PipelineContext, job: Job, rows: readonly ChunkRow[]): Promise<void> {
@@ -280,7 +283,7 @@ async function rewriteInputs(ctx: PipelineContext, job: Job, rows: readonly Chun
     await ctx.blobs.downloadToFile(ctx.config.UPLOADS_BUCKET, job.sourceKey, file);
     const selected = new Set(parsePageRange(job.pageSelection, job.pageCount ?? 0));
     const ranges = rows.map((r) => (r.firstPage === r.lastPage ? `${r.firstPage}` : `${r.firstPage}-${r.lastPage}`)).join(',');
-    const options: ExtractOptions = { maxPages: ctx.config.MAX_PAGES, pages: ranges };
+    const options: ExtractOptions = { maxPages: ctx.config.MAX_PAGES, pages: ranges, share: { flow: job.tenantId, weight: job.weight ?? 1 } };
     const { pages } = await ctx.extractor.extract(file, options);
     const byPage = new Map(pages.map((p) => [p.page, toPageText(p)]));
     const limit = pLimit(16);

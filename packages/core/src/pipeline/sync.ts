@@ -41,6 +41,7 @@ export type SyncOutcome =
 export async function extractSubmission(ctx: PipelineContext, sub: Submission): Promise<ExtractionResult> {
   return ctx.extractor.extract(sub.filePath, {
     maxPages: ctx.config.MAX_PAGES,
+    share: { flow: sub.tenantId },
     ...(sub.pages !== undefined ? { pages: sub.pages } : {}),
   });
 }

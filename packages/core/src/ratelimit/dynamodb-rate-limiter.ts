@@ -35,6 +35,7 @@ import {
   charge,
   defaultMaxLateness,
   defaultTokenBurst,
+  refund,
   reserve,
   validateParams,
   type BucketState,
@@ -184,10 +185,18 @@ export class DynamoDbRateLimiter implements RateLimiter {
     }
   }
 
+  /**
+   * Corrects the token dimension by the call's billed input tokens: charges what was used beyond
+   * the estimate, refunds the unused part of the reservation (see `refund` in ./gcra.ts) when it
+   * is worth a write (at least 10% of the estimate and 100 tokens).
+   */
   async settle(estimatedTokens: number, actualTokens: number): Promise<void> {
     const extra = actualTokens - estimatedTokens;
-    if (!(extra > 0)) return;
-    await this.update((state, now) => ({ next: charge(state, now, extra, this.params), result: undefined }));
+    if (extra > 0) {
+      await this.update((state, now) => ({ next: charge(state, now, extra, this.params), result: undefined }));
+    } else if (-extra >= Math.max(100, estimatedTokens / 10)) {
+      await this.update((state, now) => ({ next: refund(state, now, -extra, this.params), result: undefined }));
+    }
   }
 
   /** Reads the row, applies `mutate`, writes it back if nobody wrote in between; else again. */

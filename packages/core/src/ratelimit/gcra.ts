@@ -124,11 +124,23 @@ export function reserve(state: BucketState, now: number, tokens: number, params:
 
 /**
  * Charges `extraTokens` more to the token dimension at `now` (the call used more input tokens
- * than were reserved). Unused reservations are deliberately not refunded: a late refund could
- * credit tokens that later grants already used, and the limit would no longer be a guarantee.
+ * than were reserved).
  */
 export function charge(state: BucketState, now: number, extraTokens: number, params: RateLimitParams): BucketState {
   if (!(extraTokens > 0)) return state;
   const ti = intervalMs(params, params.tokens);
   return { ...state, tokenTat: Math.max(state.tokenTat, now) + Math.min(extraTokens, params.tokens.limit) * ti };
+}
+
+/**
+ * Gives back `unusedTokens` of a reservation (the call used fewer input tokens than estimated),
+ * never past `now`: a bucket cannot be fuller than full. While the bucket stays backlogged this
+ * is exactly the state the true cost would have left; if it ran idle in between, a later grant
+ * may have been clamped to its own start and the refund can credit at most `unusedTokens` too
+ * much once (less than one call's estimate; the margin absorbs it).
+ */
+export function refund(state: BucketState, now: number, unusedTokens: number, params: RateLimitParams): BucketState {
+  if (!(unusedTokens > 0) || state.tokenTat <= now) return state;
+  const ti = intervalMs(params, params.tokens);
+  return { ...state, tokenTat: Math.max(now, state.tokenTat - Math.min(unusedTokens, params.tokens.limit) * ti) };
 }

@@ -10,6 +10,7 @@ import {
   charge,
   defaultMaxLateness,
   defaultTokenBurst,
+  refund,
   reserve,
   validateParams,
   type BucketState,
@@ -81,6 +82,7 @@ export class MemoryRateLimiter implements RateLimiter {
   }
 
   async settle(estimatedTokens: number, actualTokens: number): Promise<void> {
-    this.state = charge(this.state, this.now(), actualTokens - estimatedTokens, this.params);
+    const extra = actualTokens - estimatedTokens;
+    this.state = extra > 0 ? charge(this.state, this.now(), extra, this.params) : refund(this.state, this.now(), -extra, this.params);
   }
 }

@@ -26,6 +26,13 @@ export const EVENT_PAYLOADS = {
     /** Delivery attempt of this chunk, from 1. */
     attempt: z.number().int().min(1),
     analyses: z.array(z.enum(ANALYSIS_KINDS)).min(1),
+    /**
+     * The document's fair-share window (pipeline/fair-share.ts): when this chunk is finished, the
+     * chunk `chunkIndex + window` is published. Absent: every chunk was published at once.
+     */
+    window: z.number().int().min(1).optional(),
+    /** The tenant's share weight, for the worker's fair queue. @defaultValue 1 */
+    weight: z.number().positive().optional(),
   }),
 } as const;
 

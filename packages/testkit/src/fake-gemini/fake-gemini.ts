@@ -118,6 +118,8 @@ export interface FakeGeminiRequest {
   inlineData: Array<{ mimeType: string; bytes: number }>;
   /** Pages found in the request's page markup. */
   pages: number[];
+  /** The first 120 characters of the first page's text (tells documents apart in a test). */
+  sample: string;
   /** Characters of text in the request (system instruction included). */
   textChars: number;
   /** Tokens reported in `usageMetadata` (0 when the answer had none). */
@@ -276,6 +278,7 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
       outcome: 'notFound',
       inlineData: [],
       pages: [],
+      sample: '',
       textChars: 0,
       promptTokens: 0,
       candidatesTokens: 0,
@@ -313,6 +316,7 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
     entry.textChars = request.textChars;
     const content = parseContent(request.text);
     entry.pages = content.pages.map((p) => p.page);
+    entry.sample = (content.pages[0]?.text ?? '').slice(0, 120);
     const promptTokens = Math.ceil(request.textChars / 4) + IMAGE_TOKENS * request.inlineData.length;
 
     const wait = latency();

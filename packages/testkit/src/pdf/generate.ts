@@ -31,6 +31,8 @@ export interface GeneratePdfOptions {
   blankPages?: number[];
   /** Seed of the content; the same options give the same text. @defaultValue 1 */
   seed?: number;
+  /** A line written under each page's "Page N" heading (tells documents apart in a model's log). @defaultValue none */
+  label?: string;
 }
 
 /** A generated PDF and the ground truth of its content. */
@@ -333,8 +335,9 @@ export async function generatePdf(options: GeneratePdfOptions): Promise<Generate
     const paragraphs = writer.page(n);
     doc.font(bodyFont).fontSize(14).text(`Page ${n}`, { paragraphGap: 8 });
     doc.fontSize(10.5);
+    if (options.label) doc.text(options.label, { paragraphGap: 8 });
     for (const paragraph of paragraphs) doc.text(paragraph, { paragraphGap: 8, lineGap: 1.5 });
-    pageTexts.push([`Page ${n}`, ...paragraphs].join('\n\n'));
+    pageTexts.push([`Page ${n}`, ...(options.label ? [options.label] : []), ...paragraphs].join('\n\n'));
     // Text that overflowed would land on an extra page and break the ground truth.
     if (added !== n) throw new Error(`generatePdf: page ${n} overflowed; shorten the paragraphs`);
   }

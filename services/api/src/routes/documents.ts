@@ -95,7 +95,7 @@ export function documentsRouter(ctx: PipelineContext): Router {
   async function submitInSlot(sub: Submission, mode: 'auto' | 'sync' | 'async', res: Response, documentId?: string): Promise<void> {
     if (mode !== 'sync') {
       // Validate before choosing a path, so a bad file is a 4xx now rather than a failed job later.
-      const info = await ctx.extractor.inspect(sub.filePath);
+      const info = await ctx.extractor.inspect(sub.filePath, { share: { flow: sub.tenantId } });
       const maxPages = sub.limits?.maxPages ?? ctx.config.MAX_PAGES;
       if (info.pageCount > maxPages) {
         throw new DocorchError('TOO_MANY_PAGES', `The PDF has ${info.pageCount} pages; the limit is ${maxPages}`, {

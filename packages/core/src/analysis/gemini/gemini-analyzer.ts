@@ -106,6 +106,12 @@ export interface GeminiAnalyzerOptions {
   maxServerRetryDelayMs?: number;
   /** Retries of output that fails JSON parsing or validation [GEMINI_MAX_INVALID_OUTPUT_RETRIES]. @defaultValue 2 */
   maxInvalidOutputRetries?: number;
+  /**
+   * Most characters of page text in one chunk call [GEMINI_MAX_CHUNK_CHARS], so one call's
+   * token reservation is bounded: the page that crosses it is cut there, later pages are failed
+   * pages with code TEXT_LIMIT. @defaultValue 120000
+   */
+  maxChunkChars?: number;
   /** Called before every HTTP call (fleet-wide quota). @defaultValue none */
   rateLimiter?: RateLimiter;
   /** Consulted before and told after every HTTP call. @defaultValue none */
@@ -218,7 +224,8 @@ export function createGeminiAnalyzer(options: GeminiAnalyzerOptions): GeminiAnal
           usage.inputTokens += billed.inputTokens;
           usage.outputTokens += billed.outputTokens;
           usage.modelCalls += 1;
-          if (limiter?.settle) {
+          // Corrected by the billed count only when the answer reports one.
+          if (limiter?.settle && billed.inputTokens > 0) {
             limiter.settle(estimatedTokens, billed.inputTokens).catch((err: unknown) => options.logger?.warn({ err }, 'rate limiter settle failed'));
           }
           options.onModelCall?.({ operation, attempt, outcome: 'ok', httpStatus: 200, durationMs: performance.now() - started, usage: billed });
@@ -321,10 +328,17 @@ export function createGeminiAnalyzer(options: GeminiAnalyzerOptions): GeminiAnal
       const promptPages: PromptPage[] = [];
       let textLength = 0;
       let inlineBytes = 0;
+      let textBudget = options.maxChunkChars ?? 120_000;
       for (const page of [...input.pages].sort((a, b) => a.page - b.page)) {
         if (page.text.trim() !== '') {
-          promptPages.push({ page: page.page, text: page.text });
-          textLength += page.text.length;
+          if (textBudget <= 0) {
+            failedPages.push({ page: page.page, code: 'TEXT_LIMIT' });
+            continue;
+          }
+          const text = page.text.length > textBudget ? page.text.slice(0, textBudget) : page.text;
+          textBudget -= text.length;
+          promptPages.push({ page: page.page, text });
+          textLength += text.length;
         } else if (page.image) {
           promptPages.push({ page: page.page, image: page.image });
           ocrPages.push(page.page);

@@ -1,0 +1,179 @@
+/**
+ * A concurrency cap that serves its waiters by weighted fair share instead of first in, first
+ * out: start-time fair queueing (Goyal, Vin and Cheng, SIGCOMM 1996), the discipline behind
+ * Linux's CFQ and most multi-tenant schedulers. Each flow (a tenant) has a virtual finish tag;
+ * a task that arrives gets the start tag `max(V, lastFinish[flow])` and moves the flow's finish
+ * tag by `cost / weight`; a free slot goes to the waiting task with the smallest start tag, and
+ * V becomes that tag. So two backlogged flows of weights 3 and 1 are served 3 to 1, a flow that
+ * arrives behind a long backlog is served next (its start tag is V, the backlog's tags are
+ * ahead of V), and a flow that was idle gets no credit for its idle time (the `max`).
+ *
+ * Used for the worker's chunk analyses (tenants share the model quota by weight) and for the PDF
+ * worker processes (one tenant's 2,000-page split does not queue a 5-page document behind it).
+ */
+import { DocorchError } from '../errors.js';
+
+/** Who a task is for and what it costs. */
+export interface FairShare {
+  /** The flow (a tenant id). */
+  flow: string;
+  /** The flow's share weight (> 0). @defaultValue 1 */
+  weight?: number;
+  /** The task's cost in the unit shares are measured in (> 0). @defaultValue 1 */
+  cost?: number;
+}
+
+/** Runs `fn` once the queue grants it a slot; the slot is released when it settles. */
+export type FairLimit = <T>(share: FairShare, fn: () => Promise<T>, signal?: AbortSignal) => Promise<T>;
+
+interface Waiter {
+  start: number;
+  seq: number;
+  grant: () => void;
+}
+
+/**
+ * Weighted fair queue with `concurrency` slots. Flows' tags are kept while the flow has work
+ * queued or a tag ahead of the virtual time, and dropped after that (bounded memory).
+ */
+export class FairQueue {
+  private running = 0;
+  private virtualTime = 0;
+  private seq = 0;
+  private readonly finish = new Map<string, number>();
+  private readonly heap: Waiter[] = [];
+  private readonly served = new Map<string, number>();
+
+  /** @param concurrency slots (at least 1) */
+  constructor(readonly concurrency: number) {
+    if (!(concurrency >= 1)) throw new RangeError('FairQueue needs at least one slot');
+  }
+
+  /** Tasks running now. */
+  get active(): number {
+    return this.running;
+  }
+
+  /** Tasks waiting for a slot. */
+  get pending(): number {
+    return this.heap.length;
+  }
+
+  /** Cost served per flow since creation (tests, metrics). */
+  servedByFlow(): ReadonlyMap<string, number> {
+    return this.served;
+  }
+
+  /** Runs `fn` under the cap, in fair order; a waiter whose signal aborts leaves the queue. */
+  readonly run: FairLimit = async <T>(share: FairShare, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> => {
+    signal?.throwIfAborted();
+    const weight = share.weight !== undefined && share.weight > 0 ? share.weight : 1;
+    const cost = share.cost !== undefined && share.cost > 0 ? share.cost : 1;
+    const start = Math.max(this.virtualTime, this.finish.get(share.flow) ?? 0);
+    this.finish.set(share.flow, start + cost / weight);
+    if (this.running < this.concurrency && this.heap.length === 0) {
+      this.dispatched(start, share.flow, cost);
+    } else {
+      await new Promise<void>((resolve, reject) => {
+        const waiter: Waiter = {
+          start,
+          seq: this.seq++,
+          grant: () => {
+            signal?.removeEventListener('abort', onAbort);
+            this.dispatched(start, share.flow, cost);
+            resolve();
+          },
+        };
+        const onAbort = () => {
+          this.remove(waiter);
+          reject(signal?.reason ?? new DocorchError('INTERNAL', 'aborted while waiting for a slot'));
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        this.push(waiter);
+      });
+    }
+    try {
+      return await fn();
+    } finally {
+      this.running--;
+      this.next();
+    }
+  };
+
+  private dispatched(start: number, flow: string, cost: number): void {
+    this.running++;
+    this.virtualTime = Math.max(this.virtualTime, start);
+    this.served.set(flow, (this.served.get(flow) ?? 0) + cost);
+    // Flows whose finish tag fell behind the virtual time hold no advantage any more: forget them.
+    if (this.finish.size > 1_000) {
+      for (const [f, tag] of this.finish) if (tag <= this.virtualTime) this.finish.delete(f);
+    }
+  }
+
+  private next(): void {
+    while (this.running < this.concurrency && this.heap.length > 0) {
+      const waiter = this.pop();
+      waiter?.grant();
+    }
+  }
+
+  // A binary min-heap on (start tag, arrival order).
+  private less(a: Waiter, b: Waiter): boolean {
+    return a.start < b.start || (a.start === b.start && a.seq < b.seq);
+  }
+
+  private push(w: Waiter): void {
+    const h = this.heap;
+    h.push(w);
+    let i = h.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.less(h[i] as Waiter, h[parent] as Waiter)) break;
+      [h[i], h[parent]] = [h[parent] as Waiter, h[i] as Waiter];
+      i = parent;
+    }
+  }
+
+  private pop(): Waiter | undefined {
+    const h = this.heap;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length > 0 && last) {
+      h[0] = last;
+      this.siftDown(0);
+    }
+    return top;
+  }
+
+  private siftDown(i: number): void {
+    const h = this.heap;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < h.length && this.less(h[l] as Waiter, h[m] as Waiter)) m = l;
+      if (r < h.length && this.less(h[r] as Waiter, h[m] as Waiter)) m = r;
+      if (m === i) return;
+      [h[i], h[m]] = [h[m] as Waiter, h[i] as Waiter];
+      i = m;
+    }
+  }
+
+  private remove(w: Waiter): void {
+    const i = this.heap.indexOf(w);
+    if (i < 0) return;
+    const last = this.heap.pop() as Waiter;
+    if (i < this.heap.length) {
+      this.heap[i] = last;
+      // Restore the heap both ways from i.
+      let j = i;
+      while (j > 0) {
+        const parent = (j - 1) >> 1;
+        if (!this.less(this.heap[j] as Waiter, this.heap[parent] as Waiter)) break;
+        [this.heap[j], this.heap[parent]] = [this.heap[parent] as Waiter, this.heap[j] as Waiter];
+        j = parent;
+      }
+      this.siftDown(j);
+    }
+  }
+}
