@@ -35,6 +35,8 @@ export async function submitAndWait(
   file: string,
   pagesPerChunk: number,
   everyMs = 50,
+  /** Told of every status view polled, with its time (epoch ms). */
+  onView?: (view: { status: string; progress: { chunksTotal: number; chunksSucceeded: number; chunksFailed: number } }, at: number) => void,
 ): Promise<{ id: string; status: string; chunks: number; submittedAt: number; doneAt: number }> {
   const headers = { authorization: `Bearer ${target.apiKey}` };
   const form = new FormData();
@@ -48,8 +50,9 @@ export async function submitAndWait(
   for (;;) {
     const view = (await (await fetch(`${target.api.baseUrl}/v1/documents/${id}`, { headers })).json()) as {
       status: string;
-      progress: { chunksTotal: number };
+      progress: { chunksTotal: number; chunksSucceeded: number; chunksFailed: number };
     };
+    onView?.(view, performance.timeOrigin + performance.now());
     if (TERMINAL.includes(view.status)) {
       return { id, status: view.status, chunks: view.progress.chunksTotal, submittedAt, doneAt: performance.timeOrigin + performance.now() };
     }

@@ -356,6 +356,8 @@ export interface StartFleetOptions {
   latencyMs: number;
   /** Extra env of every service. */
   env: Record<string, string>;
+  /** Also wait until the workers hold the shards evenly (floor or ceil of shards / workers), as in steady state. @defaultValue false */
+  balanced?: boolean;
 }
 
 /**
@@ -395,11 +397,13 @@ export async function startFleet(options: StartFleetOptions): Promise<Fleet> {
       async () => {
         const rows = await scanLeases(a, config.LEASES_TABLE);
         const owners = new Set(rows.map((r) => r.leaseOwner));
-        return rows.length === options.shards && rows.every((r) => r.leaseOwner) && owners.size === Math.min(options.workers, options.shards)
+        const held = [...owners].map((o) => rows.filter((r) => r.leaseOwner === o).length);
+        const even = !options.balanced || held.every((n) => n === Math.floor(options.shards / options.workers) || n === Math.ceil(options.shards / options.workers));
+        return rows.length === options.shards && rows.every((r) => r.leaseOwner) && owners.size === Math.min(options.workers, options.shards) && even
           ? rows
           : undefined;
       },
-      45_000,
+      options.balanced ? 90_000 : 45_000,
       200,
     );
     return {

@@ -14,7 +14,7 @@ const ctx = createPipelineContext(config, logger, {
 });
 // One local poller: a stable owner name lets a restarted poller resume its own assembly claim at once.
 const handler = createStreamHandler(ctx, { owner: () => 'local-aggregator' });
-const poller = new StreamPoller(ctx, handler);
+const poller = new StreamPoller(ctx, handler, { batchSize: 1000 });
 poller.start();
 
 // Health and metrics endpoints for the supervisor, Prometheus and tests.

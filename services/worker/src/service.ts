@@ -92,7 +92,15 @@ export function createWorkerService(ctx: PipelineContext, options: WorkerService
     if (req.url === '/healthz') {
       const ok = worker.state === 'running';
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status: ok ? 'ok' : worker.state, workerId: worker.workerId, shards: worker.shards, inFlight: worker.inFlight }));
+      res.end(
+        JSON.stringify({
+          status: ok ? 'ok' : worker.state,
+          workerId: worker.workerId,
+          shards: worker.shards,
+          inFlight: worker.inFlight,
+          analyses: { running: analyses.active, waiting: analyses.pending, waitingByTenant: Object.fromEntries(analyses.pendingByFlow()) },
+        }),
+      );
       return;
     }
     if (req.url === '/metrics') {

@@ -276,10 +276,93 @@ export class StatusTable {
         if (TERMINAL_STATUSES.has(to)) this.onTerminal?.(to);
         return { ...job, ...patch, status: to } as Job;
       } catch (err) {
+        if (!isTransactionConflict(err)) throw err;
+        // Chunks are being counted faster than a read-and-write round trip (a busy document
+        // being cancelled or failed): stop the counting first, then release with the frozen count.
+        if (attempt >= 3 && (to === 'cancelled' || to === 'failed')) return this.finishInTwoSteps(tenantId, documentId, to, patch, from);
         // Our read went stale (a chunk counted, or the job moved): read again and decide again.
-        if (isTransactionConflict(err) && attempt < 10) continue;
+        if (attempt < 10) continue;
         throw err;
       }
+    }
+  }
+
+  /**
+   * `cancelled`/`failed` of a job whose chunks keep being counted: first the status moves (a plain
+   * conditional update, which stops every further count: counts are conditional on
+   * `processing`) with a `releasePending` marker, then {@link StatusTable.releaseAdmission}
+   * releases the slot and the pages not analysed, exactly once. If the process dies in between,
+   * the marker stays and the next DELETE of the document (or a sweep) finishes the release.
+   */
+  private async finishInTwoSteps(tenantId: string, documentId: string, to: JobStatus, patch: JobPatch, from: readonly JobStatus[]): Promise<Job> {
+    const { names, values, sets } = patchExpression({ ...patch, status: to });
+    const fromPlaceholders = from.map((status, i) => {
+      values[`:from${i}`] = status;
+      return `:from${i}`;
+    });
+    values[':true'] = true;
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: documentPk(tenantId, documentId), sk: JOB_SK },
+          UpdateExpression: `SET ${sets.join(', ')}, releasePending = :true`,
+          ConditionExpression: `attribute_exists(pk) AND #status IN (${fromPlaceholders.join(', ')})`,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      const current = await this.getJob(tenantId, documentId);
+      throw new DocorchError('CONFLICT', `Document ${documentId} is ${current?.status ?? 'gone'}; cannot move to ${to}`, {
+        cause: err,
+        details: { status: current?.status, to },
+      });
+    }
+    this.onTerminal?.(to);
+    await this.releaseAdmission(tenantId, documentId);
+    return (await this.getJob(tenantId, documentId)) as Job;
+  }
+
+  /**
+   * Finishes a release left pending by {@link StatusTable.finishInTwoSteps} (idempotent: a job
+   * without the marker is left alone). Returns whether it released anything.
+   */
+  async releaseAdmission(tenantId: string, documentId: string): Promise<boolean> {
+    const job = await this.getJob(tenantId, documentId);
+    if (!job?.admission || !job.releasePending || !this.usageTableName) return false;
+    const release = Math.max(0, job.admission.pages - (job.pagesDone ?? 0));
+    try {
+      await this.transact([
+        {
+          Update: {
+            TableName: this.tableName,
+            Key: { pk: documentPk(tenantId, documentId), sk: JOB_SK },
+            UpdateExpression: 'REMOVE releasePending',
+            ConditionExpression: 'releasePending = :true AND #status = :status',
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: { ':true': true, ':status': job.status },
+          },
+        },
+        { Update: releaseSlotUpdate(this.usageTableName, tenantId) },
+        ...(release > 0
+          ? [
+              {
+                Update: {
+                  TableName: this.usageTableName,
+                  Key: usageKey(tenantId, job.admission.month),
+                  UpdateExpression: 'ADD pagesCharged :minus',
+                  ExpressionAttributeValues: { ':minus': -release },
+                },
+              },
+            ]
+          : []),
+      ]);
+      return true;
+    } catch (err) {
+      if (isTransactionConflict(err)) return false; // released by someone else meanwhile
+      throw err;
     }
   }
 

@@ -95,6 +95,8 @@ export interface Job {
   admission?: { month: string; pages: number };
   /** Pages whose chunks were counted (succeeded or failed), for the release of unanalysed pages. */
   pagesDone?: number;
+  /** Set while a terminal job's admission release is still to be made (aws/status-table.ts, two-step finish). */
+  releasePending?: boolean;
   /**
    * Fair share (pipeline/fair-share.ts): chunk records of this document on the stream ahead of
    * completions, fixed at the split's commit so a change of FAIR_SHARE_WINDOW never breaks the

@@ -7,6 +7,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import os from 'node:os';
 import type { PDFDocumentLoadingTask, PDFDocumentProxy, PDFPageProxy } from 'pdfjs-dist/legacy/build/pdf.mjs';
 import workerpool from 'workerpool';
 import { DocorchError } from '../errors.js';
@@ -61,6 +62,7 @@ const STANDARD_FONT_DATA_URL = path.join(pdfjsRoot, 'standard_fonts') + path.sep
 
 let guard: MemoryGuard | undefined;
 let maxBufferBytes = 0;
+let niced = false;
 
 /** The task handler, registered with workerpool as `run`. */
 export async function run(task: ThreadTask): Promise<ThreadResult> {
@@ -70,6 +72,15 @@ export async function run(task: ThreadTask): Promise<ThreadResult> {
   // is loaded so that its bundled polyfills keep the native classes.
   maxBufferBytes = task.maxBufferBytes;
   guard ??= installMemoryGuard(maxBufferBytes);
+  if (task.nice !== undefined && !niced) {
+    niced = true;
+    // Parsing is batch work: below the process's other work (lease renewals, claims, requests).
+    try {
+      os.setPriority(task.nice);
+    } catch {
+      // Not permitted here (a lower priority always is on Linux; other platforms may refuse): run as is.
+    }
+  }
   if (tripsAtLastEnd !== undefined && guard.trips !== tripsAtLastEnd.before) await quiesce(guard);
   guard.reset();
   const before = guard.trips;

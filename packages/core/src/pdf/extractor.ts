@@ -38,7 +38,7 @@ import type { ExtractedPage, ExtractionResult, ExtractOptions, PdfExtractor, Pdf
 /** The settings {@link createPdfExtractor} reads. */
 export type PdfExtractorConfig = Pick<
   Config,
-  'PDF_THREADS' | 'PDF_TIMEOUT_MS' | 'PDF_MAX_HEAP_MB' | 'PDF_MAX_BUFFER_MB' | 'PDF_MAX_TEXT_BYTES' | 'PDF_SLICE_PAGES'
+  'PDF_THREADS' | 'PDF_TIMEOUT_MS' | 'PDF_MAX_HEAP_MB' | 'PDF_MAX_BUFFER_MB' | 'PDF_MAX_TEXT_BYTES' | 'PDF_SLICE_PAGES' | 'PDF_NICE'
 > &
   OcrConfig;
 
@@ -268,7 +268,7 @@ export class ProcessPdfExtractor implements PdfExtractor {
     };
 
     const run = async (input: TaskInput, onPages?: (pages: ExtractedPage[]) => void): Promise<Success> => {
-      const task = { ...input, maxBufferBytes: this.config.PDF_MAX_BUFFER_MB * 1024 * 1024, ocr: ocrTaskOptions(this.config) } as ThreadTask;
+      const task = { ...input, maxBufferBytes: this.config.PDF_MAX_BUFFER_MB * 1024 * 1024, nice: this.config.PDF_NICE, ocr: ocrTaskOptions(this.config) } as ThreadTask;
       let result: ThreadResult;
       try {
         result = await raceAbort(

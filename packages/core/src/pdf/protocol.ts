@@ -45,6 +45,8 @@ export interface OpenTask {
   path: string;
   /** Budget of the process's memory outside the JS heap (see ./memory-guard.ts). */
   maxBufferBytes: number;
+  /** Scheduling priority (nice value) the worker process sets for itself on its first task. @defaultValue unchanged */
+  nice?: number | undefined;
   /** Check page count and page range and extract; false for a bare inspection. */
   extract: boolean;
   pages?: string | undefined;
@@ -61,6 +63,8 @@ export interface PagesTask {
   kind: 'pages';
   path: string;
   maxBufferBytes: number;
+  /** As {@link OpenTask.nice}. */
+  nice?: number | undefined;
   pages: number[];
   maxTextBytes: number;
   /** As {@link OpenTask.ocr}. */

@@ -21,6 +21,8 @@ export async function deleteDocument(ctx: PipelineContext, tenantId: string, doc
     throw new DocorchError('CONFLICT', 'The document is being assembled; retry the delete in a few seconds', { retryAfterMs: 5_000 });
   }
   let cancelled: Job | undefined;
+  // A cancel or failure whose release was interrupted (see StatusTable.releaseAdmission) is finished here.
+  if (TERMINAL_STATUSES.has(job.status)) await ctx.status.releaseAdmission(tenantId, documentId);
   if (!TERMINAL_STATUSES.has(job.status)) {
     cancelled = await ctx.status.transition(tenantId, documentId, 'cancelled', {
       completedAt: new Date().toISOString(),

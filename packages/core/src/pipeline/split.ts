@@ -73,6 +73,9 @@ export async function splitDocument(ctx: PipelineContext, event: EventPayload<'d
   // just before each is published.
   let committed: Promise<void> | undefined;
   let published = 0;
+  // Stops the extraction when the job stops being ours (cancelled by DELETE, failed): a large
+  // split must not go on writing inputs for a document nobody will analyse.
+  const stop = new AbortController();
   try {
     const file = path.join(dir, 'source.pdf');
     await ctx.blobs.downloadToFile(ctx.config.UPLOADS_BUCKET, job.sourceKey, file);
@@ -82,12 +85,14 @@ export async function splitDocument(ctx: PipelineContext, event: EventPayload<'d
       splitting,
       () => committed ?? Promise.reject(new DocorchError('INTERNAL', 'chunk pages delivered before the document was opened')),
       () => lap('firstPublished'),
+      stop,
     );
     let extraction;
     try {
       extraction = await ctx.extractor.extract(file, {
         maxPages: ctx.config.MAX_PAGES,
         share: { flow: tenantId, weight: splitting.weight ?? 1 },
+        signal: stop.signal,
         ...(job.pageSelection !== undefined ? { pages: job.pageSelection } : {}),
         onOpen: (info, selected) => {
           lap('opened');
@@ -112,6 +117,10 @@ export async function splitDocument(ctx: PipelineContext, event: EventPayload<'d
     } catch (err) {
       await committed?.catch(() => undefined);
       await writer.settled();
+      if (stop.signal.aborted) {
+        log.info({ reason: (stop.signal.reason as Error | undefined)?.message }, 'split stopped: the job is no longer processing');
+        return;
+      }
       if (isDocorchError(err) && err.retry === 'terminal') {
         log.warn({ code: err.code, err }, 'document cannot be split; failing the job');
         await ctx.status.transition(tenantId, documentId, 'failed', {
@@ -159,6 +168,7 @@ class ChunkInputWriter {
   private readonly work: Promise<void>[] = [];
   private chunks = 0;
   private written = 0;
+  private checkedAt = 0;
 
   constructor(
     private readonly ctx: PipelineContext,
@@ -166,7 +176,21 @@ class ChunkInputWriter {
     /** Resolves once the job is committed (rejects if the commit failed). */
     private readonly committed: () => Promise<void>,
     private readonly onPublished: () => void = () => undefined,
+    /** Aborted here when the job is found no longer processing (the extraction stops). */
+    private readonly stop: AbortController = new AbortController(),
   ) {}
+
+  /** At most once a second: is the job still processing? If not, stops the split. */
+  private async checkActive(): Promise<void> {
+    if (Date.now() - this.checkedAt < 1_000) return;
+    this.checkedAt = Date.now();
+    const current = await this.ctx.status.getJob(this.job.tenantId, this.job.documentId);
+    if (current?.status !== 'processing') {
+      const reason = new DocorchError('CONFLICT', `Document ${this.job.documentId} is ${current?.status ?? 'gone'}; split stopped`);
+      this.stop.abort(reason);
+      throw reason;
+    }
+  }
 
   plan(plan: readonly ChunkPlan[]): void {
     this.chunks = plan.length;
@@ -194,6 +218,8 @@ class ChunkInputWriter {
 
   private async flush(chunks: readonly ChunkPlan[]): Promise<void> {
     const { tenantId, documentId } = this.job;
+    if (this.stop.signal.aborted) return;
+    if (this.written > 0) await this.checkActive();
     await Promise.all(
       chunks.map((chunk) =>
         this.writes(async () => {

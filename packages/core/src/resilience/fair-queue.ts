@@ -27,6 +27,7 @@ export interface FairShare {
 export type FairLimit = <T>(share: FairShare, fn: () => Promise<T>, signal?: AbortSignal) => Promise<T>;
 
 interface Waiter {
+  flow: string;
   start: number;
   seq: number;
   grant: () => void;
@@ -59,6 +60,13 @@ export class FairQueue {
     return this.heap.length;
   }
 
+  /** Tasks waiting per flow (health views). */
+  pendingByFlow(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const w of this.heap) out.set(w.flow, (out.get(w.flow) ?? 0) + 1);
+    return out;
+  }
+
   /** Cost served per flow since creation (tests, metrics). */
   servedByFlow(): ReadonlyMap<string, number> {
     return this.served;
@@ -76,6 +84,7 @@ export class FairQueue {
     } else {
       await new Promise<void>((resolve, reject) => {
         const waiter: Waiter = {
+          flow: share.flow,
           start,
           seq: this.seq++,
           grant: () => {
