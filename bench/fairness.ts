@@ -8,7 +8,7 @@
  * A's document). A's document is deleted once B's is done. Where B's time went is printed from
  * the fake model's log (B's pages carry its label) and its job row.
  *
- * Knobs (env): BENCH_LATENCY_MS (300), BENCH_BIG_PAGES (2000), BENCH_SMALL_PAGES (5),
+ * Knobs (env): BENCH_LATENCY_MS (1000, as bench:pipeline; at 300 ms the emulators, not the fleet, saturate on a 2-core machine), BENCH_BIG_PAGES (2000), BENCH_SMALL_PAGES (5),
  * BENCH_WORKERS (2), BENCH_SHARDS (4), BENCH_CAP (4), BENCH_RUNS (3: the loaded and idle
  * figures are medians of this many runs).
  */
@@ -19,7 +19,7 @@ import { createAwsClients, loadConfig, TenantStore } from '@docorch/core';
 import { startEmulators, startFakeGemini, startPipeline, writePdf, type FakeGemini } from '@docorch/testkit';
 import { knob, submitAndWait, type BenchApi } from './lib.js';
 
-const L = knob('BENCH_LATENCY_MS', 300);
+const L = knob('BENCH_LATENCY_MS', 1000);
 const BIG = knob('BENCH_BIG_PAGES', 2000);
 const SMALL = knob('BENCH_SMALL_PAGES', 5);
 const WORKERS = knob('BENCH_WORKERS', 2);
@@ -52,7 +52,8 @@ try {
       ANALYSIS_CONCURRENCY: String(CAP),
       GEMINI_RPM: '0',
       GEMINI_TPM: '1000000000',
-      LOG_LEVEL: 'warn',
+      // info: the split logs its phase timings, printed below for B's document.
+      LOG_LEVEL: 'info',
     },
   });
   const config = loadConfig({ ...process.env, ...pipeline.env });
@@ -69,15 +70,23 @@ try {
   await submitAndWait(a, smallFile, 1);
 
   /** B's document, timed, with where its time went. */
-  const timeB = async (): Promise<{ ms: number; firstCallMs: number; lastCallMs: number; countedMs: number }> => {
+  const timeB = async (): Promise<{ ms: number; firstCallMs: number; lastCallMs: number; countedMs: number; split: string }> => {
     const before = fake.log.length;
+    const marks = (pipeline?.workers ?? []).map((w) => w.output.length);
     let countedAt = Number.NaN;
     const run = await submitAndWait(b, smallFile, 1, 25, (view, at) => {
       if (Number.isNaN(countedAt) && view.progress.chunksTotal > 0 && view.progress.chunksSucceeded + view.progress.chunksFailed === view.progress.chunksTotal) countedAt = at;
     });
     const calls = fake.log.slice(before).filter((r) => r.sample.includes('TENANT-B'));
     const t0 = run.submittedAt;
+    // The split's own log line: when it ended (relative to the submission) and its phases.
+    const line = (pipeline?.workers ?? [])
+      .flatMap((w, i) => w.output.slice(marks[i]))
+      .map((l) => { try { return JSON.parse(l) as { msg?: string; documentId?: string; time?: string; ms?: Record<string, number> }; } catch { return {}; } })
+      .find((l) => l.msg === 'document split' && l.documentId === run.id);
+    const split = line?.time ? `split done at ${(Date.parse(line.time) - t0).toFixed(0)} ms, phases ${JSON.stringify(line.ms)}` : 'split log not found';
     return {
+      split,
       ms: run.doneAt - t0,
       firstCallMs: Math.min(...calls.map((r) => r.at)) - t0,
       lastCallMs: Math.max(...calls.map((r) => r.respondedAt ?? r.at)) - t0,
@@ -124,7 +133,7 @@ try {
       progress: { chunksSucceeded: number; chunksTotal: number };
     };
     console.log(
-      `run ${i + 1}: B right after A's ${BIG}-page document: ${busy.ms.toFixed(0)} ms (first model call at ${busy.firstCallMs.toFixed(0)} ms, last answer at ${busy.lastCallMs.toFixed(0)} ms, all chunks counted at ${busy.countedMs.toFixed(0)} ms); A had ${view.progress.chunksSucceeded} of ${view.progress.chunksTotal} chunks done`,
+      `run ${i + 1}: B right after A's ${BIG}-page document: ${busy.ms.toFixed(0)} ms (first model call at ${busy.firstCallMs.toFixed(0)} ms, last answer at ${busy.lastCallMs.toFixed(0)} ms, all chunks counted at ${busy.countedMs.toFixed(0)} ms); A had ${view.progress.chunksSucceeded} of ${view.progress.chunksTotal} chunks done; B's ${busy.split}`,
     );
     const deleted = await fetch(`${a.api.baseUrl}/v1/documents/${bigId}`, { method: 'DELETE', headers: { authorization: `Bearer ${a.apiKey}` } });
     if (deleted.status !== 200 && deleted.status !== 204) throw new Error(`DELETE of A's document answered ${deleted.status}: ${await deleted.text()}`);

@@ -36,7 +36,7 @@ describe('fair share: a small document is not queued behind a large one', () => 
       workers: 2,
       shards: 4,
       balanced: true,
-      latencyMs: 200,
+      latencyMs: 500,
       env: { ANALYSIS_CONCURRENCY: '4', LEASE_FAILOVER_MS: '3000', CHUNK_CLAIM_TIMEOUT_MS: '3000', WORKER_GRACE_MS: '2000' },
     });
     a = fleet.pipeline;
@@ -127,8 +127,8 @@ describe('fair share of the model quota by plan weight', () => {
       shards: 4,
       balanced: true,
       latencyMs: 50,
-      // 10 requests per second for the whole fleet: the quota, not the fleet, binds.
-      env: { ANALYSIS_CONCURRENCY: '4', GEMINI_RPM: '600', GEMINI_TPM: '100000000' },
+      // 15 requests per second for the whole fleet: the quota, not the fleet, binds.
+      env: { ANALYSIS_CONCURRENCY: '4', GEMINI_RPM: '900', GEMINI_TPM: '100000000' },
     });
     const env = seedEnv(fleet);
     const tenants = new TenantStore(fleet.aws.doc, fleet.config.TENANTS_TABLE);
@@ -144,8 +144,8 @@ describe('fair share of the model quota by plan weight', () => {
 
   it('tenants of weights 3 and 1 get 75% and 25% of the model requests while both have work', { timeout: 180_000 }, async () => {
     const [docA, docB] = await Promise.all([
-      generatePdf({ pages: 150, seed: 41, label: 'Tenant label TENANT-A' }),
-      generatePdf({ pages: 150, seed: 42, label: 'Tenant label TENANT-B' }),
+      generatePdf({ pages: 300, seed: 41, label: 'Tenant label TENANT-A' }),
+      generatePdf({ pages: 300, seed: 42, label: 'Tenant label TENANT-B' }),
     ]);
     for (const f of fleet.fakes) f.clearLog();
     const [idA, idB] = await Promise.all([
@@ -158,7 +158,7 @@ describe('fair share of the model quota by plan weight', () => {
         .then((views) => samples.push(JSON.stringify(views.map((v) => (v as { analyses?: unknown }).analyses))));
     }, 1_000);
     try {
-      // A (3/4 of 10 per second) finishes its 150 chunks first; B still has work until then.
+      // A (3/4 of 15 per second) finishes its 300 chunks first; B still has work until then.
       await waitForTerminal(a, idA, 120_000);
       clearInterval(sampler);
       console.info(samples.join('\n'));
@@ -166,15 +166,21 @@ describe('fair share of the model quota by plan weight', () => {
       const of = (label: string) => log.filter((r) => r.sample.includes(label)).sort((x, y) => x.at - y.at);
       const logA = of('TENANT-A');
       const logB = of('TENANT-B');
-      // While both have work: from the moment both are being served until A's last request.
+      // While both have work waiting: from the moment both are being served until A's last
+      // window of chunks (FAIR_SHARE_WINDOW, 32) is all that is left of it; after that A has
+      // fewer chunks than the fleet could run, and B rightly gets the spare capacity.
       const from = Math.max(logA[0]?.at ?? 0, logB[0]?.at ?? 0) + 1_000;
-      const to = logA[logA.length - 1]?.at ?? 0;
+      const to = logA[logA.length - 1 - 32]?.at ?? 0;
       const nA = logA.filter((r) => r.at >= from && r.at <= to).length;
       const nB = logB.filter((r) => r.at >= from && r.at <= to).length;
       const shareA = nA / (nA + nB);
       const shareB = nB / (nA + nB);
+      for (const [i, f] of fleet.fakes.entries()) {
+        const mine = f.log.filter((r) => r.pages.length > 0 && r.status === 200 && r.at >= from && r.at <= to);
+        console.info(`worker ${i + 1}: A ${mine.filter((r) => r.sample.includes('TENANT-A')).length}, B ${mine.filter((r) => r.sample.includes('TENANT-B')).length}`);
+      }
       console.info(`fair share of the quota over ${((to - from) / 1000).toFixed(1)} s: A (weight 3) ${nA} requests, ${(shareA * 100).toFixed(1)}%; B (weight 1) ${nB}, ${(shareB * 100).toFixed(1)}%`);
-      expect(nA + nB).toBeGreaterThan(60);
+      expect(nA + nB).toBeGreaterThan(150);
       expect(Math.abs(shareA - 0.75)).toBeLessThanOrEqual(0.075);
       expect(Math.abs(shareB - 0.25)).toBeLessThanOrEqual(0.025);
       expect((await getStatus(b, idB)).status).not.toBe('failed');

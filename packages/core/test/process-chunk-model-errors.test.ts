@@ -71,6 +71,9 @@ function harness(steps: Array<ChunkAnalysis | Error>) {
       async add() {
         calls.republished++;
       },
+      async addBulk() {
+        calls.republished++;
+      },
     },
     deadLetters: {
       async put() {

@@ -93,3 +93,35 @@ describe('FairQueue', () => {
     expect(h.queue.active).toBe(0);
   });
 });
+
+describe('FairQueue with a per-flow cap', () => {
+  it('keeps a slot free for another flow and is work-conserving within the cap', async () => {
+    const queue = new FairQueue(2, { maxPerFlow: 1 });
+    const started: string[] = [];
+    const releases = new Map<string, Array<() => void>>();
+    const submit = (flow: string) =>
+      queue.run({ flow }, () =>
+        new Promise<void>((resolve) => {
+          started.push(flow);
+          releases.set(flow, [...(releases.get(flow) ?? []), resolve]);
+        }),
+      );
+    const big = Array.from({ length: 4 }, () => submit('big'));
+    await new Promise((r) => setImmediate(r));
+    expect(started).toEqual(['big']); // the second slot stays free
+    expect(queue.pending).toBe(3);
+    const small = submit('small');
+    await new Promise((r) => setImmediate(r));
+    expect(started).toEqual(['big', 'small']); // starts at once
+    releases.get('small')?.shift()?.();
+    await small;
+    for (let i = 0; i < 4; i++) {
+      releases.get('big')?.shift()?.();
+      await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(big);
+    expect(started.filter((f) => f === 'big')).toHaveLength(4);
+    expect(queue.active).toBe(0);
+    expect(queue.pending).toBe(0);
+  });
+});

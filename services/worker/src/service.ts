@@ -98,7 +98,7 @@ export function createWorkerService(ctx: PipelineContext, options: WorkerService
           workerId: worker.workerId,
           shards: worker.shards,
           inFlight: worker.inFlight,
-          analyses: { running: analyses.active, waiting: analyses.pending, waitingByTenant: Object.fromEntries(analyses.pendingByFlow()) },
+          analyses: { running: analyses.active, waiting: analyses.pending, waitingByTenant: Object.fromEntries(analyses.pendingByFlow()), servedByTenant: Object.fromEntries(analyses.servedByFlow()) },
         }),
       );
       return;

@@ -72,7 +72,7 @@ export async function run(task: ThreadTask): Promise<ThreadResult> {
   // is loaded so that its bundled polyfills keep the native classes.
   maxBufferBytes = task.maxBufferBytes;
   guard ??= installMemoryGuard(maxBufferBytes);
-  if (task.nice !== undefined && !niced) {
+  if (task.nice !== undefined && task.nice > 0 && !niced) {
     niced = true;
     // Parsing is batch work: below the process's other work (lease renewals, claims, requests).
     try {

@@ -112,7 +112,8 @@ export class ProcessPdfExtractor implements PdfExtractor {
       // --expose-gc: the buffer guard collects garbage before refusing an allocation.
       forkOpts: { execArgv: [...script.execArgv, `--max-old-space-size=${config.PDF_MAX_HEAP_MB}`, '--expose-gc'] },
     });
-    this.slots = new FairQueue(config.PDF_THREADS);
+    // One tenant's split never holds every PDF worker: the next tenant's document starts at once.
+    this.slots = new FairQueue(config.PDF_THREADS, { maxPerFlow: Math.max(1, config.PDF_THREADS - 1) });
   }
 
   /** Counters since creation. */

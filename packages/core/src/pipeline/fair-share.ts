@@ -13,6 +13,10 @@
  * A tenant therefore has at most `window x concurrent documents` (its plan) chunk records on the
  * stream, and each worker reads far enough ahead (STREAM_RECORDS_IN_FLIGHT) to hold several
  * tenants' records, which its fair queue (resilience/fair-queue.ts) serves by plan weight.
+ * Each lane stays on one shard (lane `i mod window`, offset by the document, dealt over the open
+ * shards in the same order by every process), so a document's lanes are spread evenly over the
+ * shards and, with balanced leases, over the workers: every worker sees every busy tenant's work,
+ * and the local weighted shares add up to the fleet's.
  *
  * Why nothing stalls: a successor is published by whoever sees both of its preconditions, the
  * predecessor finished and the successor's input written (`inputReady` on its row). The finisher
@@ -60,14 +64,23 @@ export async function publishChunks(
   chunks: ReadonlyArray<{ index: number; attempt?: number }>,
 ): Promise<void> {
   if (chunks.length === 0) return;
+  const offset = base.window !== undefined ? laneOffset(base.documentId) : undefined;
   await queue.addBulk(
     chunks.map((c) => ({
       type: 'chunk.ready' as const,
       payload: { ...base, chunkIndex: c.index, attempt: Math.max(1, c.attempt ?? 1) },
       partitionKey: chunkPartitionKey(base.documentId, c.index),
+      ...(offset !== undefined && base.window !== undefined ? { slot: offset + (c.index % base.window) } : {}),
     })),
     { spread: true },
   );
+}
+
+/** A document's first lane's shard slot: documents start their lanes on different shards. */
+function laneOffset(documentId: string): number {
+  let h = 0;
+  for (let i = 0; i < documentId.length; i++) h = (h * 31 + documentId.charCodeAt(i)) >>> 0;
+  return h % 1024;
 }
 
 /** True when a chunk is published by the splitter itself (inside the first window). */

@@ -30,7 +30,7 @@ import type { EventPayload, StreamEvent } from '../stream/events.js';
 import type { PipelineContext } from './context.js';
 import type { FairLimit } from '../resilience/fair-queue.js';
 import type { ChunkInputObject } from './split.js';
-import { analysisCost, chunkPartitionKey, releaseSuccessor, releaseSuccessorEarly } from './fair-share.js';
+import { analysisCost, publishChunks, releaseSuccessor, releaseSuccessorEarly } from './fair-share.js';
 
 /** Options of {@link processChunk}. */
 export interface ChunkProcessorOptions {
@@ -189,8 +189,7 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
         // claim admits one analysis.
         const claim = await held.settle();
         if (claim) {
-          await ctx.queue
-            .add('chunk.ready', p, { partitionKey: chunkPartitionKey(p.documentId, p.chunkIndex) })
+          await publishChunks(ctx.queue, p, [{ index: p.chunkIndex, attempt: p.attempt }])
             .catch((publishErr: unknown) => log.warn({ err: publishErr }, 'could not re-publish a handed-back chunk'));
           await ctx.status.releaseChunk(p.tenantId, p.documentId, p.chunkIndex, claim, p.attempt).catch(() => false);
         }
@@ -203,7 +202,7 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
         // delivery takes over, never a pending chunk whose only record is already done.
         const claim = await held.settle();
         if (!claim) return 'skipped';
-        await ctx.queue.add('chunk.ready', { ...p, attempt: p.attempt + 1 }, { partitionKey: chunkPartitionKey(p.documentId, p.chunkIndex) });
+        await publishChunks(ctx.queue, p, [{ index: p.chunkIndex, attempt: p.attempt + 1 }]);
         await ctx.status.releaseChunk(p.tenantId, p.documentId, p.chunkIndex, claim, p.attempt + 1);
         log.warn({ code: e.code, err: e }, 'chunk re-published for another attempt');
         return 'requeued';

@@ -39,15 +39,27 @@ interface Waiter {
  */
 export class FairQueue {
   private running = 0;
+  private readonly runningByFlow = new Map<string, number>();
+  /** Waiters of flows at their cap, set aside until one of the flow's tasks ends. */
+  private readonly parked = new Map<string, Waiter[]>();
+  private readonly maxPerFlow: number;
   private virtualTime = 0;
   private seq = 0;
   private readonly finish = new Map<string, number>();
   private readonly heap: Waiter[] = [];
   private readonly served = new Map<string, number>();
 
-  /** @param concurrency slots (at least 1) */
-  constructor(readonly concurrency: number) {
+  /**
+   * @param concurrency slots (at least 1)
+   * @param options.maxPerFlow most slots one flow may hold at once, so some stay free for the next
+   *   flow's first task (long, non-preemptible tasks). @defaultValue concurrency (no cap)
+   */
+  constructor(
+    readonly concurrency: number,
+    options: { maxPerFlow?: number } = {},
+  ) {
     if (!(concurrency >= 1)) throw new RangeError('FairQueue needs at least one slot');
+    this.maxPerFlow = Math.max(1, Math.min(concurrency, options.maxPerFlow ?? concurrency));
   }
 
   /** Tasks running now. */
@@ -57,13 +69,16 @@ export class FairQueue {
 
   /** Tasks waiting for a slot. */
   get pending(): number {
-    return this.heap.length;
+    let parked = 0;
+    for (const list of this.parked.values()) parked += list.length;
+    return this.heap.length + parked;
   }
 
   /** Tasks waiting per flow (health views). */
   pendingByFlow(): Map<string, number> {
     const out = new Map<string, number>();
     for (const w of this.heap) out.set(w.flow, (out.get(w.flow) ?? 0) + 1);
+    for (const [flow, list] of this.parked) out.set(flow, (out.get(flow) ?? 0) + list.length);
     return out;
   }
 
@@ -79,7 +94,7 @@ export class FairQueue {
     const cost = share.cost !== undefined && share.cost > 0 ? share.cost : 1;
     const start = Math.max(this.virtualTime, this.finish.get(share.flow) ?? 0);
     this.finish.set(share.flow, start + cost / weight);
-    if (this.running < this.concurrency && this.heap.length === 0) {
+    if (this.running < this.concurrency && this.heap.length === 0 && (this.runningByFlow.get(share.flow) ?? 0) < this.maxPerFlow) {
       this.dispatched(start, share.flow, cost);
     } else {
       await new Promise<void>((resolve, reject) => {
@@ -99,18 +114,30 @@ export class FairQueue {
         };
         signal?.addEventListener('abort', onAbort, { once: true });
         this.push(waiter);
+        // A free slot that only a capped flow's waiters stood before (they get parked) goes to this one.
+        this.next();
       });
     }
     try {
       return await fn();
     } finally {
       this.running--;
+      const left = (this.runningByFlow.get(share.flow) ?? 1) - 1;
+      if (left > 0) this.runningByFlow.set(share.flow, left);
+      else this.runningByFlow.delete(share.flow);
+      // The flow is below its cap again: its set-aside waiters compete again.
+      const parked = this.parked.get(share.flow);
+      if (parked) {
+        this.parked.delete(share.flow);
+        for (const w of parked) this.push(w);
+      }
       this.next();
     }
   };
 
   private dispatched(start: number, flow: string, cost: number): void {
     this.running++;
+    this.runningByFlow.set(flow, (this.runningByFlow.get(flow) ?? 0) + 1);
     this.virtualTime = Math.max(this.virtualTime, start);
     this.served.set(flow, (this.served.get(flow) ?? 0) + cost);
     // Flows whose finish tag fell behind the virtual time hold no advantage any more: forget them.
@@ -121,8 +148,14 @@ export class FairQueue {
 
   private next(): void {
     while (this.running < this.concurrency && this.heap.length > 0) {
-      const waiter = this.pop();
-      waiter?.grant();
+      const waiter = this.pop() as Waiter;
+      if ((this.runningByFlow.get(waiter.flow) ?? 0) >= this.maxPerFlow) {
+        const list = this.parked.get(waiter.flow);
+        if (list) list.push(waiter);
+        else this.parked.set(waiter.flow, [waiter]);
+        continue;
+      }
+      waiter.grant();
     }
   }
 
@@ -169,6 +202,13 @@ export class FairQueue {
   }
 
   private remove(w: Waiter): void {
+    const parked = this.parked.get(w.flow);
+    const p = parked?.indexOf(w) ?? -1;
+    if (parked && p >= 0) {
+      parked.splice(p, 1);
+      if (parked.length === 0) this.parked.delete(w.flow);
+      return;
+    }
     const i = this.heap.indexOf(w);
     if (i < 0) return;
     const last = this.heap.pop() as Waiter;

@@ -18,6 +18,11 @@ export interface QueueItem<T extends EventType = EventType> {
   payload: EventPayload<T>;
   /** Decides the shard: chunks of one document use distinct keys to spread over the fleet. */
   partitionKey: string;
+  /**
+   * With {@link AddBulkOptions.spread}: the item goes to open shard `slot mod shards` (shards in
+   * hash-key order, the same in every process) instead of the next one in turn. @defaultValue in turn
+   */
+  slot?: number;
 }
 
 /** Options of {@link Queue.addBulk}. */
@@ -63,7 +68,9 @@ export class Queue {
       partitionKey: item.partitionKey,
       // One cursor across calls: a document published in many small batches (the splitter
       // streams its chunks) is still dealt evenly, not from a fresh start each time.
-      ...(hashKeys.length > 0 ? { explicitHashKey: hashKeys[this.spreadCursor++ % hashKeys.length] } : {}),
+      ...(hashKeys.length > 0
+        ? { explicitHashKey: hashKeys[(item.slot !== undefined ? Math.abs(Math.trunc(item.slot)) : this.spreadCursor++) % hashKeys.length] }
+        : {}),
     }));
     await this.putAll(events);
     return events.map((e) => e.event);
@@ -89,6 +96,7 @@ export class Queue {
       }
       token = out.NextToken;
     } while (token);
+    keys.sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0));
     this.hashKeyCache = { keys, until: Date.now() + 60_000 };
     return keys;
   }
