@@ -73,8 +73,8 @@ export const configSchema = z.object({
 
   LEASE_FAILOVER_MS: int(10_000, 500).describe('Stream lease failover time: a worker silent this long loses its shards.'),
   STREAM_IDLE_READ_MS: int(250, 10).describe('Pause between reads of an idle shard (Kinesis allows 5 reads/s/shard).'),
-  STREAM_RECORDS_IN_FLIGHT: int(64, 1).describe('Stream records a worker handles at once. Analyses are capped separately (ANALYSIS_CONCURRENCY) and served fairly between tenants, so this is how far a worker reads ahead to see every tenant\'s work.'),
-  FAIR_SHARE_WINDOW: int(32, 1).describe('Chunk records of one document on the stream ahead of their completions: the splitter publishes the first ones and each finished chunk publishes the next, so no document\'s backlog queues in front of another\'s chunks. A larger window lets one document use a larger fleet.'),
+  STREAM_RECORDS_IN_FLIGHT: int(128, 1).describe('Stream records a worker handles at once. Analyses are capped separately (ANALYSIS_CONCURRENCY) and served fairly between tenants, so this is how far a worker reads ahead to see every tenant\'s work.'),
+  FAIR_SHARE_WINDOW: int(32, 1).describe('Chunk records of one document on the stream ahead of their completions: the splitter publishes the first ones and each finished chunk publishes the next, so no document\'s backlog queues in front of another\'s chunks. A document\'s window is this times its tenant\'s weight (at most 8 times); a larger window lets one document use a larger fleet.'),
   CHUNK_CLAIM_TIMEOUT_MS: int(30_000, 100).describe('A chunk claim not heartbeated this long is taken over by a redelivery.'),
   CHUNK_MAX_ATTEMPTS: int(3, 1).describe('Deliveries of a chunk before it is failed and dead-lettered.'),
   WORKER_GRACE_MS: int(30_000, 0).describe('On SIGTERM, how long in-flight records may finish before they are handed back.'),

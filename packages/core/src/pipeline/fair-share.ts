@@ -8,7 +8,8 @@
  * - the splitter publishes chunks `0 .. window-1` itself, as their inputs are written;
  * - chunk `i + window` is published when chunk `i` is finished (succeeded or failed): its
  *   successor in a fixed lane, so which record releases which never depends on timing;
- * - the window is fixed on the job row at the split's commit and travels on every chunk record.
+ * - the window is fixed on the job row at the split's commit and travels on every chunk record;
+ *   it is FAIR_SHARE_WINDOW times the tenant's weight (see {@link documentWindow}).
  *
  * A tenant therefore has at most `window x concurrent documents` (its plan) chunk records on the
  * stream, and each worker reads far enough ahead (STREAM_RECORDS_IN_FLIGHT) to hold several
@@ -150,6 +151,14 @@ export async function publishIfPredecessorFinished(ctx: PipelineContext, job: Jo
 export function releasedPending(rows: readonly ChunkRow[], window: number | undefined): ChunkRow[] {
   const byIndex = new Map(rows.map((r) => [r.index, r]));
   return rows.filter((r) => r.status === 'pending' && (inFirstWindow(r.index, window) || isFinished(byIndex.get(r.index - (window as number)))));
+}
+
+/**
+ * A document's window: FAIR_SHARE_WINDOW scaled by its tenant's weight (at most 8 times), so a
+ * tenant entitled to three times the share also has the records on the stream to use it.
+ */
+export function documentWindow(baseWindow: number, weight: number): number {
+  return Math.max(1, Math.round(baseWindow * Math.min(8, Math.max(weight, 1 / baseWindow))));
 }
 
 /** The tenant's share weight (its plan, or the config default). */

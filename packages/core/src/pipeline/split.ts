@@ -30,7 +30,7 @@ import type { ExtractedPage, ExtractOptions } from '../pdf/types.js';
 import type { EventPayload } from '../stream/events.js';
 import { toPageText } from './analyze-chunks.js';
 import type { PipelineContext } from './context.js';
-import { chunkRecordBase, inFirstWindow, publishChunks, publishIfPredecessorFinished, releasedPending, tenantWeight } from './fair-share.js';
+import { chunkRecordBase, documentWindow, inFirstWindow, publishChunks, publishIfPredecessorFinished, releasedPending, tenantWeight } from './fair-share.js';
 
 export { chunkPartitionKey } from './fair-share.js';
 
@@ -62,7 +62,8 @@ export async function splitDocument(ctx: PipelineContext, event: EventPayload<'d
   }
   if (job.status === 'queued') job = await ctx.status.transition(tenantId, documentId, 'splitting');
   // The window and weight are fixed at the commit and travel on every chunk record.
-  const splitting: Job = { ...job, window: ctx.config.FAIR_SHARE_WINDOW, weight: await tenantWeight(ctx, tenantId) };
+  const weight = await tenantWeight(ctx, tenantId);
+  const splitting: Job = { ...job, window: documentWindow(ctx.config.FAIR_SHARE_WINDOW, weight), weight };
 
   const dir = await mkdtemp(path.join(os.tmpdir(), 'docorch-split-'));
   const t0 = performance.now();
