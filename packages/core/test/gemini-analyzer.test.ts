@@ -112,6 +112,21 @@ describe('Gemini analyzer: answers', () => {
     expect(fake.log[0]?.pages).toEqual([7, 8]);
   });
 
+  it('caps the text of one call: the page that crosses the cap is cut, later pages are TEXT_LIMIT', async () => {
+    const page = (n: number) => ({ page: n, text: `Acme Corporation hired Jane Smith in Berlin. ${'More text about the agreement. '.repeat(60)}` });
+    const pages = [page(1), page(2), page(3), page(4)];
+    const per = pages[0]?.text.length ?? 0;
+    const out = await analyzer({ maxChunkChars: Math.floor(per * 1.5) }).analyzeChunk({ ...chunk, pages });
+    expect(out.failedPages).toEqual([
+      { page: 3, code: 'TEXT_LIMIT' },
+      { page: 4, code: 'TEXT_LIMIT' },
+    ]);
+    expect(out.textLength).toBe(Math.floor(per * 1.5));
+    expect(fake.log[0]?.pages).toEqual([1, 2]);
+    // The request carries the capped text (plus the prompt's own instructions and markup).
+    expect(fake.log[0]?.textChars).toBeLessThan(per * 1.5 + 6_000);
+  });
+
   it('makes no call when no page has text or an image', async () => {
     const out = await analyzer().analyzeChunk({ ...chunk, pages: [{ page: 1, text: '' }] });
     expect(out.failedPages).toEqual([{ page: 1, code: 'NO_TEXT_LAYER' }]);
