@@ -209,7 +209,7 @@ export class ProcessPdfExtractor implements PdfExtractor {
     if (this.closed) throw new DocorchError('INTERNAL', 'The PDF extractor is closed');
     // One ping per worker, all at once: workerpool gives each to a different (new) worker.
     await Promise.all(
-      Array.from({ length: this.config.PDF_THREADS }, () => this.slots.run({ flow: 'warm-up' }, async () => this.pool.exec('ping', []), this.closing.signal)),
+      Array.from({ length: this.config.PDF_THREADS }, (_, i) => this.slots.run({ flow: `warm-up-${i}` }, async () => this.pool.exec('ping', []), this.closing.signal)),
     );
   }
 
