@@ -125,3 +125,23 @@ describe('FairQueue with a per-flow cap', () => {
     expect(queue.pending).toBe(0);
   });
 });
+
+describe('FairQueue: an uncapped flow', () => {
+  it('may use every slot (a caller that names no tenant)', async () => {
+    const queue = new FairQueue(3, { maxPerFlow: 1 });
+    let running = 0;
+    let peak = 0;
+    const releases: Array<() => void> = [];
+    const tasks = Array.from({ length: 3 }, () =>
+      queue.run({ flow: '', capped: false }, () => {
+        running++;
+        peak = Math.max(peak, running);
+        return new Promise<void>((resolve) => releases.push(() => { running--; resolve(); }));
+      }),
+    );
+    await new Promise((r) => setImmediate(r));
+    expect(peak).toBe(3);
+    for (const release of releases) release();
+    await Promise.all(tasks);
+  });
+});

@@ -273,7 +273,7 @@ export class ProcessPdfExtractor implements PdfExtractor {
       let result: ThreadResult;
       try {
         result = await raceAbort(
-          this.slots.run(share ?? { flow: '' }, async () => {
+          this.slots.run(share ?? { flow: '', capped: false }, async () => {
             if (signal.aborted) throw signal.reason;
             this.counters.tasks++;
             const pending = this.pool.exec('run', [task], {

@@ -48,7 +48,7 @@ export interface ExtractOptions {
    * whole document is read. The result still holds every page.
    */
   onPages?: (pages: readonly ExtractedPage[]) => void;
-  /** Whose work this is: the PDF workers are shared fairly between flows (tenants). @defaultValue one shared flow */
+  /** Whose work this is: the PDF workers are shared fairly between flows (tenants), each holding at most PDF_THREADS - 1. @defaultValue one shared, uncapped flow */
   share?: FairShare;
 }
 

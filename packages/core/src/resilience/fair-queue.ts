@@ -21,6 +21,8 @@ export interface FairShare {
   weight?: number;
   /** The task's cost in the unit shares are measured in (> 0). @defaultValue 1 */
   cost?: number;
+  /** Whether the queue's per-flow cap applies (false: a caller that names no tenant). @defaultValue true */
+  capped?: boolean;
 }
 
 /** Runs `fn` once the queue grants it a slot; the slot is released when it settles. */
@@ -28,6 +30,7 @@ export type FairLimit = <T>(share: FairShare, fn: () => Promise<T>, signal?: Abo
 
 interface Waiter {
   flow: string;
+  capped: boolean;
   start: number;
   seq: number;
   grant: () => void;
@@ -94,12 +97,13 @@ export class FairQueue {
     const cost = share.cost !== undefined && share.cost > 0 ? share.cost : 1;
     const start = Math.max(this.virtualTime, this.finish.get(share.flow) ?? 0);
     this.finish.set(share.flow, start + cost / weight);
-    if (this.running < this.concurrency && this.heap.length === 0 && (this.runningByFlow.get(share.flow) ?? 0) < this.maxPerFlow) {
+    if (this.running < this.concurrency && this.heap.length === 0 && (share.capped === false || (this.runningByFlow.get(share.flow) ?? 0) < this.maxPerFlow)) {
       this.dispatched(start, share.flow, cost);
     } else {
       await new Promise<void>((resolve, reject) => {
         const waiter: Waiter = {
           flow: share.flow,
+          capped: share.capped !== false,
           start,
           seq: this.seq++,
           grant: () => {
@@ -149,7 +153,7 @@ export class FairQueue {
   private next(): void {
     while (this.running < this.concurrency && this.heap.length > 0) {
       const waiter = this.pop() as Waiter;
-      if ((this.runningByFlow.get(waiter.flow) ?? 0) >= this.maxPerFlow) {
+      if (waiter.capped && (this.runningByFlow.get(waiter.flow) ?? 0) >= this.maxPerFlow) {
         const list = this.parked.get(waiter.flow);
         if (list) list.push(waiter);
         else this.parked.set(waiter.flow, [waiter]);
