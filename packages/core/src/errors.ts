@@ -52,7 +52,7 @@ export interface DocorchErrorOptions {
   cause?: unknown;
   /** Machine-readable context safe to show to the client (page numbers, limits). */
   details?: Record<string, unknown>;
-  /** For THROTTLED: how long the caller should wait, in milliseconds. */
+  /** For THROTTLED and UPSTREAM_UNAVAILABLE: how long the caller should wait, in milliseconds. */
   retryAfterMs?: number;
 }
 
@@ -97,6 +97,43 @@ export function isDocorchError(err: unknown, ...codes: ErrorCode[]): err is Doco
  */
 export function toDocorchError(err: unknown): DocorchError {
   if (err instanceof DocorchError) return err;
+  const dependency = dependencyFailure(err);
+  if (dependency) return dependency;
   const message = err instanceof Error ? err.message : String(err);
   return new DocorchError('INTERNAL', message, { cause: err });
+}
+
+/** AWS error names that mean "too many requests" (DynamoDB, S3, Kinesis, the SDK's own). */
+const AWS_THROTTLING = new Set([
+  'ThrottlingException',
+  'Throttling',
+  'ThrottledException',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+  'SlowDown',
+  'LimitExceededException',
+  'RequestThrottled',
+  'RequestThrottledException',
+]);
+/** Network failures on the way to a dependency. */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH']);
+
+/**
+ * An AWS service that throttles, fails with a 5xx, or cannot be reached is a dependency's
+ * momentary state, not a bug: UPSTREAM_UNAVAILABLE (503 with Retry-After; retried inside the
+ * fleet), never a bare 500. Client errors of the SDK (validation, conditions) stay as they are.
+ */
+function dependencyFailure(err: unknown): DocorchError | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const e = err as Error & { $metadata?: { httpStatusCode?: number }; $retryable?: { throttling?: boolean }; $fault?: string; code?: string };
+  const status = e.$metadata?.httpStatusCode;
+  const throttled = AWS_THROTTLING.has(e.name) || e.$retryable?.throttling === true || status === 429;
+  const unavailable = e.$fault === 'server' || (status !== undefined && status >= 500) || e.name === 'TimeoutError' || NETWORK_CODES.has(e.code ?? '');
+  if (!throttled && !unavailable) return undefined;
+  return new DocorchError(
+    'UPSTREAM_UNAVAILABLE',
+    throttled ? 'A storage service is throttling requests; retry shortly' : 'A storage service is unavailable; retry shortly',
+    { cause: err, retryAfterMs: throttled ? 1_000 : 2_000, details: { reason: throttled ? 'throttled' : 'unavailable' } },
+  );
 }
