@@ -120,6 +120,28 @@ function chunkItems(
   }));
 }
 
+/**
+ * The transaction items that give back an admission: the in-flight slot, and `pages` of the
+ * month's page quota when there are any to give back.
+ */
+function admissionRelease(usageTable: string, tenantId: string, month: string, pages: number): NonNullable<TransactWriteCommandInput['TransactItems']> {
+  return [
+    { Update: releaseSlotUpdate(usageTable, tenantId) },
+    ...(pages > 0
+      ? [
+          {
+            Update: {
+              TableName: usageTable,
+              Key: usageKey(tenantId, month),
+              UpdateExpression: 'ADD pagesCharged :minus',
+              ExpressionAttributeValues: { ':minus': -pages },
+            },
+          },
+        ]
+      : []),
+  ];
+}
+
 function toJob(item: Record<string, unknown> | undefined): Job | undefined {
   if (!item) return undefined;
   const job: Record<string, unknown> = {};
@@ -187,7 +209,11 @@ export class StatusTable {
       const admitted = await this.finishAdmitted(tenantId, documentId, to, patch, statusesLeadingTo(to));
       if (admitted) return admitted;
     }
-    const from = statusesLeadingTo(to);
+    return this.updateStatus(tenantId, documentId, to, patch, statusesLeadingTo(to));
+  }
+
+  /** The plain conditional status update (no admission to release): from one of `from` to `to`. */
+  private async updateStatus(tenantId: string, documentId: string, to: JobStatus, patch: JobPatch, from: readonly JobStatus[]): Promise<Job> {
     const { names, values, sets } = patchExpression({ ...patch, status: to });
     const fromPlaceholders = from.map((status, i) => {
       values[`:from${i}`] = status;
@@ -259,19 +285,7 @@ export class StatusTable {
               ExpressionAttributeValues: values,
             },
           },
-          { Update: releaseSlotUpdate(usageTable, tenantId) },
-          ...(release > 0
-            ? [
-                {
-                  Update: {
-                    TableName: usageTable,
-                    Key: usageKey(tenantId, job.admission.month),
-                    UpdateExpression: 'ADD pagesCharged :minus',
-                    ExpressionAttributeValues: { ':minus': -release },
-                  },
-                },
-              ]
-            : []),
+          ...admissionRelease(usageTable, tenantId, job.admission.month, release),
         ]);
         if (TERMINAL_STATUSES.has(to)) this.onTerminal?.(to);
         return { ...job, ...patch, status: to } as Job;
@@ -295,32 +309,7 @@ export class StatusTable {
    * the marker stays and the next DELETE of the document (or a sweep) finishes the release.
    */
   private async finishInTwoSteps(tenantId: string, documentId: string, to: JobStatus, patch: JobPatch, from: readonly JobStatus[]): Promise<Job> {
-    const { names, values, sets } = patchExpression({ ...patch, status: to });
-    const fromPlaceholders = from.map((status, i) => {
-      values[`:from${i}`] = status;
-      return `:from${i}`;
-    });
-    values[':true'] = true;
-    try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: documentPk(tenantId, documentId), sk: JOB_SK },
-          UpdateExpression: `SET ${sets.join(', ')}, releasePending = :true`,
-          ConditionExpression: `attribute_exists(pk) AND #status IN (${fromPlaceholders.join(', ')})`,
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
-        }),
-      );
-    } catch (err) {
-      if (!isConditionFailure(err)) throw err;
-      const current = await this.getJob(tenantId, documentId);
-      throw new DocorchError('CONFLICT', `Document ${documentId} is ${current?.status ?? 'gone'}; cannot move to ${to}`, {
-        cause: err,
-        details: { status: current?.status, to },
-      });
-    }
-    this.onTerminal?.(to);
+    await this.updateStatus(tenantId, documentId, to, { ...patch, releasePending: true }, from);
     await this.releaseAdmission(tenantId, documentId);
     return (await this.getJob(tenantId, documentId)) as Job;
   }
@@ -345,19 +334,7 @@ export class StatusTable {
             ExpressionAttributeValues: { ':true': true, ':status': job.status },
           },
         },
-        { Update: releaseSlotUpdate(this.usageTableName, tenantId) },
-        ...(release > 0
-          ? [
-              {
-                Update: {
-                  TableName: this.usageTableName,
-                  Key: usageKey(tenantId, job.admission.month),
-                  UpdateExpression: 'ADD pagesCharged :minus',
-                  ExpressionAttributeValues: { ':minus': -release },
-                },
-              },
-            ]
-          : []),
+        ...admissionRelease(this.usageTableName, tenantId, job.admission.month, release),
       ]);
       return true;
     } catch (err) {
@@ -430,27 +407,8 @@ export class StatusTable {
    * without the flag (the commit's first rows) get it here; see pipeline/fair-share.ts.
    */
   async markInputsReady(tenantId: string, documentId: string, indexes: readonly number[]): Promise<void> {
-    const pk = documentPk(tenantId, documentId);
     const limit = pLimit(8);
-    await Promise.all(
-      indexes.map((index) =>
-        limit(async () => {
-          try {
-            await this.doc.send(
-              new UpdateCommand({
-                TableName: this.tableName,
-                Key: { pk, sk: chunkSk(index) },
-                UpdateExpression: 'SET inputReady = :true',
-                ConditionExpression: 'attribute_exists(sk)',
-                ExpressionAttributeValues: { ':true': true },
-              }),
-            );
-          } catch (err) {
-            if (!isConditionFailure(err)) throw err;
-          }
-        }),
-      ),
-    );
+    await Promise.all(indexes.map((index) => limit(() => this.setChunkFlag(tenantId, documentId, index, 'inputReady'))));
   }
 
   /**
@@ -696,12 +654,17 @@ export class StatusTable {
 
   /** Records on a finished chunk that its fair-share successor was published (pipeline/fair-share.ts). */
   async markNextReleased(tenantId: string, documentId: string, index: number): Promise<void> {
+    await this.setChunkFlag(tenantId, documentId, index, 'nextReleased');
+  }
+
+  /** Sets a fair-share flag on a chunk row if the row exists (a deleted document's is left alone). */
+  private async setChunkFlag(tenantId: string, documentId: string, index: number, flag: 'inputReady' | 'nextReleased'): Promise<void> {
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: documentPk(tenantId, documentId), sk: chunkSk(index) },
-          UpdateExpression: 'SET nextReleased = :true',
+          UpdateExpression: `SET ${flag} = :true`,
           ConditionExpression: 'attribute_exists(sk)',
           ExpressionAttributeValues: { ':true': true },
         }),
