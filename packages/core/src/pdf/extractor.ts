@@ -80,6 +80,9 @@ const MIN_SLICE_PAGES = 24;
 type TaskInput = ThreadTask extends infer T ? (T extends unknown ? Omit<T, 'maxBufferBytes'> : never) : never;
 type Success = Extract<ThreadResult, { ok: true }>;
 
+/** Work that names no tenant (warm-up, tools, tests): one shared flow the per-tenant cap does not hold back. */
+const UNNAMED_FLOW: FairShare = { flow: '', capped: false };
+
 /** {@link PdfExtractor} on a workerpool of child processes; see the module comment. */
 export class ProcessPdfExtractor implements PdfExtractor {
   private readonly pool: ReturnType<typeof workerpool.pool>;
@@ -209,7 +212,7 @@ export class ProcessPdfExtractor implements PdfExtractor {
     if (this.closed) throw new DocorchError('INTERNAL', 'The PDF extractor is closed');
     // One ping per worker, all at once: workerpool gives each to a different (new) worker.
     await Promise.all(
-      Array.from({ length: this.config.PDF_THREADS }, (_, i) => this.slots.run({ flow: `warm-up-${i}` }, async () => this.pool.exec('ping', []), this.closing.signal)),
+      Array.from({ length: this.config.PDF_THREADS }, () => this.slots.run(UNNAMED_FLOW, async () => this.pool.exec('ping', []), this.closing.signal)),
     );
   }
 
@@ -273,7 +276,7 @@ export class ProcessPdfExtractor implements PdfExtractor {
       let result: ThreadResult;
       try {
         result = await raceAbort(
-          this.slots.run(share ?? { flow: '', capped: false }, async () => {
+          this.slots.run(share ?? UNNAMED_FLOW, async () => {
             if (signal.aborted) throw signal.reason;
             this.counters.tasks++;
             const pending = this.pool.exec('run', [task], {

@@ -39,9 +39,9 @@ export async function warmUp(ctx: PipelineContext, options: { extractor?: boolea
       const file = path.join(dir, 'warmup.pdf');
       await writeFile(file, tinyPdf());
       // Every PDF worker process, not only the first: documents of different tenants are
-      // extracted side by side (tasks sent together go to different workers). One flow each: a
-      // flow may hold at most PDF_THREADS - 1 workers, and every worker must start now.
-      await Promise.all(Array.from({ length: ctx.config.PDF_THREADS }, (_, i) => ctx.extractor.extract(file, { maxPages: 1, share: { flow: `warm-up-${i}` } })));
+      // extracted side by side (tasks sent together go to different workers). No tenant is
+      // named, so the per-tenant cap on PDF workers does not hold any of them back.
+      await Promise.all(Array.from({ length: ctx.config.PDF_THREADS }, () => ctx.extractor.extract(file, { maxPages: 1 })));
     }
     if (ctx.analyzer.name.startsWith('local/')) {
       await ctx.analyzer.analyzeChunk({
