@@ -21,7 +21,8 @@ import type { ExtractionResult } from '../pdf/types.js';
 import { analyzeChunk, chunkPagesOf, toPageText } from './analyze-chunks.js';
 import type { PipelineContext } from './context.js';
 import { chunkOutcome, holdClaim } from './process-chunk.js';
-import { chunkPartitionKey, type ChunkInputObject } from './split.js';
+import type { ChunkInputObject } from './split.js';
+import { chunkRecordBase, publishChunks } from './fair-share.js';
 import { createDocument, newDocumentId, type Submission } from './submission.js';
 
 /** Options of {@link runSync}. */
@@ -202,13 +203,7 @@ async function handOff(
   );
   const unfinished = plan.filter((c) => !finished.has(c.index));
   // Running chunks are published too: should this process die, a worker takes their claims over.
-  await ctx.queue.addBulk(
-    unfinished.map((c) => ({
-      type: 'chunk.ready' as const,
-      payload: { tenantId, documentId, chunkIndex: c.index, attempt: 1, analyses: job.analyses },
-      partitionKey: chunkPartitionKey(documentId, c.index),
-    })),
-  );
+  await publishChunks(ctx.queue, chunkRecordBase(job), unfinished);
   await ctx.usage.addUsage(tenantId, addUsage(...[...finished.values()].map((r) => r.usage)), finished.size, finishedPages);
   log.info({ finished: finished.size, running: inFlight.size, pending: unfinished.length - inFlight.size }, 'sync budget spent; continuing asynchronously');
   for (const [index, analysis] of inFlight) {
