@@ -8,6 +8,8 @@
  * - The same events delivered to two invocations in parallel give one assembly; the loser
  *   reports the record for a retry, and the retry finds the job finished.
  * - A poison record ends in batchItemFailures and does not block the rest of its batch.
+ * - An invocation that fails after its claim (its result write refused by S3) gives the claim
+ *   back; Lambda's retry of the batch, with a new request id, assembles at once (issue 10).
  *
  * An assembly is counted three ways: reduce calls of a spy analyzer, PutObjects of the document
  * result, and the job row's transitions into `assembling` and `completed` in the stream history.
@@ -171,7 +173,7 @@ describe('aggregator handler: duplicates, parallel invocations, poison records',
     await readyJob(documentId);
     const { event } = await streamEvent(documentId);
     expect(event.Records.length).toBeGreaterThan(CHUNKS);
-    const handler = createStreamHandler(ctx, { owner: (c) => c?.awsRequestId ?? 'none' });
+    const handler = createStreamHandler(ctx);
     const puts = vi.spyOn(ctx.blobs, 'putJson');
     analyzer.reduces = 0;
 
@@ -182,7 +184,8 @@ describe('aggregator handler: duplicates, parallel invocations, poison records',
 
     const job = await ctx.status.getJob(tenantId, documentId);
     expect(job?.status).toBe('completed');
-    expect(job?.assemblyOwner).toBe('req-1');
+    // The claim's owner derives from the ready job row, not the request id (claims/assembly-claim.ts).
+    expect(job?.assemblyOwner).toMatch(/^asm-[0-9a-f]{24}$/);
     expect(resultPuts(puts.mock.calls, documentId)).toBe(1);
     expect(analyzer.reduces).toBe(1);
     const { history } = await streamEvent(documentId);
@@ -198,7 +201,7 @@ describe('aggregator handler: duplicates, parallel invocations, poison records',
     const documentId = 'doc-par';
     await readyJob(documentId);
     const { event } = await streamEvent(documentId);
-    const handler = createStreamHandler(ctx, { owner: (c) => c?.awsRequestId ?? 'none' });
+    const handler = createStreamHandler(ctx);
     const puts = vi.spyOn(ctx.blobs, 'putJson');
     analyzer.reduces = 0;
 
@@ -212,7 +215,7 @@ describe('aggregator handler: duplicates, parallel invocations, poison records',
 
     const job = await ctx.status.getJob(tenantId, documentId);
     expect(job?.status).toBe('completed');
-    expect(['par-1', 'par-2']).toContain(job?.assemblyOwner);
+    expect(job?.assemblyOwner).toMatch(/^asm-[0-9a-f]{24}$/);
     expect(resultPuts(puts.mock.calls, documentId)).toBe(1);
     expect(analyzer.reduces).toBe(1);
     const { history } = await streamEvent(documentId);
@@ -226,7 +229,7 @@ describe('aggregator handler: duplicates, parallel invocations, poison records',
     const documentId = 'doc-poison';
     await readyJob(documentId);
     const { event } = await streamEvent(documentId);
-    const handler = createStreamHandler(ctx, { owner: (c) => c?.awsRequestId ?? 'none' });
+    const handler = createStreamHandler(ctx);
     const template = event.Records[event.Records.length - 1] as DynamoDBRecord;
     // A JOB row without its ids, and an image DynamoDB could never have produced.
     const noIds: DynamoDBRecord = {
@@ -247,6 +250,46 @@ describe('aggregator handler: duplicates, parallel invocations, poison records',
     expect(job?.status).toBe('completed');
     expect(analyzer.reduces).toBe(1);
   });
+  it('an assembly failing after its claim is retried at once by a new request id, and counted once', { timeout: 60_000 }, async () => {
+    const documentId = 'doc-retry';
+    await readyJob(documentId);
+    const { event } = await streamEvent(documentId);
+    const handler = createStreamHandler(ctx);
+    analyzer.reduces = 0;
+    // The first invocation's write of the final result fails (S3 refuses it) after the claim.
+    let refused = 0;
+    const failResult = (next: (args: unknown) => Promise<unknown>) => async (args: unknown) => {
+      const input = (args as { input?: { Key?: string } }).input;
+      if (refused === 0 && input?.Key === resultKey(tenantId, documentId)) {
+        refused++;
+        throw Object.assign(new Error('We encountered an internal error. Please try again.'), { name: 'InternalError', $fault: 'server', $metadata: { httpStatusCode: 500 } });
+      }
+      return next(args);
+    };
+    ctx.aws.s3.middlewareStack.add(failResult as never, { step: 'initialize', name: 'failResultOnce' });
+    try {
+      const first = await handler(event, { awsRequestId: 'req-a' });
+      expect(first.batchItemFailures.length).toBe(1);
+      expect(refused).toBe(1);
+      const between = await ctx.status.getJob(tenantId, documentId);
+      expect(between?.status).toBe('assembling');
+      // Released: no owner, so no one waits for ASSEMBLY_CLAIM_TIMEOUT_MS (was: 15 minutes).
+      expect(between?.assemblyOwner).toBeUndefined();
+      const t0 = Date.now();
+      const retry = await handler(event, { awsRequestId: 'req-b' });
+      expect(retry.batchItemFailures).toEqual([]);
+      const job = await ctx.status.getJob(tenantId, documentId);
+      expect(job?.status).toBe('completed');
+      expect(job?.chunksSucceeded).toBe(CHUNKS);
+      expect(Date.now() - t0).toBeLessThan(ctx.config.ASSEMBLY_CLAIM_TIMEOUT_MS);
+      const { history } = await streamEvent(documentId);
+      expect(transitionsInto(history, 'assembling')).toBe(1);
+      expect(transitionsInto(history, 'completed')).toBe(1);
+    } finally {
+      ctx.aws.s3.middlewareStack.remove('failResultOnce');
+    }
+  });
+
   it('the deployed zip, on the Lambda runtime\'s Node 22, exports the handler Terraform names and assembles a ready job', { timeout: 180_000 }, async () => {
     const built = (await buildLambda()) as { zipPath: string; manifest: { runtime: string; node: string; handlers: string[] } };
     const variables = await readFile(path.join(import.meta.dirname, '../infra/terraform/variables.tf'), 'utf8');
@@ -286,7 +329,7 @@ describe('aggregator handler: duplicates, parallel invocations, poison records',
       expect(out.batchItemFailures).toEqual([]);
       const job = await ctx.status.getJob(tenantId, documentId);
       expect(job?.status).toBe('completed');
-      expect(job?.assemblyOwner).toBe('lambda-req-1');
+      expect(job?.assemblyOwner).toMatch(/^asm-[0-9a-f]{24}$/);
       const result = await ctx.blobs.getJson<{ summary: string; chunks: unknown[] }>(ctx.config.RESULTS_BUCKET, resultKey(tenantId, documentId));
       expect(result?.chunks).toHaveLength(CHUNKS);
       expect(result?.summary.length).toBeGreaterThan(0);

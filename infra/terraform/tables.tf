@@ -68,6 +68,25 @@ resource "aws_dynamodb_table" "status" {
     projection_type = "ALL"
   }
 
+  attribute {
+    name = "openStatus"
+    type = "S"
+  }
+
+  attribute {
+    name = "updatedAt"
+    type = "S"
+  }
+
+  # Sparse: documents the reconciler watches (openStatus = the status while not finished, and on a
+  # cancelled tombstone until it is purged), by last update; queried per status, never scanned.
+  global_secondary_index {
+    name            = "byOpenStatus"
+    hash_key        = "openStatus"
+    range_key       = "updatedAt"
+    projection_type = "KEYS_ONLY"
+  }
+
   point_in_time_recovery {
     enabled = true
   }

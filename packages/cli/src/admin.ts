@@ -1,6 +1,6 @@
 /**
- * `docorch` admin commands: tenants, plans, API keys and usage, over core's TenantStore and
- * UsageMeter (the same code the API authenticates with and `npm start` seeds the dev tenant with).
+ * `docorch` admin commands: tenants, plans, API keys, usage and dead letters, over core's TenantStore,
+ * UsageMeter and dead-letter steps (the same code the API authenticates with and `npm start` seeds the dev tenant with).
  *
  * Where it connects: the local stack when `.data/stack.json` exists (written by `npm start`: the
  * emulators' endpoints and the resource names), else AWS with the usual AWS environment (region,
@@ -14,7 +14,18 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   createAwsClients,
+  createLogger,
+  createPipelineContext,
+  DeadLetters,
+  deadLetterId,
+  deadLetterKey,
   DocorchError,
+  purgeDeadLetter,
+  replayDeadLetter,
+  unavailableExtractor,
+  type Analyzer,
+  type DeadLetter,
+  type PipelineContext,
   loadConfig,
   parseDuration,
   PLAN_FIELDS,
@@ -62,7 +73,7 @@ const COMMON_HELP = `Common flags:
   --help        this help`;
 
 const HELP: Record<string, string> = {
-  '': `docorch: administer a docorch deployment (tenants, plans, API keys, usage).
+  '': `docorch: administer a docorch deployment (tenants, plans, API keys, usage, dead letters).
 
 Commands:
   tenants create ID --name NAME [plan flags]   create a tenant
@@ -76,6 +87,10 @@ Commands:
   keys list TENANT                             list a tenant's keys (never their secrets)
   keys revoke KEYID                            revoke a key
   usage show TENANT [--month YYYY-MM]          show a tenant's usage and quotas
+  dead-letters list [--tenant T] [--all]       list held dead letters (--all: every disposition)
+  dead-letters show ID                         show a dead letter with its record and error
+  dead-letters replay ID                       re-publish its record (attempt reset) and release its work
+  dead-letters purge ID                        delete a dead letter nothing waits on
 
 Run "docorch <command> <verb> --help" for one command.
 
@@ -128,7 +143,54 @@ ${COMMON_HELP}`,
 Shows a tenant's model usage and each quota's used, reserved and limit for a month (default: this month, UTC).
 
 ${COMMON_HELP}`,
+  'dead-letters list': `docorch dead-letters list [--tenant T] [--all] [--json]
+Lists dead letters: records the worker fleet gave up on. A "held" letter holds its work (a chunk, or
+a document's split): the document stays open and waits for a replay for RECONCILE_STALE_MS (5 min by
+default), then the reconciler finishes that work with the letter's error. Without --all, only held ones.
+
+${COMMON_HELP}`,
+  'dead-letters show': `docorch dead-letters show ID [--json]
+Shows a dead letter: tenant, document, chunk, error, disposition and the original record.
+
+${COMMON_HELP}`,
+  'dead-letters replay': `docorch dead-letters replay ID [--json]
+Replays a held dead letter once its cause is fixed: releases the hold, resets the attempt count and
+re-publishes the original record; the letter is marked replayed. Exit 1 if it is not held (already
+replayed, or its work was finished) or its document is no longer open.
+
+${COMMON_HELP}`,
+  'dead-letters purge': `docorch dead-letters purge ID [--json]
+Deletes a dead letter that nothing waits on (replayed, failed or informational). Held letters are
+refused: replay them, or let the reconciler finish their work. Dead letters are also deleted with
+their document.
+
+${COMMON_HELP}`,
 };
+
+/** A pipeline context for the dead-letter commands: stores and the stream, no PDF or model work. */
+function adminContext(config: Config, aws: AwsClients): PipelineContext {
+  const logger = createLogger({ service: 'docorch-cli', level: 'warn' });
+  const analyzer: Analyzer = {
+    name: 'none',
+    analyzeChunk: () => Promise.reject(new Error('the admin command line does not analyse')),
+    reduceSummaries: () => Promise.reject(new Error('the admin command line does not analyse')),
+    close: () => Promise.resolve(),
+  };
+  return createPipelineContext(config, logger, { aws, analyzer, extractor: unavailableExtractor('the admin command line does not parse PDFs') });
+}
+
+function letterRow(l: DeadLetter): Record<string, string> {
+  return {
+    id: deadLetterId(l),
+    dead: l.deadAt,
+    tenant: l.tenantId ?? '-',
+    document: l.documentId ?? '-',
+    chunk: l.chunkIndex === undefined ? '-' : String(l.chunkIndex),
+    type: l.type ?? '-',
+    code: l.code,
+    disposition: l.disposition ?? 'replayed',
+  };
+}
 
 /** The config and clients of the target: the local stack file, or AWS. */
 function connect(flags: { stack?: string | undefined; aws?: boolean | undefined }, root: string): { config: Config; aws: AwsClients; where: string } {
@@ -197,6 +259,8 @@ export async function runAdmin(argv: string[], io: Io, root: string): Promise<nu
         name: { type: 'string' },
         'expires-in': { type: 'string' },
         'read-only': { type: 'boolean' },
+        tenant: { type: 'string' },
+        all: { type: 'boolean' },
         month: { type: 'string' },
         ...Object.fromEntries(Object.keys(PLAN_FLAGS).map((f) => [f, { type: 'string' as const }])),
       },
@@ -219,7 +283,7 @@ export async function runAdmin(argv: string[], io: Io, root: string): Promise<nu
   const print = (data: unknown, text: string) => io.out(json ? `${JSON.stringify(data, null, 2)}\n` : text);
   let target: ReturnType<typeof connect> | undefined;
   try {
-    if (!arg && !(command === 'tenants' && verb === 'list')) throw new UsageError(`missing argument\n\n${HELP[`${command} ${verb}`]}`);
+    if (!arg && !((command === 'tenants' || command === 'dead-letters') && verb === 'list')) throw new UsageError(`missing argument\n\n${HELP[`${command} ${verb}`]}`);
     target = connect({ stack: values.stack, aws: values.aws }, root);
     const { config, aws } = target;
     const tenants = new TenantStore(aws.doc, config.TENANTS_TABLE);
@@ -314,6 +378,32 @@ export async function runAdmin(argv: string[], io: Io, root: string): Promise<nu
             { quota: 'concurrentDocuments', used: String(q.concurrentDocuments.used), reserved: '-', limit: String(q.concurrentDocuments.limit) },
           ])}`,
         );
+        break;
+      }
+      case 'dead-letters list': {
+        const letters = (await new DeadLetters(aws.doc, config.DEAD_LETTERS_TABLE).listAll(values.tenant ? { tenantId: values.tenant } : {})).filter(
+          (l) => values.all === true || l.disposition === 'held',
+        );
+        print(letters.map((l) => ({ id: deadLetterId(l), ...l })), table(letters.map(letterRow)));
+        break;
+      }
+      case 'dead-letters show': {
+        const letter = await new DeadLetters(aws.doc, config.DEAD_LETTERS_TABLE).get(deadLetterKey(id));
+        if (!letter) throw new DocorchError('NOT_FOUND', `Dead letter ${id} not found`);
+        print({ id, ...letter }, `${Object.entries(letterRow(letter)).map(([k, v]) => `${k}: ${v}`).join('\n')}\nmessage: ${letter.message}\n${letter.replayedAt ? `replayed: ${letter.replayedAt}\n` : ''}record:\n${JSON.stringify(letter.record, null, 2)}\n`);
+        break;
+      }
+      case 'dead-letters replay': {
+        const outcome = await replayDeadLetter(adminContext(config, aws), id);
+        print(
+          { id, ...outcome },
+          `replayed ${outcome.event.type} of document ${outcome.event.documentId ?? '-'}${outcome.event.chunkIndex === undefined ? '' : `, chunk ${outcome.event.chunkIndex}`} (attempt reset to 1)\n`,
+        );
+        break;
+      }
+      case 'dead-letters purge': {
+        await purgeDeadLetter(adminContext(config, aws), id);
+        print({ id, purged: true }, `purged dead letter ${id}\n`);
         break;
       }
     }

@@ -41,6 +41,9 @@ export const ERROR_CODES = {
   NOT_FOUND: { status: 404, retry: 'terminal', title: 'Not found' },
   CONFLICT: { status: 409, retry: 'terminal', title: 'Conflict' },
   RESULT_NOT_READY: { status: 409, retry: 'terminal', title: 'The result is not ready yet' },
+  DEADLINE_EXCEEDED: { status: 504, retry: 'terminal', title: 'The document did not finish within its deadline (DOCUMENT_DEADLINE_MS)' },
+  DEAD_LETTERED: { status: 500, retry: 'terminal', title: 'The work was dead-lettered and not replayed in time' },
+  SHUTTING_DOWN: { status: 503, retry: 'retry', title: 'This server is shutting down; retry' },
   INTERNAL: { status: 500, retry: 'retry', title: 'Internal error' },
 } as const satisfies Record<string, { status: number; retry: RetryClass; title: string }>;
 

@@ -240,7 +240,10 @@ export {
 } from './retry/backoff.js';
 
 // async pipeline
-export { DeadLetters, type DeadLetter } from './aws/dead-letters.js';
+export { DeadLetters, deadLetterId, deadLetterKey, type DeadLetter, type DeadLetterDisposition } from './aws/dead-letters.js';
+export { deadLetterRecord, finishHeld, purgeDeadLetter, replayDeadLetter, type DeadRecordInput, type ReplayOutcome } from './pipeline/dead-letter.js';
+export { Reconciler, reconcileJob, reconcileOnce, type ReconcileAction, type ReconcileOptions, type ReconcileReport, type ReconcilerOptions, type ReconcilerState } from './pipeline/reconcile.js';
+export { TaskLease, type TaskLeaseOptions } from './claims/task-lease.js';
 export { type ChunkRow, type ClaimOutcome, chunkSk } from './aws/status-table.js';
 export { submitAsync } from './pipeline/submit.js';
 export { splitDocument, resumeSplit, chunkPartitionKey, type ChunkInputObject } from './pipeline/split.js';
@@ -249,11 +252,12 @@ export { FairQueue, type FairLimit, type FairShare } from './resilience/fair-que
 export { holdClaim, processChunk, type ChunkOutcome, type ChunkProcessorOptions, type HeldClaim } from './pipeline/process-chunk.js';
 export {
   assembleJob,
+  assemblyOwnerFor,
   isReadyToAssemble,
   type AssembleJobOptions,
   type AssembleOutcome,
 } from './pipeline/assemble-job.js';
-export { deleteDocument, type DeleteOutcome } from './pipeline/cancel.js';
+export { deleteDocument, purgeDocument, type DeleteOutcome } from './pipeline/cancel.js';
 
 // gemini, rate limits, circuit breaker
 export {

@@ -9,6 +9,7 @@ import type { AttributeValue as LambdaAttributeValue, DynamoDBBatchResponse, Dyn
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import {
   assembleJob,
+  assemblyOwnerFor,
   assembleOptionsFrom,
   isReadyToAssemble,
   SpanKind,
@@ -20,8 +21,11 @@ import {
 
 /** Options of {@link createStreamHandler}. */
 export interface StreamHandlerOptions {
-  /** Claim owner for an invocation (Lambda: the request id; local poller: a stable name). */
-  owner: (context?: { awsRequestId?: string }) => string;
+  /**
+   * Claim owner of a ready job. @defaultValue {@link assemblyOwnerFor} the job row (stable across
+   * retries of the record, whatever the invocation)
+   */
+  owner?: (job: Job) => string;
   /** Assembly claims older than this may be taken over. @defaultValue 900000 */
   staleAfterMs?: number;
 }
@@ -43,9 +47,9 @@ export function jobReadyIn(record: DynamoDBRecord): Job | undefined {
 }
 
 /** Builds the handler over a pipeline context. */
-export function createStreamHandler(ctx: PipelineContext, options: StreamHandlerOptions): StreamHandler {
-  return async (event, context) => {
-    const owner = options.owner(context);
+export function createStreamHandler(ctx: PipelineContext, options: StreamHandlerOptions = {}): StreamHandler {
+  const ownerOf = options.owner ?? assemblyOwnerFor;
+  return async (event) => {
     const failures: DynamoDBBatchResponse['batchItemFailures'] = [];
     const done = new Set<string>();
     for (const record of event.Records) {
@@ -61,7 +65,7 @@ export function createStreamHandler(ctx: PipelineContext, options: StreamHandler
         const stop = ctx.metrics.assemblySeconds.startTimer();
         const outcome = await withSpan('document.assemble', { parent: job, attributes, kind: SpanKind.CONSUMER }, () =>
           assembleJob(ctx, job.tenantId, job.documentId, {
-            owner,
+            owner: ownerOf(job),
             ...assembleOptionsFrom(ctx.config),
             ...(options.staleAfterMs !== undefined ? { staleAfterMs: options.staleAfterMs } : {}),
           }),

@@ -19,11 +19,12 @@ async function init(): Promise<State> {
     extractor: unavailableExtractor('the aggregator does not parse PDFs'),
     metrics,
   });
-  const handle = createStreamHandler(ctx, { owner: (context) => context?.awsRequestId ?? `lambda-${process.pid}` });
+  // The claim owner derives from the job, not the request id: a retried batch resumes its claim at once.
+  const handle = createStreamHandler(ctx);
   return { handle, emf: new EmfPublisher(metrics.registry, { namespace: config.METRICS_NAMESPACE }), tracing };
 }
 
-export async function handler(event: DynamoDBStreamEvent, context?: { awsRequestId?: string }): Promise<DynamoDBBatchResponse> {
+export async function handler(event: DynamoDBStreamEvent, _context?: { awsRequestId?: string }): Promise<DynamoDBBatchResponse> {
   // A failed start (e.g. the secret unreadable) is retried by the next invocation, not cached.
   state ??= init().catch((err: unknown) => {
     state = undefined;
@@ -31,7 +32,7 @@ export async function handler(event: DynamoDBStreamEvent, context?: { awsRequest
   });
   const { handle, emf, tracing } = await state;
   try {
-    return await handle(event, context);
+    return await handle(event);
   } finally {
     await Promise.allSettled([emf.flush(), tracing.flush()]);
   }

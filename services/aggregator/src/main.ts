@@ -12,8 +12,8 @@ const ctx = createPipelineContext(config, logger, {
   extractor: unavailableExtractor('the aggregator does not parse PDFs'),
   metrics,
 });
-// One local poller: a stable owner name lets a restarted poller resume its own assembly claim at once.
-const handler = createStreamHandler(ctx, { owner: () => 'local-aggregator' });
+// The claim owner derives from the ready job row: a restarted poller resumes its own claim at once.
+const handler = createStreamHandler(ctx);
 const poller = new StreamPoller(ctx, handler, { batchSize: 1000 });
 poller.start();
 

@@ -11,9 +11,10 @@ import { authenticate, principalOf, tenantRateLimits } from './auth.js';
 import { checkReadiness } from './health.js';
 import { notFoundHandler, problemCodes, problemHandler } from './problem.js';
 import { documentsRouter } from './routes/documents.js';
+import { ApiLifecycle } from './lifecycle.js';
 
-/** Builds the app. */
-export function createApp(ctx: PipelineContext): Express {
+/** Builds the app. @param lifecycle - the process's lifecycle (shutdown); a fresh serving one by default. */
+export function createApp(ctx: PipelineContext, lifecycle: ApiLifecycle = new ApiLifecycle()): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', ctx.config.TRUST_PROXY);
@@ -53,12 +54,25 @@ export function createApp(ctx: PipelineContext): Express {
   );
 
   app.get('/healthz', (_req: Request, res: Response) => {
-    res.json({ status: 'ok' });
+    res.json({ status: 'ok', state: lifecycle.state });
+  });
+  // Shutting down: no new uploads here (the client retries on another replica); reads still answer.
+  app.use((req: Request, res: Response, next) => {
+    if (lifecycle.accepting || req.method === 'GET' || req.method === 'HEAD') {
+      next();
+      return;
+    }
+    res.setHeader('Connection', 'close');
+    next(new DocorchError('SHUTTING_DOWN', 'This server is shutting down; retry the request', { retryAfterMs: 1_000 }));
   });
   app.get('/metrics', async (_req: Request, res: Response) => {
     res.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
   });
   app.get('/readyz', async (_req: Request, res: Response) => {
+    if (!lifecycle.accepting) {
+      res.status(503).json({ ready: false, state: lifecycle.state });
+      return;
+    }
     const report = await checkReadiness(ctx);
     res.status(report.ready ? 200 : 503).json(report);
   });
@@ -66,7 +80,7 @@ export function createApp(ctx: PipelineContext): Express {
   const v1 = express.Router();
   v1.use(authenticate(ctx));
   v1.use(tenantRateLimits(ctx));
-  v1.use('/documents', documentsRouter(ctx));
+  v1.use('/documents', documentsRouter(ctx, { handOff: lifecycle.handOff }));
   // The tenant's usage for a month (YYYY-MM, default the current one, UTC): used, reserved and
   // limit of each quota, and the model usage.
   v1.get('/usage', async (req: Request, res: Response) => {

@@ -3,15 +3,18 @@
  */
 import { closePipelineContext, createPdfExtractor, createPipelineContext, startProcess, warmUp } from '@docorch/core';
 import { createApp } from './app.js';
+import { ApiLifecycle } from './lifecycle.js';
 import { sendProblem } from './problem.js';
 import { maxRequestBytes, tooLarge } from './upload.js';
 
 const { config, logger, metrics, tracing } = startProcess('api');
 const ctx = createPipelineContext(config, logger, { extractor: createPdfExtractor(config), metrics });
-const app = createApp(ctx);
+const lifecycle = new ApiLifecycle();
+const app = createApp(ctx, lifecycle);
 // Start the PDF and analysis workers before taking traffic, so the first request is not slow.
 await warmUp(ctx);
 const server = app.listen(config.PORT, config.HOST, () => {
+  lifecycle.serving();
   logger.info({ url: `http://${config.HOST}:${config.PORT}`, analyzer: ctx.analyzer.name }, 'api listening');
 });
 // A sync request may legitimately run for the whole sync budget; large uploads take a while too.
@@ -37,17 +40,27 @@ server.headersTimeout = config.KEEP_ALIVE_TIMEOUT_MS + 5_000;
 // does, log it and keep serving rather than dropping every in-flight request.
 process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
 
+// Lifecycle (./lifecycle.ts, docs/lifecycle.md): serving -> draining -> handing-off -> stopped.
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
-  logger.info({ signal }, 'shutting down: finishing in-flight requests');
+  lifecycle.draining();
+  logger.info({ signal, drainMs: config.API_DRAIN_MS }, 'shutting down: no new uploads; sync requests may finish');
+  const handOff = setTimeout(() => {
+    logger.info('drain time over: running sync requests hand off to the async path');
+    lifecycle.handingOff();
+  }, config.API_DRAIN_MS);
+  // A hand-off writes a few objects and rows; past this bound the reconciler resumes the job.
   const force = setTimeout(() => {
     logger.warn('grace period over; closing remaining connections');
     server.closeAllConnections();
-  }, config.SYNC_TIMEOUT_MS + 5_000);
+  }, config.API_DRAIN_MS + 15_000);
+  handOff.unref();
   force.unref();
   server.close(() => {
+    clearTimeout(handOff);
+    lifecycle.stopped();
     void Promise.allSettled([closePipelineContext(ctx), tracing.shutdown()]).finally(() => {
       logger.info('stopped');
       process.exit(0);

@@ -12,6 +12,7 @@ process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unha
 await warmUp(ctx);
 const port = await service.listen();
 await service.worker.run();
+service.reconciler.start();
 logger.info({ port, workerId: service.worker.workerId }, 'worker running');
 
 let stopping = false;

@@ -7,7 +7,10 @@ import http from 'node:http';
 import {
   FairQueue,
   Queue,
+  Reconciler,
+  TaskLease,
   Worker,
+  deadLetterRecord,
   processChunk,
   splitDocument,
   type Metrics,
@@ -25,6 +28,8 @@ export interface WorkerServiceOptions {
 /** A running worker service. */
 export interface WorkerService {
   worker: Worker;
+  /** The fleet's reconciler, run here while this worker holds its lease. */
+  reconciler: Reconciler;
   queue: Queue;
   metrics: Metrics;
   /** Serves /healthz and /metrics on config.HOST:WORKER_PORT (0 = any free port). */
@@ -65,20 +70,34 @@ export function createWorkerService(ctx: PipelineContext, options: WorkerService
       idleReadMs: config.STREAM_IDLE_READ_MS,
       ...(options.workerId ? { workerId: options.workerId } : {}),
       onShardRead: (shardId, millisBehindLatest) => metrics.iteratorAgeMs.set({ stream: config.STREAM_NAME, shard: shardId }, millisBehindLatest),
+      // The record's work is held for a replay (or the reconciler), never left running.
       onDeadLetter: async (dead) => {
-        const payload = dead.event?.payload as { tenantId?: string; documentId?: string } | undefined;
-        await ctx.deadLetters.put({
-          id: dead.event?.id ?? dead.raw.SequenceNumber ?? 'unknown',
-          ...(payload?.tenantId && payload.documentId ? { tenantId: payload.tenantId, documentId: payload.documentId } : {}),
-          code: dead.code,
-          message: dead.error.message,
-          record: dead.event ?? { data: Buffer.from(dead.raw.Data ?? new Uint8Array()).toString('base64') },
-          shardId: dead.shardId,
-          ...(dead.raw.SequenceNumber ? { sequenceNumber: dead.raw.SequenceNumber } : {}),
-        });
+        await deadLetterRecord(
+          ctx,
+          {
+            id: dead.event?.id ?? dead.raw.SequenceNumber ?? 'unknown',
+            ...(dead.event ? { event: dead.event } : { rawBase64: Buffer.from(dead.raw.Data ?? new Uint8Array()).toString('base64') }),
+            code: dead.code,
+            message: dead.error.message,
+            shardId: dead.shardId,
+            ...(dead.raw.SequenceNumber ? { sequenceNumber: dead.raw.SequenceNumber } : {}),
+          },
+          worker.workerId,
+        );
       },
     },
   );
+  // Every worker competes for the reconciler's lease; one sweeps (pipeline/reconcile.ts).
+  const reconciler = new Reconciler(ctx, {
+    owner: `reconciler-${worker.workerId}`,
+    lease: new TaskLease({
+      doc: ctx.aws.doc,
+      tableName: config.LEASES_TABLE,
+      name: 'reconciler',
+      owner: worker.workerId,
+      durationMs: 3 * config.RECONCILE_INTERVAL_MS,
+    }),
+  });
   worker.on('completed', (event) => {
     if (event.type === 'document.submitted') metrics.records.inc({ type: event.type, outcome: 'ok' });
   });
@@ -98,6 +117,7 @@ export function createWorkerService(ctx: PipelineContext, options: WorkerService
           workerId: worker.workerId,
           shards: worker.shards,
           inFlight: worker.inFlight,
+          reconciler: { state: reconciler.state, last: reconciler.last },
           analyses: { running: analyses.active, waiting: analyses.pending, waitingByTenant: Object.fromEntries(analyses.pendingByFlow()), servedByTenant: Object.fromEntries(analyses.servedByFlow()) },
         }),
       );
@@ -118,6 +138,7 @@ export function createWorkerService(ctx: PipelineContext, options: WorkerService
 
   return {
     worker,
+    reconciler,
     queue,
     metrics,
     listen(port = config.WORKER_PORT) {
@@ -129,6 +150,7 @@ export function createWorkerService(ctx: PipelineContext, options: WorkerService
       });
     },
     async close() {
+      await reconciler.stop();
       await worker.close(config.WORKER_GRACE_MS);
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

@@ -3,6 +3,7 @@
  * bounded memory); nothing here buffers a whole upload.
  */
 import {
+  DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -90,6 +91,11 @@ export class BlobStore {
     const out = await this.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
     if (!out.Body) throw new Error(`Empty body for s3://${bucket}/${key}`);
     await pipeline(out.Body as Readable, createWriteStream(filePath, { mode: 0o600 }));
+  }
+
+  /** Deletes one object (absent is fine). */
+  async deleteObject(bucket: string, key: string): Promise<void> {
+    await this.s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
   }
 
   /** Deletes every object under a prefix (paged); returns how many were deleted. */

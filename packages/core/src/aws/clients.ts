@@ -22,7 +22,36 @@ export interface AwsClients {
   destroy(): void;
 }
 
-type ClientConfig = Pick<Config, 'AWS_REGION' | 'S3_ENDPOINT' | 'DYNAMODB_ENDPOINT' | 'KINESIS_ENDPOINT'>;
+type ClientConfig = Pick<Config, 'AWS_REGION' | 'S3_ENDPOINT' | 'DYNAMODB_ENDPOINT' | 'KINESIS_ENDPOINT'> & Partial<Pick<Config, 'FAULT_AWS_ERROR_RATE'>>;
+
+/** The smallest slice of a client that fault injection needs. */
+interface WithMiddleware {
+  middlewareStack: { add: (mw: (next: (args: unknown) => Promise<unknown>) => (args: unknown) => Promise<unknown>, options: { step: 'finalizeRequest'; priority: 'low'; name: string }) => void };
+}
+
+/**
+ * Chaos testing only (FAULT_AWS_ERROR_RATE > 0): fails that share of request attempts with a
+ * throttling error before it is sent, inside the SDK's retry loop, as real throttling would
+ * (the SDK backs off and retries; what survives its attempts reaches the application).
+ */
+export function injectThrottling(client: WithMiddleware, rate: number, random: () => number = Math.random): void {
+  if (!(rate > 0)) return;
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      if (random() < rate) {
+        const err = Object.assign(new Error('Rate exceeded (injected by FAULT_AWS_ERROR_RATE)'), {
+          name: 'ThrottlingException',
+          $fault: 'client',
+          $metadata: { httpStatusCode: 400, attempts: 1 },
+          $retryable: { throttling: true },
+        });
+        throw err;
+      }
+      return next(args);
+    },
+    { step: 'finalizeRequest', priority: 'low', name: 'docorchFaultInjection' },
+  );
+}
 
 /** Keep-alive sockets; SDK defaults would cap at 50 sockets per client, too few for a busy worker. */
 function httpHandler(maxSockets: number): NodeHttpHandler {
@@ -70,6 +99,7 @@ export function createAwsClients(config: ClientConfig): AwsClients {
     requestHandler: httpHandler(100),
     ...(config.KINESIS_ENDPOINT ? { endpoint: config.KINESIS_ENDPOINT } : {}),
   });
+  for (const client of [s3, dynamodb, kinesis]) injectThrottling(client as unknown as WithMiddleware, config.FAULT_AWS_ERROR_RATE ?? 0);
   return {
     s3,
     dynamodb,

@@ -48,6 +48,10 @@ export const STATUS_TABLE_KEYS = {
   gsi1pk: 'gsi1pk',
   gsi1sk: 'gsi1sk',
   byTenantIndex: 'byTenant',
+  /** Sparse GSI `byOpenStatus` of jobs the reconciler watches: `openStatus` (the status, absent once finished) and `updatedAt`. */
+  openStatus: 'openStatus',
+  updatedAt: 'updatedAt',
+  byOpenStatusIndex: 'byOpenStatus',
 } as const;
 
 /** Key attributes of the tenants table: `pk` = `KEY#${sha256hex(apiKey)}` or `TENANT#${tenantId}`. */
@@ -110,6 +114,8 @@ export const TABLE_SCHEMAS: Readonly<Record<TableNameKey, TableSchema>> = {
       { AttributeName: STATUS_TABLE_KEYS.sk, AttributeType: S },
       { AttributeName: STATUS_TABLE_KEYS.gsi1pk, AttributeType: S },
       { AttributeName: STATUS_TABLE_KEYS.gsi1sk, AttributeType: S },
+      { AttributeName: STATUS_TABLE_KEYS.openStatus, AttributeType: S },
+      { AttributeName: STATUS_TABLE_KEYS.updatedAt, AttributeType: S },
     ],
     KeySchema: [
       { AttributeName: STATUS_TABLE_KEYS.pk, KeyType: 'HASH' },
@@ -123,6 +129,15 @@ export const TABLE_SCHEMAS: Readonly<Record<TableNameKey, TableSchema>> = {
           { AttributeName: STATUS_TABLE_KEYS.gsi1sk, KeyType: 'RANGE' },
         ],
         Projection: { ProjectionType: 'ALL' },
+      },
+      {
+        IndexName: STATUS_TABLE_KEYS.byOpenStatusIndex,
+        KeySchema: [
+          { AttributeName: STATUS_TABLE_KEYS.openStatus, KeyType: 'HASH' },
+          { AttributeName: STATUS_TABLE_KEYS.updatedAt, KeyType: 'RANGE' },
+        ],
+        // The sweep re-reads each candidate strongly consistently; the index only finds them.
+        Projection: { ProjectionType: 'KEYS_ONLY' },
       },
     ],
     BillingMode: 'PAY_PER_REQUEST',

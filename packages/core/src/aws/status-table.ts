@@ -5,6 +5,7 @@
  */
 import {
   BatchWriteCommand,
+  DeleteCommand,
   GetCommand,
   PutCommand,
   QueryCommand,
@@ -58,6 +59,11 @@ export interface ChunkRow {
   inputReady?: boolean;
   /** On a finished chunk: its fair-share successor was published (a redelivery need not again). */
   nextReleased?: boolean;
+  /**
+   * The dead letter (its sort key) holding this pending chunk: its record was dead-lettered and it
+   * waits for a replay or the reconciler (pipeline/dead-letter.ts). Held chunks are not re-published.
+   */
+  heldBy?: string;
   updatedAt: string;
 }
 
@@ -85,10 +91,33 @@ export interface JobPage {
   nextCursor?: string;
 }
 
+/** An assembly claim as held: its owner and epoch (claims/assembly-claim.ts). */
+export interface AssemblyClaimRef {
+  owner: string;
+  epoch: number;
+}
+
+/** Options of {@link StatusTable.transition}. */
+export interface TransitionOptions {
+  /** Refused (CONFLICT) once the reconciler fenced the sync job (its own writes after a hand-over). */
+  unlessFenced?: boolean;
+}
+
 /** Fields a transition may set together with the status. */
 export type JobPatch = Partial<Omit<Job, 'tenantId' | 'documentId' | 'status' | 'createdAt'>>;
 
-const KEY_ATTRS = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'entity']);
+/**
+ * Sparse index of documents the reconciler watches (`byOpenStatus`: `openStatus`, `updatedAt`): set
+ * to the status on every non-terminal job row, and on a cancelled one until its tombstone is
+ * purged; removed on every other terminal transition. The sweep queries it per status for rows
+ * not updated since a cutoff, never scanning the table.
+ */
+const OPEN_STATUS = STATUS_TABLE_KEYS.openStatus;
+
+/** Name of the sparse GSI of open jobs by status and last update. */
+export const BY_OPEN_STATUS_INDEX = STATUS_TABLE_KEYS.byOpenStatusIndex;
+
+const KEY_ATTRS = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'entity', OPEN_STATUS]);
 
 function toChunk(item: Record<string, unknown>): ChunkRow {
   const row: Record<string, unknown> = {};
@@ -177,6 +206,7 @@ export class StatusTable {
             entity: 'JOB',
             gsi1pk: job.tenantId,
             gsi1sk: `${job.createdAt}#${job.documentId}`,
+            [OPEN_STATUS]: job.status,
           },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
@@ -204,28 +234,29 @@ export class StatusTable {
    * (jobs/model.ts). Throws CONFLICT with the current status when the condition fails, e.g. the
    * job was cancelled meanwhile, or NOT_FOUND.
    */
-  async transition(tenantId: string, documentId: string, to: JobStatus, patch: JobPatch = {}): Promise<Job> {
+  async transition(tenantId: string, documentId: string, to: JobStatus, patch: JobPatch = {}, options: TransitionOptions = {}): Promise<Job> {
     if (TERMINAL_STATUSES.has(to) && this.usageTableName) {
-      const admitted = await this.finishAdmitted(tenantId, documentId, to, patch, statusesLeadingTo(to));
+      const admitted = await this.finishAdmitted(tenantId, documentId, to, patch, statusesLeadingTo(to), undefined, options);
       if (admitted) return admitted;
     }
-    return this.updateStatus(tenantId, documentId, to, patch, statusesLeadingTo(to));
+    return this.updateStatus(tenantId, documentId, to, patch, statusesLeadingTo(to), options);
   }
 
   /** The plain conditional status update (no admission to release): from one of `from` to `to`. */
-  private async updateStatus(tenantId: string, documentId: string, to: JobStatus, patch: JobPatch, from: readonly JobStatus[]): Promise<Job> {
-    const { names, values, sets } = patchExpression({ ...patch, status: to });
+  private async updateStatus(tenantId: string, documentId: string, to: JobStatus, patch: JobPatch, from: readonly JobStatus[], options: TransitionOptions = {}): Promise<Job> {
+    const { names, values, expression } = patchExpression({ ...patch, status: to });
     const fromPlaceholders = from.map((status, i) => {
       values[`:from${i}`] = status;
       return `:from${i}`;
     });
+    const fence = options.unlessFenced ? ' AND attribute_not_exists(syncFenced)' : '';
     try {
       const out = await this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: documentPk(tenantId, documentId), sk: JOB_SK },
-          UpdateExpression: `SET ${sets.join(', ')}`,
-          ConditionExpression: `attribute_exists(pk) AND #status IN (${fromPlaceholders.join(', ')})`,
+          UpdateExpression: expression,
+          ConditionExpression: `attribute_exists(pk) AND #status IN (${fromPlaceholders.join(', ')})${fence}`,
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
           ReturnValues: 'ALL_NEW',
@@ -258,20 +289,25 @@ export class StatusTable {
     to: JobStatus,
     patch: JobPatch,
     from: readonly JobStatus[],
-    owner?: string,
+    claim?: AssemblyClaimRef,
+    options: TransitionOptions = {},
   ): Promise<Job | undefined> {
     const usageTable = this.usageTableName as string;
     for (let attempt = 1; ; attempt++) {
       const job = await this.getJob(tenantId, documentId);
       if (!job) throw new DocorchError('NOT_FOUND', `Document ${documentId} not found`);
       if (!job.admission) return undefined;
-      if (!from.includes(job.status) || (owner !== undefined && job.assemblyOwner !== owner)) {
+      if (!from.includes(job.status) || (claim !== undefined && (job.assemblyOwner !== claim.owner || job.assemblyEpoch !== claim.epoch)) || (options.unlessFenced && job.syncFenced)) {
         throw new DocorchError('CONFLICT', `Document ${documentId} is ${job.status}; cannot move to ${to}`, { details: { status: job.status, to } });
       }
       const done = patch.pagesDone ?? job.pagesDone ?? 0;
       const release = to === 'cancelled' || to === 'failed' ? Math.max(0, job.admission.pages - done) : 0;
-      const { names, values, sets } = patchExpression({ ...patch, status: to });
+      const { names, values, expression } = patchExpression({ ...patch, status: to });
       values[':seenStatus'] = job.status;
+      if (claim) {
+        values[':claimOwner'] = claim.owner;
+        values[':claimEpoch'] = claim.epoch;
+      }
       values[':seenDone'] = job.pagesDone ?? 0;
       try {
         await this.transact([
@@ -279,8 +315,8 @@ export class StatusTable {
             Update: {
               TableName: this.tableName,
               Key: { pk: documentPk(tenantId, documentId), sk: JOB_SK },
-              UpdateExpression: `SET ${sets.join(', ')}`,
-              ConditionExpression: '#status = :seenStatus AND (attribute_not_exists(pagesDone) OR pagesDone = :seenDone)',
+              UpdateExpression: expression,
+              ConditionExpression: `#status = :seenStatus AND (attribute_not_exists(pagesDone) OR pagesDone = :seenDone)${options.unlessFenced ? ' AND attribute_not_exists(syncFenced)' : ''}${claim ? ' AND assemblyOwner = :claimOwner AND assemblyEpoch = :claimEpoch' : ''}`,
               ExpressionAttributeNames: names,
               ExpressionAttributeValues: values,
             },
@@ -293,7 +329,7 @@ export class StatusTable {
         if (!isTransactionConflict(err)) throw err;
         // Chunks are being counted faster than a read-and-write round trip (a busy document
         // being cancelled or failed): stop the counting first, then release with the frozen count.
-        if (attempt >= 3 && (to === 'cancelled' || to === 'failed')) return this.finishInTwoSteps(tenantId, documentId, to, patch, from);
+        if (attempt >= 3 && (to === 'cancelled' || to === 'failed')) return this.finishInTwoSteps(tenantId, documentId, to, patch, from, options);
         // Our read went stale (a chunk counted, or the job moved): read again and decide again.
         if (attempt < 10) continue;
         throw err;
@@ -308,8 +344,8 @@ export class StatusTable {
    * releases the slot and the pages not analysed, exactly once. If the process dies in between,
    * the marker stays and the next DELETE of the document (or a sweep) finishes the release.
    */
-  private async finishInTwoSteps(tenantId: string, documentId: string, to: JobStatus, patch: JobPatch, from: readonly JobStatus[]): Promise<Job> {
-    await this.updateStatus(tenantId, documentId, to, { ...patch, releasePending: true }, from);
+  private async finishInTwoSteps(tenantId: string, documentId: string, to: JobStatus, patch: JobPatch, from: readonly JobStatus[], options: TransitionOptions): Promise<Job> {
+    await this.updateStatus(tenantId, documentId, to, { ...patch, releasePending: true }, from, options);
     await this.releaseAdmission(tenantId, documentId);
     return (await this.getJob(tenantId, documentId)) as Job;
   }
@@ -366,7 +402,7 @@ export class StatusTable {
     const pk = documentPk(tenantId, documentId);
     const items = chunkItems(pk, chunks);
     const inTransaction = items.slice(0, MAX_TRANSACTION_ITEMS - 1);
-    const { names, values, sets } = patchExpression({ ...patch, status: 'processing' });
+    const { names, values, expression } = patchExpression({ ...patch, status: 'processing' });
     values[':from'] = from;
     try {
       await this.transact([
@@ -375,8 +411,9 @@ export class StatusTable {
           Update: {
             TableName: this.tableName,
             Key: { pk, sk: JOB_SK },
-            UpdateExpression: `SET ${sets.join(', ')}`,
-            ConditionExpression: '#status = :from',
+            UpdateExpression: expression,
+            // The sync hand-off (from processing) loses to a reconciler that fenced the job.
+            ConditionExpression: from === 'processing' ? '#status = :from AND attribute_not_exists(syncFenced)' : '#status = :from',
             ExpressionAttributeNames: names,
             ExpressionAttributeValues: values,
           },
@@ -441,6 +478,25 @@ export class StatusTable {
   /** Deletes a job row. */
   async deleteJob(tenantId: string, documentId: string): Promise<void> {
     await this.batchWrite([{ DeleteRequest: { Key: { pk: documentPk(tenantId, documentId), sk: JOB_SK } } }]);
+  }
+
+  /** Deletes a job row only while it is in `status` with no admission release pending (a tombstone's purge). */
+  async deleteJobIf(tenantId: string, documentId: string, status: JobStatus): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: { pk: documentPk(tenantId, documentId), sk: JOB_SK },
+          ConditionExpression: '#status = :status AND attribute_not_exists(releasePending)',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':status': status },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
   }
 
   /** BatchWriteItem in groups of 25 (four groups at a time), retrying unprocessed items with backoff. */
@@ -708,25 +764,55 @@ export class StatusTable {
     }
   }
 
-  /** Takes over an assembly claim from `previousOwner` (stale claim) or re-confirms our own. */
-  async reclaimAssembly(tenantId: string, documentId: string, previousOwner: string | undefined, owner: string): Promise<boolean> {
+  /**
+   * Takes an assembly claim (claims/assembly-claim.ts): the job is `assembling` and its claim is
+   * still at `seenEpoch` (released, or stale as the caller judged), so of two takers only one
+   * wins. Returns the new claim, or undefined when someone else moved it first.
+   */
+  async takeAssembly(tenantId: string, documentId: string, seenEpoch: number | undefined, owner: string): Promise<AssemblyClaimRef | undefined> {
+    const epoch = (seenEpoch ?? 0) + 1;
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: documentPk(tenantId, documentId), sk: JOB_SK },
-          UpdateExpression: 'SET assemblyOwner = :me, assemblyClaimedAt = :now, updatedAt = :now',
+          UpdateExpression: 'SET assemblyOwner = :me, assemblyClaimedAt = :now, assemblyEpoch = :epoch, updatedAt = :now',
           ConditionExpression:
-            previousOwner === undefined
-              ? '#status = :assembling AND attribute_not_exists(assemblyOwner)'
-              : '#status = :assembling AND assemblyOwner = :prev',
+            seenEpoch === undefined
+              ? '#status = :assembling AND attribute_not_exists(assemblyEpoch)'
+              : '#status = :assembling AND assemblyEpoch = :seen',
           ExpressionAttributeNames: { '#status': 'status' },
           ExpressionAttributeValues: {
             ':me': owner,
             ':now': new Date().toISOString(),
+            ':epoch': epoch,
             ':assembling': 'assembling',
-            ...(previousOwner === undefined ? {} : { ':prev': previousOwner }),
+            ...(seenEpoch === undefined ? {} : { ':seen': seenEpoch }),
           },
+        }),
+      );
+      return { owner, epoch };
+    } catch (err) {
+      if (isConditionFailure(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Renews (`release: false`) or gives back (`release: true`: the owner removed, so the next
+   * assembler takes it at once) an assembly claim, only while it is still exactly ours.
+   * Returns false when the claim moved on.
+   */
+  async touchAssembly(tenantId: string, documentId: string, claim: AssemblyClaimRef, release: boolean): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: documentPk(tenantId, documentId), sk: JOB_SK },
+          UpdateExpression: release ? 'REMOVE assemblyOwner SET updatedAt = :now' : 'SET assemblyClaimedAt = :now',
+          ConditionExpression: '#status = :assembling AND assemblyOwner = :me AND assemblyEpoch = :epoch',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':now': new Date().toISOString(), ':assembling': 'assembling', ':me': claim.owner, ':epoch': claim.epoch },
         }),
       );
       return true;
@@ -740,31 +826,227 @@ export class StatusTable {
    * Finishes an assembly: `assembling -> to`, only by the claim's owner, so a duplicate or late
    * assembler can never overwrite a finished job. Returns false when the condition failed.
    */
-  async finishAssembly(tenantId: string, documentId: string, owner: string, to: JobStatus, patch: JobPatch): Promise<boolean> {
+  async finishAssembly(tenantId: string, documentId: string, claim: AssemblyClaimRef, to: JobStatus, patch: JobPatch): Promise<boolean> {
     if (this.usageTableName) {
       try {
-        const admitted = await this.finishAdmitted(tenantId, documentId, to, patch, ['assembling'], owner);
+        const admitted = await this.finishAdmitted(tenantId, documentId, to, patch, ['assembling'], claim);
         if (admitted) return true;
       } catch (err) {
         if (err instanceof DocorchError && (err.code === 'CONFLICT' || err.code === 'NOT_FOUND')) return false;
         throw err;
       }
     }
-    const { names, values, sets } = patchExpression({ ...patch, status: to });
+    const { names, values, expression } = patchExpression({ ...patch, status: to });
     values[':assembling'] = 'assembling';
-    values[':me'] = owner;
+    values[':me'] = claim.owner;
+    values[':epoch'] = claim.epoch;
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: documentPk(tenantId, documentId), sk: JOB_SK },
-          UpdateExpression: `SET ${sets.join(', ')}`,
-          ConditionExpression: '#status = :assembling AND assemblyOwner = :me',
+          UpdateExpression: expression,
+          ConditionExpression: '#status = :assembling AND assemblyOwner = :me AND assemblyEpoch = :epoch',
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
         }),
       );
       this.onTerminal?.(to);
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  // ---- the reconciler's reads and guarded writes (pipeline/reconcile.ts) ---------------------
+
+  /**
+   * Keys of jobs in `status` whose row has not changed since `beforeIso`, oldest first, from the
+   * sparse open-status index (eventually consistent: callers re-read each job before acting).
+   */
+  async listStale(status: JobStatus, beforeIso: string, limit = 100): Promise<Array<{ tenantId: string; documentId: string }>> {
+    const out: Array<{ tenantId: string; documentId: string }> = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: BY_OPEN_STATUS_INDEX,
+          KeyConditionExpression: '#open = :status AND updatedAt < :before',
+          ExpressionAttributeNames: { '#open': OPEN_STATUS },
+          ExpressionAttributeValues: { ':status': status, ':before': beforeIso },
+          Limit: limit - out.length,
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        const pk = String(item.pk);
+        const at = pk.indexOf('#');
+        if (at > 0) out.push({ tenantId: pk.slice(0, at), documentId: pk.slice(at + 1) });
+      }
+      start = page.LastEvaluatedKey;
+    } while (start && out.length < limit);
+    return out;
+  }
+
+  /**
+   * Claims the right to drive a stale job on: bumps `recoveries` and `updatedAt` only if the row
+   * is still exactly as the caller read it (same status, same updatedAt). Two reconcilers (or a
+   * reconciler and a worker that just made progress) can therefore never both act on one
+   * staleness: the loser sees false. The new updatedAt also restarts the staleness clock.
+   */
+  async touchForRecovery(job: Pick<Job, 'tenantId' | 'documentId' | 'status' | 'updatedAt'>): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: documentPk(job.tenantId, job.documentId), sk: JOB_SK },
+          UpdateExpression: 'SET updatedAt = :now ADD recoveries :one',
+          ConditionExpression: '#status = :status AND updatedAt = :seen',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':now': new Date().toISOString(), ':one': 1, ':status': job.status, ':seen': job.updatedAt },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Fences a sync job whose API process stopped before its hand-off: only while it is still
+   * `processing` with no chunk row (the hand-off commits rows and the job in one transaction), so
+   * exactly one of the two wins. The sync path's later writes are conditional on no fence.
+   */
+  async fenceSyncJob(tenantId: string, documentId: string): Promise<boolean> {
+    const pk = documentPk(tenantId, documentId);
+    try {
+      await this.transact([
+        {
+          Update: {
+            TableName: this.tableName,
+            Key: { pk, sk: JOB_SK },
+            UpdateExpression: 'SET syncFenced = :true, updatedAt = :now',
+            ConditionExpression: '#status = :processing AND #mode = :sync AND attribute_not_exists(syncFenced)',
+            ExpressionAttributeNames: { '#status': 'status', '#mode': 'mode' },
+            ExpressionAttributeValues: { ':true': true, ':now': new Date().toISOString(), ':processing': 'processing', ':sync': 'sync' },
+          },
+        },
+        { ConditionCheck: { TableName: this.tableName, Key: { pk, sk: chunkSk(0) }, ConditionExpression: 'attribute_not_exists(sk)' } },
+      ]);
+      return true;
+    } catch (err) {
+      if (isTransactionConflict(err)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Holds a chunk whose record was dead-lettered: back to `pending` (our claim released, if we
+   * held one) with `heldBy` naming the dead letter, so nothing re-publishes it until a replay or
+   * the reconciler. Returns false when the chunk was finished or is claimed by someone else.
+   */
+  async holdChunk(tenantId: string, documentId: string, index: number, heldBy: string, owner?: string): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: documentPk(tenantId, documentId), sk: chunkSk(index) },
+          UpdateExpression: 'SET #status = :pending, heldBy = :held, updatedAt = :now REMOVE claimOwner ADD claimCounter :one',
+          ConditionExpression: owner
+            ? '#status = :pending OR (#status = :processing AND claimOwner = :me)'
+            : '#status = :pending',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':pending': 'pending',
+            ':held': heldBy,
+            ':now': new Date().toISOString(),
+            ':one': 1,
+            ...(owner ? { ':processing': 'processing', ':me': owner } : {}),
+          },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Releases a held chunk for a replay: `heldBy` removed and the attempt reset (so the replayed
+   * record, attempt 1, may claim it). Only while held by that very dead letter.
+   */
+  async unholdChunk(tenantId: string, documentId: string, index: number, heldBy: string): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: documentPk(tenantId, documentId), sk: chunkSk(index) },
+          UpdateExpression: 'SET attempt = :zero, updatedAt = :now REMOVE heldBy',
+          ConditionExpression: 'heldBy = :held AND #status = :pending',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':zero': 0, ':now': new Date().toISOString(), ':held': heldBy, ':pending': 'pending' },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Claims a held chunk for the reconciler, which finishes it as failed with its dead letter's
+   * error (only while still held by that letter and the job is processing).
+   */
+  async claimHeldChunk(tenantId: string, documentId: string, index: number, heldBy: string, owner: string): Promise<ChunkRow | undefined> {
+    const pk = documentPk(tenantId, documentId);
+    try {
+      await this.transact([
+        {
+          ConditionCheck: {
+            TableName: this.tableName,
+            Key: { pk, sk: JOB_SK },
+            ConditionExpression: '#status = :processing',
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: { ':processing': 'processing' },
+          },
+        },
+        {
+          Update: {
+            TableName: this.tableName,
+            Key: { pk, sk: chunkSk(index) },
+            UpdateExpression: 'SET #status = :processing, claimOwner = :me, updatedAt = :now REMOVE heldBy ADD claimCounter :one',
+            ConditionExpression: 'heldBy = :held AND #status = :pending',
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: { ':processing': 'processing', ':pending': 'pending', ':me': owner, ':now': new Date().toISOString(), ':one': 1, ':held': heldBy },
+          },
+        },
+      ]);
+    } catch (err) {
+      if (isTransactionConflict(err)) return undefined;
+      throw err;
+    }
+    return this.getChunk(tenantId, documentId, index);
+  }
+
+  /** Holds (or, with `heldBy` undefined, releases) a job whose `document.submitted` was dead-lettered. */
+  async setJobHold(tenantId: string, documentId: string, heldBy: string | undefined, expected?: string): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: documentPk(tenantId, documentId), sk: JOB_SK },
+          UpdateExpression: heldBy ? 'SET heldBy = :held' : 'REMOVE heldBy',
+          ConditionExpression: expected ? 'heldBy = :expected' : 'attribute_exists(pk)',
+          ...(heldBy || expected
+            ? { ExpressionAttributeValues: { ...(heldBy ? { ':held': heldBy } : {}), ...(expected ? { ':expected': expected } : {}) } }
+            : {}),
+        }),
+      );
       return true;
     } catch (err) {
       if (isConditionFailure(err)) return false;
@@ -805,27 +1087,35 @@ function decodeCursor(cursor: string, tenantId: string): Record<string, unknown>
   }
 }
 
-/** SET clauses for a patch (status included), with updatedAt. */
+/**
+ * The update of a job row for a patch (status included), with updatedAt, keeping the open-status
+ * index in step with the status (see {@link BY_OPEN_STATUS_INDEX}).
+ */
 function patchExpression(patch: Record<string, unknown>): {
   names: Record<string, string>;
   values: Record<string, unknown>;
-  sets: string[];
+  expression: string;
 } {
   const names: Record<string, string> = { '#status': 'status', '#updatedAt': 'updatedAt' };
   const values: Record<string, unknown> = { ':now': new Date().toISOString() };
   const sets = ['#updatedAt = :now'];
+  const removes: string[] = [];
   Object.entries(patch).forEach(([field, value], i) => {
     if (value === undefined || field === 'updatedAt') return;
     if (field === 'status') {
       values[':to'] = value;
       sets.push('#status = :to');
+      names['#open'] = OPEN_STATUS;
+      // A cancelled job stays in the index until its tombstone is purged.
+      if (TERMINAL_STATUSES.has(value as JobStatus) && value !== 'cancelled') removes.push('#open');
+      else sets.push('#open = :to');
       return;
     }
     names[`#f${i}`] = field;
     values[`:f${i}`] = value;
     sets.push(`#f${i} = :f${i}`);
   });
-  return { names, values, sets };
+  return { names, values, expression: `SET ${sets.join(', ')}${removes.length > 0 ? ` REMOVE ${removes.join(', ')}` : ''}` };
 }
 
 /** True for a transaction DynamoDB cancelled for a transient reason (not a failed condition). */

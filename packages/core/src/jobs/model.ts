@@ -106,9 +106,25 @@ export interface Job {
   /** The tenant's share weight when the document was split (travels on its chunk records). */
   weight?: number;
   error?: RecordedError;
+  /**
+   * The dead letter (its sort key) holding this document's `document.submitted`: the split was
+   * dead-lettered and waits for a replay (`docorch dead-letters replay`) or the reconciler.
+   */
+  heldBy?: string;
+  /**
+   * Set by the reconciler when it takes over a sync job whose API process died before its
+   * hand-off: the sync path's own later writes are refused from then on (pipeline/reconcile.ts).
+   */
+  syncFenced?: boolean;
+  /** Times the reconciler drove this document on (pipeline/reconcile.ts). */
+  recoveries?: number;
+  /** The Idempotency-Key the document was created under (deleted with the document). */
+  idempotencyKey?: string;
   /** Who claimed the final assembly, and when (wall clock): see pipeline/assemble-job.ts. */
   assemblyOwner?: string;
   assemblyClaimedAt?: string;
+  /** Bumped by every take of the assembly claim: tells two holders of one owner name apart. */
+  assemblyEpoch?: number;
   createdAt: string;
   updatedAt: string;
   completedAt?: string;

@@ -12,7 +12,8 @@
 import pLimit from 'p-limit';
 import { chunkResultKey, resultKey } from '../aws/object-keys.js';
 import { addUsage, type Usage } from '../analysis/types.js';
-import { DocorchError, isDocorchError } from '../errors.js';
+import { isDocorchError } from '../errors.js';
+import { holdAssembly, takeAssemblyClaim, type HeldAssembly } from '../claims/assembly-claim.js';
 import { assembleResult, type AssembleOptions } from '../jobs/assemble.js';
 import type { Job } from '../jobs/model.js';
 import { failedChunkResult, type ChunkResult, type DocumentResult } from '../jobs/result.js';
@@ -20,9 +21,12 @@ import type { PipelineContext } from './context.js';
 
 /** Options of {@link assembleJob}. */
 export interface AssembleJobOptions extends AssembleOptions {
-  /** Who claims (Lambda request id, poller id). */
+  /** Who claims: {@link assemblyOwnerFor} the ready job row, or the reconciler's own name. */
   owner: string;
-  /** A claim older than this (wall clock, across hosts) may be taken over. @defaultValue 900000 (15 min, the Lambda maximum) */
+  /**
+   * A claim not heartbeated this long (wall clock, across hosts) may be taken over; a failed
+   * assembler releases its claim at once. @defaultValue config ASSEMBLY_CLAIM_TIMEOUT_MS (60 s)
+   */
   staleAfterMs?: number;
 }
 
@@ -31,6 +35,8 @@ export type AssembleOutcome =
   | { kind: 'assembled'; result: DocumentResult }
   /** Not ready (chunks outstanding), or already finished: nothing to do. */
   | { kind: 'not-ready' | 'finished' };
+
+export { assemblyOwnerFor } from '../claims/assembly-claim.js';
 
 /** True when every chunk of a processing job has been counted. */
 export function isReadyToAssemble(job: Pick<Job, 'status' | 'chunksTotal' | 'chunksSucceeded' | 'chunksFailed'>): boolean {
@@ -50,22 +56,19 @@ export async function assembleJob(
   const log = ctx.logger.child({ tenantId, documentId, owner: options.owner });
   const job = await ctx.status.getJob(tenantId, documentId);
   if (!job) return { kind: 'finished' };
+  const timeoutMs = options.staleAfterMs ?? ctx.config.ASSEMBLY_CLAIM_TIMEOUT_MS;
+  let claim;
   if (job.status === 'assembling') {
-    const claimedAt = Date.parse(job.assemblyClaimedAt ?? '');
-    const stale = !Number.isFinite(claimedAt) || Date.now() - claimedAt > (options.staleAfterMs ?? 900_000);
-    if (job.assemblyOwner !== options.owner && !stale) {
-      throw new DocorchError('CONFLICT', `assembly of ${documentId} in progress by ${job.assemblyOwner ?? 'unknown'}`);
-    }
-    if (!(await ctx.status.reclaimAssembly(tenantId, documentId, job.assemblyOwner, options.owner))) {
-      throw new DocorchError('CONFLICT', `assembly of ${documentId} was claimed by someone else`);
-    }
-    log.warn({ previousOwner: job.assemblyOwner }, 'took over a stale assembly');
+    claim = await takeAssemblyClaim(ctx.status, job, options.owner, timeoutMs);
+    log.warn({ previousOwner: job.assemblyOwner ?? '(released)', epoch: claim.epoch }, 'took over an assembly claim');
   } else if (isReadyToAssemble(job)) {
     try {
       await ctx.status.transition(tenantId, documentId, 'assembling', {
         assemblyOwner: options.owner,
         assemblyClaimedAt: new Date().toISOString(),
+        assemblyEpoch: (job.assemblyEpoch ?? 0) + 1,
       });
+      claim = { owner: options.owner, epoch: (job.assemblyEpoch ?? 0) + 1 };
     } catch (err) {
       // Someone else claimed (or finished) it between our read and write.
       if (isDocorchError(err, 'CONFLICT')) return assembleJob(ctx, tenantId, documentId, options);
@@ -74,7 +77,26 @@ export async function assembleJob(
   } else {
     return { kind: TERMINAL.has(job.status) ? 'finished' : 'not-ready' };
   }
+  const held = holdAssembly(ctx.status, { tenantId, documentId }, claim, timeoutMs);
+  try {
+    return await assembleClaimed(ctx, job, held, options, log);
+  } catch (err) {
+    // Give the claim back so the retry (the same record again, or the reconciler) starts at once.
+    await held.release();
+    throw err;
+  } finally {
+    await held.stop();
+  }
+}
 
+async function assembleClaimed(
+  ctx: PipelineContext,
+  job: Job,
+  held: HeldAssembly,
+  options: AssembleJobOptions,
+  log: PipelineContext['logger'],
+): Promise<AssembleOutcome> {
+  const { tenantId, documentId } = job;
   const t0 = performance.now();
   const chunks = await loadChunkResults(ctx, job);
   const loadedMs = Math.round(performance.now() - t0);
@@ -91,14 +113,22 @@ export async function assembleJob(
   );
   const key = resultKey(tenantId, documentId);
   await ctx.blobs.putJson(ctx.config.RESULTS_BUCKET, key, result);
-  await ctx.status.finishAssembly(tenantId, documentId, options.owner, result.status, {
+  held.lost.throwIfAborted();
+  await held.stop();
+  const finished = await ctx.status.finishAssembly(tenantId, documentId, held.claim, result.status, {
     resultKey: key,
     completedAt: new Date().toISOString(),
     ...(result.status === 'failed'
       ? { error: { code: 'ANALYSIS_FAILED', message: `${job.chunksFailed} of ${job.chunksTotal} chunks failed; see failedPages in the result` } }
       : {}),
   });
-  // The reduce's model calls are metered here; the chunks' were metered as each completed.
+  if (!finished) {
+    // Another holder of this claim (a duplicate delivery, the same owner) finished first.
+    log.info('assembly finished by another delivery of the same claim');
+    return { kind: 'finished' };
+  }
+  // The reduce's model calls are metered here (once: only by the write that finished the job);
+  // the chunks' were metered as each completed.
   const reduceUsage = subtractUsage(result.usage, addUsage(...chunks.map((c) => c.usage)));
   await ctx.usage.addUsage(tenantId, reduceUsage).catch((err: unknown) => log.error({ err }, 'could not meter usage'));
   log.info({ status: result.status, chunks: chunks.length, ms: { loaded: loadedMs, total: Math.round(performance.now() - t0) } }, 'document assembled');

@@ -94,9 +94,9 @@ export function isFinished(row: Pick<ChunkRow, 'status'> | undefined): boolean {
   return row?.status === 'succeeded' || row?.status === 'failed';
 }
 
-/** A successor row that may be published now: pending, its input written. */
+/** A successor row that may be published now: pending, its input written, not held by a dead letter. */
 function publishable(row: ChunkRow | undefined): row is ChunkRow {
-  return row !== undefined && row.status === 'pending' && row.inputReady === true;
+  return row !== undefined && row.status === 'pending' && row.inputReady === true && row.heldBy === undefined;
 }
 
 /**
@@ -150,7 +150,7 @@ export async function publishIfPredecessorFinished(ctx: PipelineContext, job: Jo
  */
 export function releasedPending(rows: readonly ChunkRow[], window: number | undefined): ChunkRow[] {
   const byIndex = new Map(rows.map((r) => [r.index, r]));
-  return rows.filter((r) => r.status === 'pending' && (inFirstWindow(r.index, window) || isFinished(byIndex.get(r.index - (window as number)))));
+  return rows.filter((r) => r.status === 'pending' && r.heldBy === undefined && (inFirstWindow(r.index, window) || isFinished(byIndex.get(r.index - (window as number)))));
 }
 
 /**

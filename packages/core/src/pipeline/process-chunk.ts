@@ -31,6 +31,7 @@ import type { PipelineContext } from './context.js';
 import type { FairLimit } from '../resilience/fair-queue.js';
 import type { ChunkInputObject } from './split.js';
 import { analysisCost, publishChunks, releaseSuccessor, releaseSuccessorEarly } from './fair-share.js';
+import { deadLetterRecord } from './dead-letter.js';
 
 /** Options of {@link processChunk}. */
 export interface ChunkProcessorOptions {
@@ -62,7 +63,7 @@ export interface ChunkProcessorOptions {
 }
 
 /** What happened to the record. */
-export type ChunkOutcome = 'succeeded' | 'failed' | 'requeued' | 'skipped';
+export type ChunkOutcome = 'succeeded' | 'failed' | 'requeued' | 'held' | 'skipped';
 
 /** Chunks being processed in this process (per context, by claim owner and chunk). */
 const active = new WeakMap<PipelineContext, Map<string, Promise<ChunkOutcome>>>();
@@ -207,6 +208,15 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
         log.warn({ code: e.code, err: e }, 'chunk re-published for another attempt');
         return 'requeued';
       }
+      if (e.retry === 'retry') {
+        // Out of attempts on a failure that might pass (the model or a dependency down for
+        // longer than the retries): hold the chunk for a replay instead of failing it for good.
+        const claim = await held.settle();
+        if (!claim) return 'skipped';
+        log.error({ code: e.code, err: e }, 'chunk out of attempts; dead-lettered and held');
+        await deadLetterRecord(ctx, { id: event.id, event, code: e.code, message: e.message }, claim.owner);
+        return 'held';
+      }
       log.error({ code: e.code, err: e }, 'chunk failed');
       const inputPages = await chunkPages(ctx, p);
       result = { ...failedChunkResult(p.chunkIndex, inputPages, { code: e.code, message: e.message }), usage: spent };
@@ -214,14 +224,25 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
         id: event.id,
         tenantId: p.tenantId,
         documentId: p.documentId,
+        type: event.type,
+        chunkIndex: p.chunkIndex,
         code: e.code,
         message: e.message,
         record: event,
+        disposition: 'failed',
       });
     }
     // A claim already known lost must not overwrite its new holder's result.
     if (lost.aborted) {
       log.warn('chunk finished but its claim was taken over; not counted');
+      return 'skipped';
+    }
+    // Deletion: no write for a document that stopped meanwhile (cancelled, failed, deleted). A
+    // DELETE landing between this check and the count is caught by the count's condition (the
+    // object is removed again below) or, failing that, by the reconciler's purge of the tombstone.
+    const live = await ctx.status.getJob(p.tenantId, p.documentId);
+    if (live?.status !== 'processing') {
+      log.info({ status: live?.status ?? 'gone' }, 'document no longer processing; chunk result not written');
       return 'skipped';
     }
     const resultKey = chunkResultKey(p.tenantId, p.documentId, p.chunkIndex, randomUUID());
@@ -244,6 +265,7 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
       pageCount,
     );
     if (!counted) {
+      await ctx.blobs.deleteObject(ctx.config.RESULTS_BUCKET, resultKey).catch(() => undefined);
       log.warn('chunk finished but its claim or job moved on; not counted');
       return 'skipped';
     }

@@ -53,7 +53,7 @@ export async function splitDocument(ctx: PipelineContext, event: EventPayload<'d
   }
   if (job.status === 'processing') {
     // Split before, possibly crashed before publishing: finish what is still pending.
-    await resumeSplit(ctx, job);
+    await resumeSplit(ctx, job, { recover: event.recover === true });
     return;
   }
   if (job.status !== 'queued' && job.status !== 'splitting') {
@@ -276,7 +276,7 @@ class ChunkInputWriter {
  * harmless: claims and the worker's in-progress check keep each analysis single). Returns how
  * many were published.
  */
-export async function resumeSplit(ctx: PipelineContext, job: Job): Promise<number> {
+export async function resumeSplit(ctx: PipelineContext, job: Job, options: { recover?: boolean } = {}): Promise<number> {
   const { tenantId, documentId } = job;
   let rows = await ctx.status.listChunks(tenantId, documentId);
   if (rows.length < job.chunksTotal) {
@@ -285,8 +285,13 @@ export async function resumeSplit(ctx: PipelineContext, job: Job): Promise<numbe
     await ctx.status.createChunkRows(tenantId, documentId, plan);
     rows = await ctx.status.listChunks(tenantId, documentId);
   }
-  const pending = rows.filter((c) => c.status === 'pending');
-  if (pending.length === 0) return 0;
+  // Held chunks (dead-lettered) wait for a replay or the reconciler, not for a re-publish.
+  const pending = rows.filter((c) => c.status === 'pending' && c.heldBy === undefined);
+  // The reconciler's recovery also re-publishes claimed chunks: a claim whose holder died after its
+  // record was checkpointed (dead-lettered, or a lost hand-back) has no record left to take it over.
+  const claimed = options.recover ? rows.filter((c) => c.status === 'processing') : [];
+  if (claimed.length > 0) await publishChunks(ctx.queue, chunkRecordBase(job), claimed.map((c) => ({ index: c.index, attempt: Math.max(1, c.attempt) })));
+  if (pending.length === 0) return claimed.length;
   const limit = pLimit(16);
   const present = await Promise.all(
     pending.map((c) => limit(() => ctx.blobs.exists(ctx.config.UPLOADS_BUCKET, chunkInputKey(tenantId, documentId, c.index)))),
@@ -298,9 +303,9 @@ export async function resumeSplit(ctx: PipelineContext, job: Job): Promise<numbe
   const unmarked = pending.filter((c) => !inFirstWindow(c.index, job.window) && c.inputReady !== true).map((c) => c.index);
   await ctx.status.markInputsReady(tenantId, documentId, unmarked);
   const released = releasedPending(await ctx.status.listChunks(tenantId, documentId), job.window);
-  await publishChunks(ctx.queue, chunkRecordBase(job), released);
-  ctx.logger.info({ tenantId, documentId, published: released.length, pending: pending.length, rewritten: missing.length }, 'resumed an interrupted split');
-  return released.length;
+  await publishChunks(ctx.queue, chunkRecordBase(job), released.map((c) => ({ index: c.index, attempt: Math.max(1, c.attempt) })));
+  ctx.logger.info({ tenantId, documentId, published: released.length, claimed: claimed.length, pending: pending.length, rewritten: missing.length }, 'resumed an interrupted split');
+  return released.length + claimed.length;
 }
 
 async function rewriteInputs(ctx: PipelineContext, job: Job, rows: readonly ChunkRow[]): Promise<void> {

@@ -22,6 +22,8 @@ export interface Submission {
   pagesPerChunk: number;
   analyses: AnalysisKind[];
   webhookUrl?: string;
+  /** The Idempotency-Key the request carried (kept on the job, deleted with the document). */
+  idempotencyKey?: string;
   /**
    * The tenant's plan limits (store/tenants.ts resolvePlan). When given, the document is admitted
    * against them before anything is stored: more pages than `maxPages` is 422 TOO_MANY_PAGES, and
@@ -95,6 +97,7 @@ async function storeDocument(ctx: PipelineContext, sub: Submission, doc: NewDocu
     updatedAt: now,
     ...(sub.pages !== undefined ? { pageSelection: sub.pages } : {}),
     ...(sub.webhookUrl !== undefined ? { webhookUrl: sub.webhookUrl } : {}),
+    ...(sub.idempotencyKey !== undefined ? { idempotencyKey: sub.idempotencyKey } : {}),
     ...(traceparent ? { traceparent } : {}),
     ...(admission ? { admission, pagesDone: 0 } : {}),
   };

@@ -31,6 +31,8 @@ export interface RunSyncOptions {
   budgetMs?: number;
   /** Document id to use (tests); a new one by default. */
   documentId?: string;
+  /** Aborted when the process shuts down: the job hands off to the async path at once, as if its budget ran out. */
+  handOff?: AbortSignal;
 }
 
 /** How a sync request ended. */
@@ -91,7 +93,7 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
   );
 
   try {
-    const timedOut = await raceDeadline(all, deadline);
+    const timedOut = await raceDeadline(all, deadline, options.handOff);
     if (timedOut) {
       handedOff = true;
       limit.clearQueue();
@@ -99,10 +101,14 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
     }
     const chunks = plan.map((c) => done.get(c.index) as ChunkResult);
     const succeeded = chunks.filter((c) => c.status === 'succeeded').length;
-    await ctx.status.transition(sub.tenantId, documentId, 'assembling', {
-      chunksSucceeded: succeeded,
-      chunksFailed: chunks.length - succeeded,
-    });
+    // Refused once the reconciler took the job over (this process was presumed dead): see the catch.
+    await ctx.status.transition(
+      sub.tenantId,
+      documentId,
+      'assembling',
+      { chunksSucceeded: succeeded, chunksFailed: chunks.length - succeeded },
+      { unlessFenced: true },
+    );
     const result = await assembleResult(
       {
         documentId,
@@ -129,6 +135,14 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
     return { kind: 'completed', documentId, result };
   } catch (err) {
     const e = toDocorchError(err);
+    if (e.code === 'CONFLICT') {
+      // The reconciler fenced this job and continues it on the async path: answer as a hand-off.
+      const current = await ctx.status.getJob(sub.tenantId, documentId).catch(() => undefined);
+      if (current?.syncFenced) {
+        log.warn('sync job was taken over by the reconciler; continuing asynchronously');
+        return { kind: 'continued', documentId, job: current };
+      }
+    }
     log.error({ err: e, code: e.code }, 'sync job failed');
     await ctx.status
       .transition(sub.tenantId, documentId, 'failed', { error: { code: e.code, message: e.message }, completedAt: new Date().toISOString() })
@@ -137,20 +151,21 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
   }
 }
 
-/** Resolves true when the deadline passes first, false when `work` settles first. */
-async function raceDeadline(work: Promise<unknown>, deadline: number): Promise<boolean> {
-  if (!Number.isFinite(deadline)) {
-    await work;
-    return false;
-  }
+/** Resolves true when the deadline passes (or `handOff` aborts) first, false when `work` settles first. */
+async function raceDeadline(work: Promise<unknown>, deadline: number, handOff?: AbortSignal): Promise<boolean> {
+  if (handOff?.aborted) return true;
   let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
   const expired = new Promise<true>((resolve) => {
-    timer = setTimeout(() => resolve(true), Math.max(0, deadline - Date.now()));
+    if (Number.isFinite(deadline)) timer = setTimeout(() => resolve(true), Math.max(0, deadline - Date.now()));
+    onAbort = () => resolve(true);
+    handOff?.addEventListener('abort', onAbort, { once: true });
   });
   try {
     return await Promise.race([work.then(() => false as const), expired]);
   } finally {
     clearTimeout(timer);
+    if (onAbort) handOff?.removeEventListener('abort', onAbort);
   }
 }
 

@@ -18,6 +18,11 @@ export const EVENT_PAYLOADS = {
   /** A stored upload waiting to be split into chunks. */
   'document.submitted': z.object({
     ...ids,
+    /**
+     * Published by the reconciler for a stale document: a job already split also has its claimed
+     * chunks re-published (their claims may be orphaned), not only its pending ones.
+     */
+    recover: z.boolean().optional(),
   }),
   /** A chunk whose input is in S3, waiting for analysis. */
   'chunk.ready': z.object({

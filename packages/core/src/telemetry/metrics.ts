@@ -35,6 +35,10 @@ export interface Metrics {
   httpResponses: Counter<'status'>;
   /** Records sent to the dead-letter store, by source (stream, aggregator) and code. */
   deadLetters: Counter<'source' | 'code'>;
+  /** Stale documents the reconciler drove on, by the status it found them in and what it did. */
+  reconciled: Counter<'status' | 'action'>;
+  /** Documents the reconciler failed with DEADLINE_EXCEEDED, by the status they were stuck in. */
+  documentsExpired: Counter<'status'>;
   /** How far behind the tip of its stream each shard's reader is, in ms (Kinesis MillisBehindLatest; DynamoDB Streams: age of the last record). */
   iteratorAgeMs: Gauge<'stream' | 'shard'>;
   /** Records read from the stream and not yet done (checkpoint pending), per process. */
@@ -82,6 +86,8 @@ export function createMetrics(service: string): Metrics {
     throttled: new Counter({ name: 'docorch_throttled_total', help: 'HTTP 429 answers, by problem code', labelNames: ['code'], registers }),
     authLookups: new Counter({ name: 'docorch_auth_lookups_total', help: 'API key rows read from DynamoDB to authenticate', registers }),
     httpResponses: new Counter({ name: 'docorch_http_responses_total', help: 'HTTP answers, by status class', labelNames: ['status'], registers }),
+    reconciled: new Counter({ name: 'docorch_reconciled_total', help: 'Stale documents the reconciler drove on, by status found and action', labelNames: ['status', 'action'], registers }),
+    documentsExpired: new Counter({ name: 'docorch_documents_expired_total', help: 'Documents failed with DEADLINE_EXCEEDED, by the status they were in', labelNames: ['status'], registers }),
     deadLetters: new Counter({
       name: 'docorch_dead_letters_total',
       help: 'Records sent to the dead-letter store, by source and code',

@@ -82,7 +82,8 @@ async function loadJob(ctx: PipelineContext, req: Request): Promise<Job> {
 }
 
 /** The documents router. */
-export function documentsRouter(ctx: PipelineContext): Router {
+/** @param options.handOff - aborted at shutdown: running sync requests hand off to the async path (202). */
+export function documentsRouter(ctx: PipelineContext, options: { handOff?: AbortSignal } = {}): Router {
   const router = Router();
   const schema = optionsSchema(ctx.config.PAGES_PER_CHUNK);
   const pdfSlots = new TenantSlots(ctx.config.TENANT_PDF_TASKS, ctx.config.TENANT_PDF_QUEUE);
@@ -111,7 +112,11 @@ export function documentsRouter(ctx: PipelineContext): Router {
         return;
       }
     }
-    const outcome = await runSync(ctx, sub, { budgetMs: ctx.config.SYNC_TIMEOUT_MS, ...(documentId ? { documentId } : {}) });
+    const outcome = await runSync(ctx, sub, {
+      budgetMs: ctx.config.SYNC_TIMEOUT_MS,
+      ...(options.handOff ? { handOff: options.handOff } : {}),
+      ...(documentId ? { documentId } : {}),
+    });
     res.setHeader('Location', `/v1/documents/${outcome.documentId}`);
     if (outcome.kind === 'completed') {
       res.status(200).json(outcome.result);
@@ -173,7 +178,7 @@ export function documentsRouter(ctx: PipelineContext): Router {
           return;
         }
         const hash = idempotencyRequestHash(upload.sha256, { ...opts, analyses: sub.analyses });
-        const outcome = await runIdempotent(ctx, sub.tenantId, idempotencyKey, hash, (documentId) => submit(sub, opts.mode, res, documentId));
+        const outcome = await runIdempotent(ctx, sub.tenantId, idempotencyKey, hash, (documentId) => submit({ ...sub, idempotencyKey }, opts.mode, res, documentId));
         if (outcome.kind === 'replay') await replay(outcome.job, res);
       } finally {
         if (upload) await rm(upload.path, { force: true });
