@@ -84,7 +84,7 @@ export class DeadLetters {
 
   /** One dead letter, or undefined. */
   async get(key: { pk: string; sk: string }): Promise<DeadLetter | undefined> {
-    const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }));
+    const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: key.pk, sk: key.sk }, ConsistentRead: true }));
     return out.Item as DeadLetter | undefined;
   }
 
@@ -135,7 +135,7 @@ export class DeadLetters {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
-          Key: key,
+          Key: { pk: key.pk, sk: key.sk },
           UpdateExpression: to === 'replayed' ? 'SET disposition = :to, replayedAt = :now' : 'SET disposition = :to',
           ConditionExpression: 'disposition = :from',
           ExpressionAttributeValues: { ':to': to, ':from': from, ...(to === 'replayed' ? { ':now': new Date().toISOString() } : {}) },
@@ -150,7 +150,7 @@ export class DeadLetters {
 
   /** Deletes one letter. */
   async delete(key: { pk: string; sk: string }): Promise<void> {
-    await this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: key }));
+    await this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: key.pk, sk: key.sk } }));
   }
 
   /** Deletes every letter of a document (with the document). */

@@ -139,6 +139,10 @@ export async function purgeDeadLetter(ctx: PipelineContext, id: string): Promise
 export async function finishHeld(ctx: PipelineContext, tenantId: string, documentId: string, heldBy: string, chunkIndex: number | undefined, owner: string): Promise<boolean> {
   const letter = await ctx.deadLetters.get({ pk: `${tenantId}#${documentId}`, sk: heldBy });
   const error = { code: letter?.code ?? 'DEAD_LETTERED', message: `Dead-lettered and not replayed within RECONCILE_STALE_MS: ${letter?.message ?? 'letter missing'}` };
+  // The letter first: of a replay and this, whichever moves the letter out of `held` goes on.
+  // (A crash after this leaves the letter `failed` and the work held: the next sweep finishes it.)
+  if (letter?.disposition === 'replayed' || letter?.disposition === 'unheld') return false;
+  if (letter?.disposition === 'held' && !(await ctx.deadLetters.setDisposition(letter, 'held', 'failed'))) return false;
   if (chunkIndex === undefined) {
     try {
       await ctx.status.transition(tenantId, documentId, 'failed', { error, completedAt: new Date().toISOString() });
@@ -157,6 +161,5 @@ export async function finishHeld(ctx: PipelineContext, tenantId: string, documen
     const job = await ctx.status.getJob(tenantId, documentId);
     if (job) await releaseSuccessor(ctx, { ...chunkRecordBase(job), chunkIndex, attempt: Math.max(1, row.attempt) }, { nextReleased: false });
   }
-  if (letter) await ctx.deadLetters.setDisposition(letter, 'held', 'failed');
   return true;
 }
