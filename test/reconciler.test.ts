@@ -8,7 +8,10 @@
  * - the API is killed -9 during a sync analysis (the job `processing`, no chunk row): fenced and
  *   resumed on the async path, the document completes;
  * - a DELETE of a 300-page document mid-processing: after the drain and the tombstone's purge,
- *   nothing of it is left in either bucket or any table.
+ *   nothing of it is left in either bucket or any table;
+ * - SIGTERM of the API during a sync request: new uploads answer 503 SHUTTING_DOWN, the sync
+ *   request hands its document to the async path after API_DRAIN_MS and answers 202 with its id,
+ *   and the document completes.
  *
  * Each document reaches a terminal state within RECONCILE_STALE_MS plus one sweep
  * (RECONCILE_INTERVAL_MS), plus its own processing time, with every chunk counted exactly once
@@ -62,6 +65,7 @@ describe('the reconciler drives stuck documents to a terminal state', () => {
         SYNC_TIMEOUT_MS: String(SYNC_TIMEOUT_MS),
         CHUNK_CLAIM_TIMEOUT_MS: '2000',
         LEASE_FAILOVER_MS: '3000',
+        API_DRAIN_MS: '1000',
       },
     });
     const { config, aws } = pipelineClients(pipeline);
@@ -182,6 +186,47 @@ describe('the reconciler drives stuck documents to a terminal state', () => {
     }
     return found;
   }
+
+  it('SIGTERM of the API during a sync request: the request answers 202 with its id, new uploads 503, the document completes', { timeout: 120_000 }, async () => {
+    const pages = 8;
+    const pdf = await generatePdf({ pages, seed: 909, label: 'sync-term' });
+    fake.configure({ latencyMs: 1_500 });
+    const post = (mode: string) => {
+      const form = new FormData();
+      form.set('mode', mode);
+      form.set('pagesPerChunk', '2');
+      form.set('file', new Blob([pdf.bytes], { type: 'application/pdf' }), 'term.pdf');
+      return fetch(`${pipeline.api.baseUrl}/v1/documents`, { method: 'POST', body: form, headers: { authorization: `Bearer ${pipeline.apiKey}`, connection: 'close' } });
+    };
+    const request = post('sync');
+    await waitFor('its first model call', () => (fake.log.some((r) => r.sample.includes('sync-term')) ? true : undefined), 15_000, 20);
+    const old = pipeline.api;
+    old.signal('SIGTERM');
+    await new Promise((r) => setTimeout(r, 200));
+    // Draining: no new uploads (the server may also already refuse the connection).
+    const refused = await post('async').then(async (r) => ({ status: r.status, body: (await r.json()) as { code?: string }, retryAfter: r.headers.get('retry-after') }), () => undefined);
+    console.log(`upload during the drain: ${refused ? `${refused.status} ${refused.body.code ?? ''}` : 'connection refused'}`);
+    if (refused) {
+      expect(refused.status).toBe(503);
+      expect(refused.body.code).toBe('SHUTTING_DOWN');
+      expect(refused.retryAfter).not.toBeNull();
+    }
+    const res = await request;
+    expect(res.status).toBe(202);
+    const { id, status } = (await res.json()) as { id: string; status: string };
+    expect(status).toBe('processing');
+    await old.exitedPromise;
+    fake.configure({ latencyMs: 150 });
+    const { job } = await terminal(id, 60_000);
+    expect(job.status).toBe('completed');
+    expect(job.mode).toBe('sync');
+    expect(job.chunksSucceeded).toBe(4);
+    expect(job.pagesDone).toBe(pages);
+    expect(job.syncFenced).toBeUndefined(); // handed off by the API itself, not by the reconciler
+    const api = await startService({ service: 'api', env: pipeline.env });
+    extra.push(api);
+    pipeline.api = api;
+  });
 
   it('the API killed -9 during a sync analysis: the job is fenced, resumed on the async path and completes, each chunk counted once', { timeout: 120_000 }, async () => {
     const pages = 8;

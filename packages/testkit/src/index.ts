@@ -46,3 +46,4 @@ export {
   type FakeLoggedOutcome,
   type FakeOutcome,
 } from './fake-gemini/index.js';
+export { runSoak, type SoakOptions, type SoakRound } from './soak.js';
