@@ -240,7 +240,7 @@ export {
 } from './retry/backoff.js';
 
 // async pipeline
-export { DeadLetters, deadLetterId, deadLetterKey, type DeadLetter, type DeadLetterDisposition } from './aws/dead-letters.js';
+export { DeadLetters, deadLetterId, deadLetterKey, type DeadLetter, type DeadLetterDisposition } from './store/dead-letters.js';
 export { deadLetterRecord, finishHeld, purgeDeadLetter, replayDeadLetter, type DeadRecordInput, type ReplayOutcome } from './pipeline/dead-letter.js';
 export { Reconciler, reconcileJob, reconcileOnce, type ReconcileAction, type ReconcileOptions, type ReconcileReport, type ReconcilerOptions, type ReconcilerState } from './pipeline/reconcile.js';
 export { TaskLease, type TaskLeaseOptions } from './claims/task-lease.js';
@@ -249,7 +249,9 @@ export { submitAsync } from './pipeline/submit.js';
 export { splitDocument, resumeSplit, chunkPartitionKey, type ChunkInputObject } from './pipeline/split.js';
 export { analysisCost, publishIfPredecessorFinished, releasedPending, releaseSuccessor, tenantWeight } from './pipeline/fair-share.js';
 export { FairQueue, type FairLimit, type FairShare } from './resilience/fair-queue.js';
-export { holdClaim, processChunk, type ChunkOutcome, type ChunkProcessorOptions, type HeldClaim } from './pipeline/process-chunk.js';
+export { processChunk, type ChunkOutcome, type ChunkProcessorOptions } from './pipeline/process-chunk.js';
+export { acquireChunkClaim, holdChunkClaim, type AcquireChunkClaimOptions, type ChunkClaimRef, type ChunkClaimStore, type HeldClaim, type HoldChunkClaimOptions } from './claims/chunk-claim.js';
+export { assemblyClaimFree, holdAssembly, takeAssemblyClaim, type HeldAssembly } from './claims/assembly-claim.js';
 export {
   assembleJob,
   assemblyOwnerFor,

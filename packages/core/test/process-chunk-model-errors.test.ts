@@ -50,6 +50,9 @@ function harness(steps: Array<ChunkAnalysis | Error>) {
       },
     },
     status: {
+      async getJob() {
+        return { status: 'processing' };
+      },
       async claimChunk() {
         return { kind: 'claimed', row };
       },

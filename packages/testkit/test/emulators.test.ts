@@ -181,7 +181,7 @@ describe('against the emulators', () => {
 
     const { Table } = await aws.dynamodb.send(new DescribeTableCommand({ TableName: names.STATUS_TABLE }));
     expect(Table?.StreamSpecification).toEqual({ StreamEnabled: true, StreamViewType: 'NEW_AND_OLD_IMAGES' });
-    expect(Table?.GlobalSecondaryIndexes?.map((i) => i.IndexName)).toEqual([STATUS_TABLE_KEYS.byTenantIndex]);
+    expect(Table?.GlobalSecondaryIndexes?.map((i) => i.IndexName).sort()).toEqual([STATUS_TABLE_KEYS.byOpenStatusIndex, STATUS_TABLE_KEYS.byTenantIndex].sort());
     const ttl = await aws.dynamodb.send(new DescribeTimeToLiveCommand({ TableName: names.FILES_TABLE }));
     expect(ttl.TimeToLiveDescription).toMatchObject({ TimeToLiveStatus: 'ENABLED', AttributeName: 'expiresAt' });
     const { Shards = [] } = await aws.kinesis.send(new ListShardsCommand({ StreamName: names.STREAM_NAME }));

@@ -6,7 +6,7 @@ import { createProcessAnalyzer } from '../analysis/factory.js';
 import type { Analyzer } from '../analysis/types.js';
 import { BlobStore } from '../aws/blob-store.js';
 import { createAwsClients, type AwsClients } from '../aws/clients.js';
-import { DeadLetters } from '../aws/dead-letters.js';
+import { DeadLetters } from '../store/dead-letters.js';
 import { FilesTable } from '../aws/files-table.js';
 import { StatusTable } from '../aws/status-table.js';
 import { TenantStore } from '../store/tenants.js';

@@ -13,7 +13,7 @@
  * letter's error (the chunk counted failed, the split's job failed), so the document reaches a
  * terminal state. A replay re-publishes the original record with its attempt reset.
  */
-import { deadLetterKey, type DeadLetter } from '../aws/dead-letters.js';
+import { deadLetterKey, type DeadLetter } from '../store/dead-letters.js';
 import { DocorchError } from '../errors.js';
 import { TERMINAL_STATUSES } from '../jobs/model.js';
 import { failedChunkResult } from '../jobs/result.js';

@@ -11,20 +11,19 @@
  * failed analyses (their usage rides on the error's `details.usage`), so that the result and the
  * tenant's monthly usage match what the model billed.
  *
- * The claim is a small lease (BullMQ's job lock, KCL's lease): the holder heartbeats by bumping
- * `claimCounter`; a redelivered record that finds a claim waits, and takes it over only after the
- * counter stood still for `claimTimeoutMs` on its own monotonic clock. A killed worker's chunks
- * are therefore picked up again, and a paused (zombie) worker can never count a chunk twice.
+ * The chunk claim (claims/chunk-claim.ts, docs/claims.md) makes one delivery at a time analyse a
+ * chunk and exactly one count it: a killed worker's chunks are picked up again, and a paused
+ * (zombie) worker can never count a chunk twice.
  */
 import { randomUUID } from 'node:crypto';
 import type { RecordedError } from '../jobs/model.js';
 import { chunkInputKey, chunkResultKey } from '../aws/object-keys.js';
-import type { ChunkRow } from '../aws/status-table.js';
 import type { CircuitBreaker } from '../analysis/circuit-breaker.js';
 import { addUsage, ZERO_USAGE, type Usage } from '../analysis/types.js';
 import { DocorchError, toDocorchError } from '../errors.js';
 import { chunkResultFrom, failedChunkResult, type ChunkResult } from '../jobs/result.js';
-import { backoffPolicy, sleep, withRetry, type BackoffPolicy } from '../retry/backoff.js';
+import { sleep, withRetry, type BackoffPolicy } from '../retry/backoff.js';
+import { acquireChunkClaim, holdChunkClaim } from '../claims/chunk-claim.js';
 import { systemClock, type Clock } from '../stream/leases/clock.js';
 import type { EventPayload, StreamEvent } from '../stream/events.js';
 import type { PipelineContext } from './context.js';
@@ -107,7 +106,13 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
   const clock = options.clock ?? systemClock;
   const maxAttempts = options.maxAttempts ?? 3;
 
-  const acquired = await acquire(ctx, p, options.workerId, claimTimeoutMs, clock, options.signal);
+  const acquired = await acquireChunkClaim(ctx.status, p, {
+    owner: options.workerId,
+    attempt: p.attempt,
+    timeoutMs: claimTimeoutMs,
+    clock,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
   if (acquired?.done) {
     // Finished by an earlier delivery, which may have died before publishing the successor.
     await releaseSuccessor(ctx, p, acquired.done);
@@ -117,7 +122,7 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
   if (!row) return 'skipped';
 
   // Heartbeat while we work; losing the claim aborts the analysis (someone else owns it now).
-  const held = holdClaim(ctx, p, { owner: options.workerId, counter: row.claimCounter }, claimTimeoutMs, log);
+  const held = holdChunkClaim(ctx.status, p, { owner: options.workerId, counter: row.claimCounter }, { timeoutMs: claimTimeoutMs, log });
   const lost = held.lost;
   const signal = options.signal ? AbortSignal.any([options.signal, lost]) : lost;
 
@@ -281,121 +286,11 @@ export function chunkOutcome(result: ChunkResult): { status: 'succeeded' } | { s
   return result.status === 'succeeded' ? { status: 'succeeded' } : { status: 'failed', error: result.error ?? { code: 'INTERNAL', message: '' } };
 }
 
-/** A chunk claim kept alive by heartbeats. */
-export interface HeldClaim {
-  /** The claim as of the last heartbeat (owner and counter for conditional writes). */
-  current(): { owner: string; counter: number };
-  /** Aborted when a heartbeat finds the claim taken over. */
-  lost: AbortSignal;
-  /**
-   * Stops heartbeating and resolves once no heartbeat is in flight, with the claim to condition
-   * the final write (complete or release) on, or undefined when the claim was lost. A final
-   * write must use this, never {@link HeldClaim.current} while heartbeats run: a heartbeat that
-   * lands first moves the counter, the final write's condition fails, and the chunk is left
-   * `processing` under a live-looking claim with no record left to finish it.
-   */
-  settle(): Promise<{ owner: string; counter: number } | undefined>;
-  /** Stops heartbeating (a heartbeat in flight still completes). */
-  stop(): void;
-}
-
-/**
- * Heartbeats a claim every `claimTimeoutMs / 3` until stopped or lost. Heartbeats never
- * overlap (the next is scheduled when the previous one has answered): two heartbeats sent with
- * the same counter would make the second fail its condition and report a live claim as lost.
- */
-export function holdClaim(
-  ctx: PipelineContext,
-  key: { tenantId: string; documentId: string; chunkIndex: number },
-  claim: { owner: string; counter: number },
-  claimTimeoutMs: number,
-  log: PipelineContext['logger'],
-): HeldClaim {
-  let current = claim;
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let beating: Promise<void> = Promise.resolve();
-  const lost = new AbortController();
-  const everyMs = Math.max(50, Math.floor(claimTimeoutMs / 3));
-  const beat = async (): Promise<void> => {
-    try {
-      const counter = await ctx.status.heartbeatChunk(key.tenantId, key.documentId, key.chunkIndex, current.owner, current.counter);
-      if (counter !== undefined) {
-        current = { ...current, counter };
-        return;
-      }
-      log.warn('chunk claim lost; abandoning the analysis');
-      lost.abort(new DocorchError('CONFLICT', 'chunk claim lost'));
-    } catch (err) {
-      // Transient (network, throttling): the next heartbeat retries with the same counter.
-      log.warn({ err }, 'chunk heartbeat failed');
-    }
-  };
-  const schedule = (): void => {
-    if (stopped || lost.signal.aborted) return;
-    timer = setTimeout(() => {
-      timer = undefined;
-      beating = beat().finally(schedule);
-    }, everyMs);
-    timer.unref();
-  };
-  const stop = (): void => {
-    stopped = true;
-    clearTimeout(timer);
-  };
-  schedule();
-  return {
-    current: () => current,
-    lost: lost.signal,
-    async settle() {
-      stop();
-      await beating;
-      return lost.signal.aborted ? undefined : current;
-    },
-    stop,
-  };
-}
-
 /** The chunk's page numbers from its row (used when the input itself is unreadable). */
 async function chunkPages(ctx: PipelineContext, p: EventPayload<'chunk.ready'>): Promise<number[]> {
   const row = await ctx.status.getChunk(p.tenantId, p.documentId, p.chunkIndex);
   if (!row) return [];
   return Array.from({ length: row.lastPage - row.firstPage + 1 }, (_, i) => row.firstPage + i);
-}
-
-/**
- * Claims the chunk, waiting out another worker's live claim. Returns the claimed row, the row of
- * a chunk already finished, or undefined when there is nothing to do (job inactive, a later
- * delivery owns the chunk).
- */
-async function acquire(
-  ctx: PipelineContext,
-  p: EventPayload<'chunk.ready'>,
-  workerId: string,
-  claimTimeoutMs: number,
-  clock: Clock,
-  signal: AbortSignal | undefined,
-): Promise<{ claimed?: ChunkRow; done?: ChunkRow } | undefined> {
-  let seen: { counter: number; since: number } | undefined;
-  const poll = backoffPolicy({ baseMs: Math.max(20, Math.floor(claimTimeoutMs / 10)), capMs: Math.max(20, Math.floor(claimTimeoutMs / 3)) });
-  for (;;) {
-    const takeOver = seen && clock.nowMs() - seen.since >= claimTimeoutMs ? seen.counter : undefined;
-    const outcome = await ctx.status.claimChunk(p.tenantId, p.documentId, p.chunkIndex, workerId, p.attempt, takeOver);
-    switch (outcome.kind) {
-      case 'claimed':
-        return { claimed: outcome.row };
-      case 'done':
-        return { done: outcome.row };
-      case 'job-inactive':
-        return undefined;
-      case 'busy': {
-        if (outcome.row.attempt > p.attempt) return undefined; // a later delivery owns it
-        if (outcome.row.status === 'pending') continue; // released meanwhile: claim it now
-        if (!seen || seen.counter !== outcome.row.claimCounter) seen = { counter: outcome.row.claimCounter, since: clock.nowMs() };
-        await sleep(poll.capMs, signal);
-      }
-    }
-  }
 }
 
 /** Billed usage an analyzer attached to its error (`details.usage`), zero when none. */

@@ -20,7 +20,8 @@ import type { ChunkResult, DocumentResult } from '../jobs/result.js';
 import type { ExtractionResult } from '../pdf/types.js';
 import { analyzeChunk, chunkPagesOf, toPageText } from './analyze-chunks.js';
 import type { PipelineContext } from './context.js';
-import { chunkOutcome, holdClaim } from './process-chunk.js';
+import { chunkOutcome } from './process-chunk.js';
+import { holdChunkClaim } from '../claims/chunk-claim.js';
 import type { ChunkInputObject } from './split.js';
 import { chunkRecordBase, publishChunks } from './fair-share.js';
 import { createDocument, newDocumentId, type Submission } from './submission.js';
@@ -222,7 +223,7 @@ async function handOff(
   await ctx.usage.addUsage(tenantId, addUsage(...[...finished.values()].map((r) => r.usage)), finished.size, finishedPages);
   log.info({ finished: finished.size, running: inFlight.size, pending: unfinished.length - inFlight.size }, 'sync budget spent; continuing asynchronously');
   for (const [index, analysis] of inFlight) {
-    const held = holdClaim(ctx, { tenantId, documentId, chunkIndex: index }, { owner, counter: 1 }, ctx.config.CHUNK_CLAIM_TIMEOUT_MS, log);
+    const held = holdChunkClaim(ctx.status, { tenantId, documentId, chunkIndex: index }, { owner, counter: 1 }, { timeoutMs: ctx.config.CHUNK_CLAIM_TIMEOUT_MS, log });
     void analysis
       .then(async (result) => {
         if (held.lost.aborted) return;

@@ -8,7 +8,7 @@
  */
 import { BatchWriteCommand, DeleteCommand, GetCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DocorchError } from '../errors.js';
-import { isConditionFailure } from './conditions.js';
+import { isConditionFailure } from '../aws/conditions.js';
 
 /**
  * What became of a dead letter:
