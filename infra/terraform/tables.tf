@@ -74,16 +74,17 @@ resource "aws_dynamodb_table" "status" {
   }
 
   attribute {
-    name = "updatedAt"
+    name = "openAt"
     type = "S"
   }
 
   # Sparse: documents the reconciler watches (openStatus = the status while not finished, and on a
-  # cancelled tombstone until it is purged), by last update; queried per status, never scanned.
+  # cancelled tombstone until it is purged), by the time of their last transition (openAt: chunk
+  # counts do not write the index); queried per status, never scanned.
   global_secondary_index {
     name            = "byOpenStatus"
     hash_key        = "openStatus"
-    range_key       = "updatedAt"
+    range_key       = "openAt"
     projection_type = "KEYS_ONLY"
   }
 

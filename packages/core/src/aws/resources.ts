@@ -48,9 +48,13 @@ export const STATUS_TABLE_KEYS = {
   gsi1pk: 'gsi1pk',
   gsi1sk: 'gsi1sk',
   byTenantIndex: 'byTenant',
-  /** Sparse GSI `byOpenStatus` of jobs the reconciler watches: `openStatus` (the status, absent once finished) and `updatedAt`. */
+  /**
+   * Sparse GSI `byOpenStatus` of jobs the reconciler watches: `openStatus` (the status, absent once
+   * finished) and `openAt` (set by each transition and by the reconciler, not by chunk counts, so
+   * the hot path of a busy document never writes the index).
+   */
   openStatus: 'openStatus',
-  updatedAt: 'updatedAt',
+  openAt: 'openAt',
   byOpenStatusIndex: 'byOpenStatus',
 } as const;
 
@@ -115,7 +119,7 @@ export const TABLE_SCHEMAS: Readonly<Record<TableNameKey, TableSchema>> = {
       { AttributeName: STATUS_TABLE_KEYS.gsi1pk, AttributeType: S },
       { AttributeName: STATUS_TABLE_KEYS.gsi1sk, AttributeType: S },
       { AttributeName: STATUS_TABLE_KEYS.openStatus, AttributeType: S },
-      { AttributeName: STATUS_TABLE_KEYS.updatedAt, AttributeType: S },
+      { AttributeName: STATUS_TABLE_KEYS.openAt, AttributeType: S },
     ],
     KeySchema: [
       { AttributeName: STATUS_TABLE_KEYS.pk, KeyType: 'HASH' },
@@ -134,7 +138,7 @@ export const TABLE_SCHEMAS: Readonly<Record<TableNameKey, TableSchema>> = {
         IndexName: STATUS_TABLE_KEYS.byOpenStatusIndex,
         KeySchema: [
           { AttributeName: STATUS_TABLE_KEYS.openStatus, KeyType: 'HASH' },
-          { AttributeName: STATUS_TABLE_KEYS.updatedAt, KeyType: 'RANGE' },
+          { AttributeName: STATUS_TABLE_KEYS.openAt, KeyType: 'RANGE' },
         ],
         // The sweep re-reads each candidate strongly consistently; the index only finds them.
         Projection: { ProjectionType: 'KEYS_ONLY' },

@@ -107,17 +107,20 @@ export interface TransitionOptions {
 export type JobPatch = Partial<Omit<Job, 'tenantId' | 'documentId' | 'status' | 'createdAt'>>;
 
 /**
- * Sparse index of documents the reconciler watches (`byOpenStatus`: `openStatus`, `updatedAt`): set
- * to the status on every non-terminal job row, and on a cancelled one until its tombstone is
- * purged; removed on every other terminal transition. The sweep queries it per status for rows
- * not updated since a cutoff, never scanning the table.
+ * Sparse index of documents the reconciler watches (`byOpenStatus`: `openStatus`, `openAt`):
+ * `openStatus` is the status on every non-terminal job row (and on a cancelled one until its
+ * tombstone is purged), removed on every other terminal transition; `openAt` is the time of the
+ * last transition (or of the reconciler's last look). Chunk counts move `updatedAt` only, so a
+ * busy document's hot row never writes the index. The sweep queries it per status for rows not
+ * moved since a cutoff and re-reads each (its `updatedAt` says whether it is really stale).
  */
 const OPEN_STATUS = STATUS_TABLE_KEYS.openStatus;
+const OPEN_AT = STATUS_TABLE_KEYS.openAt;
 
 /** Name of the sparse GSI of open jobs by status and last update. */
 export const BY_OPEN_STATUS_INDEX = STATUS_TABLE_KEYS.byOpenStatusIndex;
 
-const KEY_ATTRS = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'entity', OPEN_STATUS]);
+const KEY_ATTRS = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'entity', OPEN_STATUS, OPEN_AT]);
 
 function toChunk(item: Record<string, unknown>): ChunkRow {
   const row: Record<string, unknown> = {};
@@ -207,6 +210,7 @@ export class StatusTable {
             gsi1pk: job.tenantId,
             gsi1sk: `${job.createdAt}#${job.documentId}`,
             [OPEN_STATUS]: job.status,
+            [OPEN_AT]: job.updatedAt,
           },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
@@ -862,8 +866,9 @@ export class StatusTable {
   // ---- the reconciler's reads and guarded writes (pipeline/reconcile.ts) ---------------------
 
   /**
-   * Keys of jobs in `status` whose row has not changed since `beforeIso`, oldest first, from the
-   * sparse open-status index (eventually consistent: callers re-read each job before acting).
+   * Keys of jobs in `status` not moved (transition, or a look by the reconciler) since `beforeIso`,
+   * oldest first, from the sparse open-status index (eventually consistent, and blind to chunk
+   * counts: callers re-read each job and judge its `updatedAt` before acting).
    */
   async listStale(status: JobStatus, beforeIso: string, limit = 100): Promise<Array<{ tenantId: string; documentId: string }>> {
     const out: Array<{ tenantId: string; documentId: string }> = [];
@@ -873,8 +878,8 @@ export class StatusTable {
         new QueryCommand({
           TableName: this.tableName,
           IndexName: BY_OPEN_STATUS_INDEX,
-          KeyConditionExpression: '#open = :status AND updatedAt < :before',
-          ExpressionAttributeNames: { '#open': OPEN_STATUS },
+          KeyConditionExpression: '#open = :status AND #openAt < :before',
+          ExpressionAttributeNames: { '#open': OPEN_STATUS, '#openAt': OPEN_AT },
           ExpressionAttributeValues: { ':status': status, ':before': beforeIso },
           Limit: limit - out.length,
           ExclusiveStartKey: start,
@@ -902,9 +907,9 @@ export class StatusTable {
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: documentPk(job.tenantId, job.documentId), sk: JOB_SK },
-          UpdateExpression: 'SET updatedAt = :now ADD recoveries :one',
+          UpdateExpression: 'SET updatedAt = :now, #openAt = :now ADD recoveries :one',
           ConditionExpression: '#status = :status AND updatedAt = :seen',
-          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeNames: { '#status': 'status', '#openAt': OPEN_AT },
           ExpressionAttributeValues: { ':now': new Date().toISOString(), ':one': 1, ':status': job.status, ':seen': job.updatedAt },
         }),
       );
@@ -912,6 +917,28 @@ export class StatusTable {
     } catch (err) {
       if (isConditionFailure(err)) return false;
       throw err;
+    }
+  }
+
+  /**
+   * Moves a live job's place in the open-status index up to its last progress (`updatedAt`), so
+   * the sweep does not read it again until it has stood still for the staleness time. Only while
+   * the status is still the one read (a transition sets its own).
+   */
+  async markSeen(job: Pick<Job, 'tenantId' | 'documentId' | 'status' | 'updatedAt'>): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: documentPk(job.tenantId, job.documentId), sk: JOB_SK },
+          UpdateExpression: 'SET #openAt = :at',
+          ConditionExpression: '#status = :status AND attribute_exists(#openAt)',
+          ExpressionAttributeNames: { '#status': 'status', '#openAt': OPEN_AT },
+          ExpressionAttributeValues: { ':at': job.updatedAt, ':status': job.status },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
     }
   }
 
@@ -1106,9 +1133,10 @@ function patchExpression(patch: Record<string, unknown>): {
       values[':to'] = value;
       sets.push('#status = :to');
       names['#open'] = OPEN_STATUS;
+      names['#openAt'] = OPEN_AT;
       // A cancelled job stays in the index until its tombstone is purged.
-      if (TERMINAL_STATUSES.has(value as JobStatus) && value !== 'cancelled') removes.push('#open');
-      else sets.push('#open = :to');
+      if (TERMINAL_STATUSES.has(value as JobStatus) && value !== 'cancelled') removes.push('#open', '#openAt');
+      else sets.push('#open = :to', '#openAt = :now');
       return;
     }
     names[`#f${i}`] = field;
@@ -1122,6 +1150,9 @@ function patchExpression(patch: Record<string, unknown>): {
 export function isTransientTransactionError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (err.name === 'TransactionInProgressException') return true;
+  // A 500 the SDK's own retries did not get past (DynamoDB Local answers one when a lock waits too
+  // long); the transaction's conditions make a retry of an applied one harmless.
+  if (err.name === 'InternalServerError') return true;
   if (err.name !== 'TransactionCanceledException') return false;
   const codes = ((err as TransactionCanceledException).CancellationReasons ?? []).map((r) => r.Code);
   return !codes.includes('ConditionalCheckFailed') && codes.some((c) => c === 'TransactionConflict' || c === 'ThrottlingError' || c === 'ProvisionedThroughputExceeded');

@@ -132,12 +132,23 @@ export async function purgeDeadLetter(ctx: PipelineContext, id: string): Promise
 }
 
 /**
- * The reconciler's end of a hold: finishes the held work with the letter's error. A held chunk is
+ * The reconciler's end of a hold: finishes the held work with the letter's error, once the letter
+ * is `minAgeMs` old (the operator's time to replay). A held chunk is
  * claimed, given a failed result and counted failed (its fair-share successor released); a held
  * split fails its job. Returns whether anything was finished.
  */
-export async function finishHeld(ctx: PipelineContext, tenantId: string, documentId: string, heldBy: string, chunkIndex: number | undefined, owner: string): Promise<boolean> {
+export async function finishHeld(
+  ctx: PipelineContext,
+  tenantId: string,
+  documentId: string,
+  heldBy: string,
+  chunkIndex: number | undefined,
+  owner: string,
+  /** A letter younger than this still waits for its replay. @defaultValue 0 */
+  minAgeMs = 0,
+): Promise<boolean> {
   const letter = await ctx.deadLetters.get({ pk: `${tenantId}#${documentId}`, sk: heldBy });
+  if (letter?.disposition === 'held' && Date.now() - Date.parse(letter.deadAt) < minAgeMs) return false;
   const error = { code: letter?.code ?? 'DEAD_LETTERED', message: `Dead-lettered and not replayed within RECONCILE_STALE_MS: ${letter?.message ?? 'letter missing'}` };
   // The letter first: of a replay and this, whichever moves the letter out of `held` goes on.
   // (A crash after this leaves the letter `failed` and the work held: the next sweep finishes it.)

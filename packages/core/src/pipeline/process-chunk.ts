@@ -193,11 +193,20 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
         // claimed here, skipped it and checkpointed past it, and then nothing would deliver the
         // chunk again (a document stalled one chunk short). A duplicate record is harmless: the
         // claim admits one analysis.
+        // Only a chunk whose new record is out is handed back: if the publish fails, the claim
+        // stays and stands still, and this record (not checkpointed) is delivered again to the
+        // shard's next owner, which takes the claim over after CHUNK_CLAIM_TIMEOUT_MS. Handing it
+        // back without a record would leave a pending chunk nothing delivers.
         const claim = await held.settle();
         if (claim) {
-          await publishChunks(ctx.queue, p, [{ index: p.chunkIndex, attempt: p.attempt }])
-            .catch((publishErr: unknown) => log.warn({ err: publishErr }, 'could not re-publish a handed-back chunk'));
-          await ctx.status.releaseChunk(p.tenantId, p.documentId, p.chunkIndex, claim, p.attempt).catch(() => false);
+          const republished = await publishChunks(ctx.queue, p, [{ index: p.chunkIndex, attempt: p.attempt }]).then(
+            () => true,
+            (publishErr: unknown) => {
+              log.warn({ err: publishErr }, 'could not re-publish a handed-back chunk; leaving its claim to expire');
+              return false;
+            },
+          );
+          if (republished) await ctx.status.releaseChunk(p.tenantId, p.documentId, p.chunkIndex, claim, p.attempt).catch(() => false);
         }
         throw signal.reason ?? err;
       }

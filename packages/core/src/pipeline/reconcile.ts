@@ -4,8 +4,10 @@
  * state whatever dies when (docs/reconciler.md).
  *
  * It finds candidates without scanning: the status table's sparse `byOpenStatus` index holds
- * only non-terminal jobs (and cancelled tombstones), keyed by status and last update. For each
- * job not updated for RECONCILE_STALE_MS (re-read strongly consistently first):
+ * only non-terminal jobs (and cancelled tombstones), keyed by status and the time of their last
+ * transition (`openAt`; chunk counts do not write the index). For each candidate, re-read
+ * strongly consistently: a job counted recently is alive (its `openAt` is moved up to its last
+ * progress); a job not updated for RECONCILE_STALE_MS is stale:
  * - older than DOCUMENT_DEADLINE_MS: failed with DEADLINE_EXCEEDED;
  * - `queued` / `splitting`: `document.submitted` re-published (the API died before publishing,
  *   or the split died, or its record was lost); a split held by a dead letter is failed with it;
@@ -118,7 +120,11 @@ export async function reconcileJob(
   const job = await ctx.status.getJob(tenantId, documentId);
   if (!job || TERMINAL_STATUSES.has(job.status)) return undefined;
   const now = Date.now();
-  if (now - Date.parse(job.updatedAt) < options.staleMs) return undefined; // progress since the index read
+  if (now - Date.parse(job.updatedAt) < options.staleMs) {
+    // Alive (chunks counted since its last transition): out of the sweep until it stands still.
+    await ctx.status.markSeen(job);
+    return undefined;
+  }
   const log = ctx.logger.child({ tenantId, documentId, status: job.status });
   const deadlineMs = options.deadlineMs ?? ctx.config.DOCUMENT_DEADLINE_MS;
   if (now - Date.parse(job.createdAt) > deadlineMs) {
@@ -137,7 +143,7 @@ export async function reconcileJob(
   switch (job.status) {
     case 'queued':
     case 'splitting':
-      if (job.heldBy) return (await finishHeld(ctx, tenantId, documentId, job.heldBy, undefined, options.owner)) ? 'held-failed' : undefined;
+      if (job.heldBy) return (await finishHeld(ctx, tenantId, documentId, job.heldBy, undefined, options.owner, options.staleMs)) ? 'held-failed' : undefined;
       return republish(ctx, job);
     case 'processing':
       return reconcileProcessing(ctx, job, options);
@@ -166,9 +172,11 @@ async function reconcileProcessing(ctx: PipelineContext, job: Job, options: Reco
   }
   const held = rows.filter((r) => r.heldBy !== undefined && r.status === 'pending');
   if (held.length > 0) {
+    // Held chunks wait RECONCILE_STALE_MS from their dead letter for a replay, then are failed.
     let finished = 0;
-    for (const row of held) if (await finishHeld(ctx, tenantId, documentId, row.heldBy as string, row.index, options.owner)) finished++;
-    if (finished > 0) return 'held-failed';
+    for (const row of held) if (await finishHeld(ctx, tenantId, documentId, row.heldBy as string, row.index, options.owner, options.staleMs)) finished++;
+    // Until then the document waits as it is (re-publishing would only restart its staleness).
+    return finished > 0 ? 'held-failed' : undefined;
   }
   return republish(ctx, job);
 }
