@@ -191,6 +191,13 @@ data "aws_iam_policy_document" "api_task" {
   }
 
   # Authentication only reads; tenants are provisioned out of band.
+  # DELETE of a document deletes its dead letters.
+  statement {
+    sid       = "DeadLettersOfDocument"
+    actions   = ["dynamodb:Query", "dynamodb:BatchWriteItem"]
+    resources = [aws_dynamodb_table.dead_letters.arn]
+  }
+
   statement {
     sid       = "TenantsTable"
     actions   = ["dynamodb:DescribeTable", "dynamodb:GetItem"]
@@ -257,16 +264,17 @@ data "aws_iam_policy_document" "worker_task" {
     resources = [aws_s3_bucket.uploads.arn, aws_s3_bucket.results.arn]
   }
 
-  # Reads the source PDF, writes and reads chunk inputs.
+  # Reads the source PDF, writes and reads chunk inputs; the reconciler's purge of a deleted document.
   statement {
     sid       = "UploadsObjects"
-    actions   = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"]
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"]
     resources = ["${aws_s3_bucket.uploads.arn}/${local.object_prefix}"]
   }
 
+  # Chunk results; a result whose count was refused is deleted again, as is a purged document's.
   statement {
     sid       = "ResultsObjects"
-    actions   = ["s3:GetObject", "s3:PutObject"]
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
     resources = ["${aws_s3_bucket.results.arn}/${local.object_prefix}"]
   }
 
@@ -281,13 +289,21 @@ data "aws_iam_policy_document" "worker_task" {
       "dynamodb:Query",
       "dynamodb:BatchWriteItem",
       "dynamodb:ConditionCheckItem",
+      "dynamodb:DeleteItem", # the reconciler's purge of a cancelled tombstone
     ]
     resources = [aws_dynamodb_table.status.arn]
   }
 
+  # The reconciler finds stale documents in the sparse open-status index.
+  statement {
+    sid       = "StatusOpenIndex"
+    actions   = ["dynamodb:Query"]
+    resources = ["${aws_dynamodb_table.status.arn}/index/byOpenStatus"]
+  }
+
   statement {
     sid       = "FilesTable"
-    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
     resources = [aws_dynamodb_table.files.arn]
   }
 
@@ -306,9 +322,10 @@ data "aws_iam_policy_document" "worker_task" {
     resources = [aws_dynamodb_table.leases.arn]
   }
 
+  # Store, hold and finish dead letters; delete them with a purged document.
   statement {
     sid       = "DeadLettersTable"
-    actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"]
+    actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchWriteItem"]
     resources = [aws_dynamodb_table.dead_letters.arn]
   }
 
