@@ -49,7 +49,7 @@ export interface SoakRound {
   lost: number;
   /** Chunk analyses beyond one per chunk. */
   repeatedAnalyses: number;
-  /** Analyses open at the fake model when a process was killed or stopped (the allowance). */
+  /** Chunks in flight in the processes killed or stopped (claimed by them, or their sync requests' chunks): the allowance. */
   inFlightAtChaos: number;
   doubleCounts: number;
   maxSubmitToTerminalMs: number;
@@ -118,6 +118,29 @@ export async function runSoak(options: SoakOptions): Promise<SoakRound[]> {
     aggregator: pipeline.aggregator,
     workers: [...pipeline.workers],
   };
+  const workerIds = pipeline.workers.map((_, i) => `w${i + 1}`);
+  /** Every document not seen terminal yet (any round): where in-flight work is counted. */
+  const open: Submitted[] = [];
+  /**
+   * Chunks in flight in a process at the moment it is killed or stopped: those it holds claims on
+   * (a worker: claimed, analysing or waiting for an analysis slot), or, for the API, the chunks of
+   * its sync requests not handed off yet (all of them may be analysed again). The aggregator
+   * analyses no chunk.
+   */
+  const inFlightIn = async (role: 'api' | 'aggregator' | 'worker', workerId?: string): Promise<number> => {
+    if (role === 'aggregator') return 0;
+    let n = 0;
+    for (const d of open) {
+      const job = await status.getJob(d.tenantId, d.id).catch(() => undefined);
+      if (!job || TERMINAL.has(job.status)) continue;
+      const rows = await status.listChunks(d.tenantId, d.id).catch(() => []);
+      if (role === 'api') {
+        if (job.mode === 'sync' && rows.length === 0) n += job.chunksTotal;
+        n += rows.filter((r) => r.status === 'processing' && r.claimOwner?.startsWith('sync-')).length;
+      } else n += rows.filter((r) => r.status === 'processing' && r.claimOwner === workerId).length;
+    }
+    return n;
+  };
   const started: ServiceProcess[] = [];
   let workerSeq = pipeline.workers.length;
   const rounds: SoakRound[] = [];
@@ -136,7 +159,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakRound[]> {
           const label = `soak-${round}-${randomUUID().slice(0, 8)}`;
           const pdf = await generatePdf({ pages, seed: Math.floor(rand() * 1e6), label });
           const id = await submit(apiUrl, apiKey, pdf.bytes, small ? 'auto' : 'async');
-          if (id) docs.push({ id, label, tenantId, pages, submittedAt: Date.now() });
+          if (id) {
+            const doc = { id, label, tenantId, pages, submittedAt: Date.now() };
+            docs.push(doc);
+            open.push(doc);
+          }
           await sleep(500 + rand() * 1500);
         }
       };
@@ -152,8 +179,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakRound[]> {
           const index = Math.floor(rand() * live.workers.length);
           const target = role === 'worker' ? live.workers[index] : live[role];
           if (!target || target.exited()) continue;
-          const open = fake.log.filter((r) => r.pages.length > 0 && r.respondedAt === undefined && !r.clientAborted).length;
-          inFlightAtChaos += open;
+          inFlightAtChaos += await inFlightIn(role, role === 'worker' ? workerIds[index] : undefined);
           if (rand() < 0.6) {
             chaos.push(`kill -9 ${role}`);
             target.signal('SIGKILL');
@@ -166,7 +192,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakRound[]> {
                   ? await startService({ service: 'aggregator', env: pipeline.env })
                   : await startService({ service: 'worker', env: { ...pipeline.env, WORKER_ID: `w${++workerSeq}` }, portEnv: 'WORKER_PORT' });
             started.push(replacement);
-            if (role === 'worker') live.workers[index] = replacement;
+            if (role === 'worker') {
+              live.workers[index] = replacement;
+              workerIds[index] = `w${workerSeq}`;
+            }
             else live[role] = replacement;
           } else {
             const pauseMs = 1_000 + rand() * 3_000;
@@ -194,6 +223,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakRound[]> {
         await sleep(500);
       }
       for (const d of docs) if (d.terminalAt === undefined) d.job = await status.getJob(d.tenantId, d.id).catch(() => undefined);
+      for (const d of docs) if (d.terminalAt !== undefined) open.splice(open.indexOf(d), 1);
 
       const byLabel = new Map<string, Map<number, number>>();
       for (const r of fake.log) {

@@ -1146,13 +1146,17 @@ function patchExpression(patch: Record<string, unknown>): {
   return { names, values, expression: `SET ${sets.join(', ')}${removes.length > 0 ? ` REMOVE ${removes.join(', ')}` : ''}` };
 }
 
+const THROTTLING = new Set(['ThrottlingException', 'ProvisionedThroughputExceededException', 'RequestLimitExceeded']);
+
 /** True for a transaction DynamoDB cancelled for a transient reason (not a failed condition). */
 export function isTransientTransactionError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (err.name === 'TransactionInProgressException') return true;
-  // A 500 the SDK's own retries did not get past (DynamoDB Local answers one when a lock waits too
-  // long); the transaction's conditions make a retry of an applied one harmless.
-  if (err.name === 'InternalServerError') return true;
+  // Throttling or a 500 that the SDK's own retries did not get past (DynamoDB Local answers a 500
+  // when a lock waits too long): retried here too, with backoff, rather than failing the step and
+  // redoing its work (a chunk analysed again). The transaction's conditions make a retry of an
+  // applied one harmless.
+  if (err.name === 'InternalServerError' || THROTTLING.has(err.name) || (err as { $retryable?: { throttling?: boolean } }).$retryable?.throttling === true) return true;
   if (err.name !== 'TransactionCanceledException') return false;
   const codes = ((err as TransactionCanceledException).CancellationReasons ?? []).map((r) => r.Code);
   return !codes.includes('ConditionalCheckFailed') && codes.some((c) => c === 'TransactionConflict' || c === 'ThrottlingError' || c === 'ProvisionedThroughputExceeded');
