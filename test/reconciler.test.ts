@@ -7,6 +7,8 @@
  *   no record): re-published, the document completes;
  * - the API is killed -9 during a sync analysis (the job `processing`, no chunk row): fenced and
  *   resumed on the async path, the document completes;
+ * - the API dies between storing a sync result and finishing its job (`assembling`, no chunk
+ *   row): the reconciler finishes it from the stored result;
  * - a DELETE of a 300-page document mid-processing: after the drain and the tombstone's purge,
  *   nothing of it is left in either bucket or any table;
  * - SIGTERM of the API during a sync request: new uploads answer 503 SHUTTING_DOWN, the sync
@@ -30,6 +32,7 @@ import {
   createLogger,
   createPipelineContext,
   newDocumentId,
+  resultKey,
   unavailableExtractor,
   type AnalysisKind,
   type PipelineContext,
@@ -135,6 +138,33 @@ describe('the reconciler drives stuck documents to a terminal state', () => {
     expect(done.chunksSucceeded).toBe(4);
     expect(done.chunksFailed).toBe(0);
     expect(done.pagesDone).toBe(12);
+  });
+
+  it('the API killed between storing a sync result and finishing its job: the reconciler finishes it from the stored result', { timeout: 60_000 }, async () => {
+    const pdf = await generatePdf({ pages: 4, seed: 44 });
+    const file = path.join(dir, 'sync-assembling.pdf');
+    await writeFile(file, pdf.bytes);
+    const documentId = newDocumentId();
+    // What pipeline/sync.ts has written when its process dies between its two last transitions.
+    await createDocument(
+      ctx,
+      {
+        tenantId: pipeline.tenantId, filePath: file, filename: 'sync.pdf', contentType: 'application/pdf', sizeBytes: pdf.bytes.length, sha256: 'y'.repeat(64),
+        pagesPerChunk: 2, analyses: [...ANALYSIS_KINDS] as AnalysisKind[],
+        limits: { maxPages: 1000, pagesPerMonth: 1_000_000, tokensPerMonth: 1_000_000_000, concurrentDocuments: 100 },
+      },
+      { documentId, mode: 'sync', status: 'processing', pageCount: 4, pagesSelected: 4, chunksTotal: 2 },
+    );
+    const key = resultKey(pipeline.tenantId, documentId);
+    const stored = { documentId, status: 'completed', summary: 'done', chunks: [], usage: { inputTokens: 10, outputTokens: 5, modelCalls: 3 } };
+    await ctx.blobs.putJson(ctx.config.RESULTS_BUCKET, key, stored);
+    await ctx.status.transition(pipeline.tenantId, documentId, 'assembling', { chunksSucceeded: 2, chunksFailed: 0, resultKey: key });
+    const t0 = Date.now();
+    const { job, at } = await terminal(documentId, 30_000);
+    console.log(`sync job left assembling: finished ${at - t0} ms later (stale ${STALE_MS} + sweep ${INTERVAL_MS})`);
+    expect(job.status).toBe('completed');
+    expect(job.pagesDone).toBe(4);
+    expect(at - t0).toBeLessThanOrEqual(STALE_MS + INTERVAL_MS + 1_500);
   });
 
   it('DELETE of a 300-page document mid-processing leaves nothing of it in either bucket or any table once drained', { timeout: 180_000 }, async () => {

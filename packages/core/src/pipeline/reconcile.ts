@@ -31,6 +31,7 @@ import pLimit from 'p-limit';
 import { DocorchError } from '../errors.js';
 import { TERMINAL_STATUSES, type Job, type JobStatus } from '../jobs/model.js';
 import type { TaskLease } from '../claims/task-lease.js';
+import type { DocumentResult } from '../jobs/result.js';
 import { assembleJob, isReadyToAssemble } from './assemble-job.js';
 import { assembleOptionsFrom } from '../jobs/assemble.js';
 import { purgeDocument } from './cancel.js';
@@ -148,6 +149,9 @@ export async function reconcileJob(
     case 'processing':
       return reconcileProcessing(ctx, job, options);
     case 'assembling': {
+      // A sync run that died after storing its result: finish from it (its chunk results were
+      // only in that process's memory).
+      if (job.mode === 'sync' && job.resultKey && job.assemblyEpoch === undefined) return (await finishSyncFromResult(ctx, job)) ? 'reassembled' : undefined;
       return (await assembleHere(ctx, job, options.owner)) ? 'reassembled' : undefined;
     }
     default:
@@ -179,6 +183,25 @@ async function reconcileProcessing(ctx: PipelineContext, job: Job, options: Reco
     return finished > 0 ? 'held-failed' : undefined;
   }
   return republish(ctx, job);
+}
+
+/** Finishes a sync job left `assembling` with its result stored (pipeline/sync.ts), metering it as the sync path would have. */
+async function finishSyncFromResult(ctx: PipelineContext, job: Job): Promise<boolean> {
+  const result = await ctx.blobs.getJson<DocumentResult>(ctx.config.RESULTS_BUCKET, job.resultKey as string);
+  if (!result) return false;
+  try {
+    await ctx.status.transition(job.tenantId, job.documentId, result.status, {
+      completedAt: new Date().toISOString(),
+      pagesDone: job.pagesSelected ?? 0,
+      ...(result.status === 'failed' ? { error: { code: 'ANALYSIS_FAILED', message: 'Too many chunks failed; see failedPages in the result' } } : {}),
+    });
+  } catch (err) {
+    if (err instanceof DocorchError && (err.code === 'CONFLICT' || err.code === 'NOT_FOUND')) return false;
+    throw err;
+  }
+  await ctx.usage.addUsage(job.tenantId, result.usage, job.chunksTotal, job.pagesSelected ?? 0).catch((err: unknown) => ctx.logger.error({ err }, 'could not meter usage'));
+  ctx.logger.warn({ tenantId: job.tenantId, documentId: job.documentId, status: result.status }, 'sync job finished from its stored result');
+  return true;
 }
 
 /**

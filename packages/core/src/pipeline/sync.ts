@@ -102,14 +102,6 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
     }
     const chunks = plan.map((c) => done.get(c.index) as ChunkResult);
     const succeeded = chunks.filter((c) => c.status === 'succeeded').length;
-    // Refused once the reconciler took the job over (this process was presumed dead): see the catch.
-    await ctx.status.transition(
-      sub.tenantId,
-      documentId,
-      'assembling',
-      { chunksSucceeded: succeeded, chunksFailed: chunks.length - succeeded },
-      { unlessFenced: true },
-    );
     const result = await assembleResult(
       {
         documentId,
@@ -123,6 +115,17 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
     );
     const key = resultKey(sub.tenantId, documentId);
     await ctx.blobs.putJson(ctx.config.RESULTS_BUCKET, key, result);
+    // The result is stored before the job says `assembling` (with its key): a process that dies
+    // between the two transitions leaves a job the reconciler finishes from the stored result
+    // (the chunk results of a sync run live only in this process). Refused once the reconciler
+    // took the job over (this process was presumed dead): see the catch.
+    await ctx.status.transition(
+      sub.tenantId,
+      documentId,
+      'assembling',
+      { chunksSucceeded: succeeded, chunksFailed: chunks.length - succeeded, resultKey: key },
+      { unlessFenced: true },
+    );
     await ctx.status.transition(sub.tenantId, documentId, result.status, {
       resultKey: key,
       completedAt: new Date().toISOString(),
