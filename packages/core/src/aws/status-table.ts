@@ -1068,7 +1068,8 @@ export class StatusTable {
           TableName: this.tableName,
           Key: { pk: documentPk(tenantId, documentId), sk: JOB_SK },
           UpdateExpression: heldBy ? 'SET heldBy = :held' : 'REMOVE heldBy',
-          ConditionExpression: expected ? 'heldBy = :expected' : 'attribute_exists(pk)',
+          // A job already held keeps its first letter (a later one of the same split is a duplicate).
+          ConditionExpression: expected ? 'heldBy = :expected' : heldBy ? 'attribute_exists(pk) AND attribute_not_exists(heldBy)' : 'attribute_exists(pk)',
           ...(heldBy || expected
             ? { ExpressionAttributeValues: { ...(heldBy ? { ':held': heldBy } : {}), ...(expected ? { ':expected': expected } : {}) } }
             : {}),
