@@ -127,11 +127,12 @@ async function assembleClaimed(
     log.info('assembly finished by another delivery of the same claim');
     return { kind: 'finished' };
   }
+  // Logged as soon as the job is finished (a client polling it sees the line's effect at once).
+  log.info({ status: result.status, chunks: chunks.length, ms: { loaded: loadedMs, total: Math.round(performance.now() - t0) } }, 'document assembled');
   // The reduce's model calls are metered here (once: only by the write that finished the job);
   // the chunks' were metered as each completed.
   const reduceUsage = subtractUsage(result.usage, addUsage(...chunks.map((c) => c.usage)));
   await ctx.usage.addUsage(tenantId, reduceUsage).catch((err: unknown) => log.error({ err }, 'could not meter usage'));
-  log.info({ status: result.status, chunks: chunks.length, ms: { loaded: loadedMs, total: Math.round(performance.now() - t0) } }, 'document assembled');
   return { kind: 'assembled', result };
 }
 
