@@ -67,6 +67,11 @@ export interface ChunkRow {
   updatedAt: string;
 }
 
+/** The page numbers of a chunk row (its pages are consecutive). */
+export function chunkRowPages(row: Pick<ChunkRow, 'firstPage' | 'lastPage'>): number[] {
+  return Array.from({ length: row.lastPage - row.firstPage + 1 }, (_, i) => row.firstPage + i);
+}
+
 /** Outcome of {@link StatusTable.claimChunk}. */
 export type ClaimOutcome =
   | { kind: 'claimed'; row: ChunkRow }

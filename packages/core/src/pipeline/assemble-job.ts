@@ -9,6 +9,7 @@
  * off (reported as a retryable failure so the event source retries it later); it takes over only
  * when the claim is older than `staleAfterMs` (the owner died). A finished job is never touched.
  */
+import { chunkRowPages } from '../aws/status-table.js';
 import pLimit from 'p-limit';
 import { chunkResultKey, resultKey } from '../aws/object-keys.js';
 import { addUsage, type Usage } from '../analysis/types.js';
@@ -156,7 +157,7 @@ async function loadChunkResults(ctx: PipelineContext, job: Job): Promise<ChunkRe
         const key = row.resultKey ?? chunkResultKey(job.tenantId, job.documentId, row.index);
         const stored = await ctx.blobs.getJson<ChunkResult>(ctx.config.RESULTS_BUCKET, key);
         if (stored) return stored;
-        const pages = Array.from({ length: row.lastPage - row.firstPage + 1 }, (_, i) => row.firstPage + i);
+        const pages = chunkRowPages(row);
         return failedChunkResult(row.index, pages, { code: 'INTERNAL', message: 'chunk result missing' });
       }),
     ),

@@ -13,6 +13,7 @@
  * letter's error (the chunk counted failed, the split's job failed), so the document reaches a
  * terminal state. A replay re-publishes the original record with its attempt reset.
  */
+import { chunkRowPages } from '../aws/status-table.js';
 import { deadLetterKey, type DeadLetter } from '../store/dead-letters.js';
 import { DocorchError } from '../errors.js';
 import { TERMINAL_STATUSES } from '../jobs/model.js';
@@ -164,7 +165,7 @@ export async function finishHeld(
   } else {
     const row = await ctx.status.claimHeldChunk(tenantId, documentId, chunkIndex, heldBy, owner);
     if (!row) return false;
-    const pages = Array.from({ length: row.lastPage - row.firstPage + 1 }, (_, i) => row.firstPage + i);
+    const pages = chunkRowPages(row);
     const resultKey = chunkResultKey(tenantId, documentId, chunkIndex, randomUUID());
     await ctx.blobs.putJson(ctx.config.RESULTS_BUCKET, resultKey, failedChunkResult(chunkIndex, pages, error));
     const counted = await ctx.status.completeChunk(tenantId, documentId, chunkIndex, { owner, counter: row.claimCounter }, { status: 'failed', error, resultKey }, undefined, pages.length);

@@ -15,6 +15,7 @@
  * chunk and exactly one count it: a killed worker's chunks are picked up again, and a paused
  * (zombie) worker can never count a chunk twice.
  */
+import { chunkRowPages } from '../aws/status-table.js';
 import { randomUUID } from 'node:crypto';
 import type { RecordedError } from '../jobs/model.js';
 import { chunkInputKey, chunkResultKey } from '../aws/object-keys.js';
@@ -299,7 +300,7 @@ export function chunkOutcome(result: ChunkResult): { status: 'succeeded' } | { s
 async function chunkPages(ctx: PipelineContext, p: EventPayload<'chunk.ready'>): Promise<number[]> {
   const row = await ctx.status.getChunk(p.tenantId, p.documentId, p.chunkIndex);
   if (!row) return [];
-  return Array.from({ length: row.lastPage - row.firstPage + 1 }, (_, i) => row.firstPage + i);
+  return chunkRowPages(row);
 }
 
 /** Billed usage an analyzer attached to its error (`details.usage`), zero when none. */
