@@ -285,3 +285,6 @@ export { DynamoDbRateLimiter, type DynamoDbRateLimiterOptions, type RateLimiterS
 export { MemoryRateLimiter, type MemoryRateLimiterOptions } from './ratelimit/memory-rate-limiter.js';
 export { warmUp } from './pipeline/warm-up.js';
 export { createDocument, type NewDocument } from './pipeline/submission.js';
+
+// webhooks
+export { WEBHOOK_EVENTS, webhookEventOf, type WebhookEvent } from './webhooks/events.js';

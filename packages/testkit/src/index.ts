@@ -47,3 +47,4 @@ export {
   type FakeOutcome,
 } from './fake-gemini/index.js';
 export { runSoak, type SoakOptions, type SoakRound } from './soak.js';
+export { recordResponses, recordServer, recorderNodeArgs, MAX_BODY_BYTES, type RecordedResponse } from './contract/recorder.js';

@@ -2,6 +2,7 @@
  * Starts docorch services as real child processes for tests (from TypeScript source through
  * tsx, so no build is needed), bound to 127.0.0.1 on a free port.
  */
+import { recorderNodeArgs } from './contract/recorder.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import path from 'node:path';
@@ -58,7 +59,7 @@ export async function startService(options: StartServiceOptions): Promise<Servic
   const port = Number(options.env[portEnv] ?? (await freePort()));
   const child = spawn(
     process.execPath,
-    ['--conditions=source', '--import', 'tsx', path.join(repoRoot, 'services', options.service, 'src/main.ts')],
+    ['--conditions=source', '--import', 'tsx', ...recorderNodeArgs(options.service, true), path.join(repoRoot, 'services', options.service, 'src/main.ts')],
     { cwd: repoRoot, env: { ...process.env, ...options.env, [portEnv]: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const output: string[] = [];

@@ -21,14 +21,16 @@ const TYPE_BASE = 'https://docorch.dev/problems/';
 
 /** Builds the problem document of an error. */
 export function problemOf(err: DocorchError, instance?: string): Problem {
+  // Extension members first: a detail named like a standard member (a document's `status`) must
+  // never override it, or the body would contradict its own HTTP status.
   return {
+    ...(err.details ?? {}),
     type: `${TYPE_BASE}${err.code.toLowerCase().replaceAll('_', '-')}`,
     title: err.title,
     status: err.status,
     code: err.code,
     detail: err.code === 'INTERNAL' ? 'An internal error occurred' : err.message,
     ...(instance ? { instance } : {}),
-    ...(err.details ?? {}),
   };
 }
 

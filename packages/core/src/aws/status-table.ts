@@ -279,7 +279,7 @@ export class StatusTable {
       if (!current) throw new DocorchError('NOT_FOUND', `Document ${documentId} not found`, { cause: err });
       throw new DocorchError('CONFLICT', `Document ${documentId} is ${current.status}; cannot move to ${to}`, {
         cause: err,
-        details: { status: current.status, to },
+        details: { documentStatus: current.status, to },
       });
     }
   }
@@ -307,7 +307,7 @@ export class StatusTable {
       if (!job) throw new DocorchError('NOT_FOUND', `Document ${documentId} not found`);
       if (!job.admission) return undefined;
       if (!from.includes(job.status) || (claim !== undefined && (job.assemblyOwner !== claim.owner || job.assemblyEpoch !== claim.epoch)) || (options.unlessFenced && job.syncFenced)) {
-        throw new DocorchError('CONFLICT', `Document ${documentId} is ${job.status}; cannot move to ${to}`, { details: { status: job.status, to } });
+        throw new DocorchError('CONFLICT', `Document ${documentId} is ${job.status}; cannot move to ${to}`, { details: { documentStatus: job.status, to } });
       }
       const done = patch.pagesDone ?? job.pagesDone ?? 0;
       const release = to === 'cancelled' || to === 'failed' ? Math.max(0, job.admission.pages - done) : 0;
@@ -433,7 +433,7 @@ export class StatusTable {
       const current = await this.getJob(tenantId, documentId);
       throw new DocorchError('CONFLICT', `Document ${documentId} is ${current?.status ?? 'gone'}; cannot commit its chunks`, {
         cause: err,
-        details: { status: current?.status },
+        details: { documentStatus: current?.status },
       });
     }
     await this.createRowsIfAbsent(items.slice(inTransaction.length));

@@ -99,7 +99,7 @@ export async function replayDeadLetter(ctx: PipelineContext, id: string): Promis
   const { tenantId, documentId } = event.payload as { tenantId: string; documentId: string };
   const job = await ctx.status.getJob(tenantId, documentId);
   if (!job || TERMINAL_STATUSES.has(job.status)) {
-    throw new DocorchError('CONFLICT', `Document ${documentId} is ${job?.status ?? 'gone'}; nothing to replay`, { details: { status: job?.status } });
+    throw new DocorchError('CONFLICT', `Document ${documentId} is ${job?.status ?? 'gone'}; nothing to replay`, { details: { documentStatus: job?.status } });
   }
   if (event.type === 'chunk.ready') {
     const p = event.payload as StreamEvent<'chunk.ready'>['payload'];

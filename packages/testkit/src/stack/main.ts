@@ -2,6 +2,7 @@
  * The embedded local stack (`npm start`): emulators with data under .data/, resources created
  * idempotently, a dev tenant, and the services as separate processes.
  */
+import { recorderNodeArgs } from '../contract/recorder.js';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,9 +47,12 @@ async function devApiKey(tenants: TenantStore): Promise<string> {
  * test never depends on a build of the services.
  */
 function serviceEntry(name: string): { script: string; nodeArgs: string[] } {
-  return import.meta.url.endsWith('.ts')
-    ? { script: path.join(root, 'services', name, 'src/main.ts'), nodeArgs: ['--conditions=source', '--import', 'tsx'] }
-    : { script: path.join(root, 'services', name, 'dist/main.js'), nodeArgs: [] };
+  const source = import.meta.url.endsWith('.ts');
+  // Under the contract test, API processes record their responses (contract/recorder.ts).
+  const recorder = recorderNodeArgs(name, source);
+  return source
+    ? { script: path.join(root, 'services', name, 'src/main.ts'), nodeArgs: ['--conditions=source', '--import', 'tsx', ...recorder] }
+    : { script: path.join(root, 'services', name, 'dist/main.js'), nodeArgs: recorder };
 }
 
 async function waitForHealth(url: string, timeoutMs: number): Promise<void> {

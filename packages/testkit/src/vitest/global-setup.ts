@@ -11,6 +11,9 @@
 // TypeScript 7 resolves the module of a `declare module` augmentation only when the file imports it.
 import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { createAwsClients, ensureResources, loadConfig } from '@docorch/core';
 import type { EmulatorEndpoints, EmulatorEnv } from '../emulators/options.js';
 import { startEmulators } from '../emulators/start-emulators.js';
@@ -41,6 +44,8 @@ const KEY = Symbol.for('docorch.vitest.emulators');
 const registry = globalThis as typeof globalThis & { [KEY]?: Shared };
 
 async function start(): Promise<{ provided: ProvidedEmulators; stop: () => Promise<void> }> {
+  // Every API response of the run is recorded here for the contract test (contract/recorder.ts).
+  process.env.DOCORCH_RESPONSE_LOG ??= mkdtempSync(path.join(os.tmpdir(), 'docorch-responses-'));
   const started = performance.now();
   const emulators = await startEmulators();
   const startMs = Math.round(performance.now() - started);

@@ -13,7 +13,6 @@ import {
   idempotencyRequestHash,
   runIdempotent,
   TenantSlots,
-  isPageRangeSyntax,
   parsePageRange,
   progressOf,
   runSync,
@@ -27,34 +26,20 @@ import {
 import { principalOf, tenantIdOf } from '../auth.js';
 import { problem } from '../problem.js';
 import { pdfUpload, storedUpload } from '../upload.js';
+import { uploadFields, type AcceptedView, type DocumentView } from '../contract/schemas.js';
 
 const DOCUMENT_ID = /^[A-Za-z0-9_-]{8,64}$/;
+
+/** The 202 body. */
+function accepted(job: Job): AcceptedView {
+  return { id: job.documentId, status: job.status, links: linksOf(job.documentId) };
+}
 /** Longest `?wait=` accepted, in seconds (below common proxy idle timeouts). */
 const MAX_WAIT_SECONDS = 30;
 const LONG_POLL_INTERVAL_MS = 500;
 
-/** The form fields of an upload (multipart text parts). */
-function optionsSchema(defaultPagesPerChunk: number) {
-  return z.object({
-    mode: z.enum(['auto', 'sync', 'async']).default('auto'),
-    pages: z
-      .string()
-      .max(200)
-      .refine(isPageRangeSyntax, 'expected a page selection such as 1-3,7')
-      .optional(),
-    pagesPerChunk: z.coerce.number().int().min(1).max(200).default(defaultPagesPerChunk),
-    analyses: z
-      .string()
-      .transform((s) => s.split(',').map((a) => a.trim()).filter(Boolean))
-      .pipe(z.array(z.enum(ANALYSIS_KINDS)).min(1))
-      .optional(),
-    webhookUrl: z.url({ protocol: /^https?$/ }).max(2048).optional(),
-  });
-}
-
-/** The public view of a job. */
-export function jobView(job: Job) {
-  const base = `/v1/documents/${job.documentId}`;
+/** The public view of a job (the spec's `Document`). */
+export function jobView(job: Job): DocumentView {
   return {
     id: job.documentId,
     status: job.status,
@@ -69,11 +54,18 @@ export function jobView(job: Job) {
     createdAt: job.createdAt,
     updatedAt: job.updatedAt,
     completedAt: job.completedAt ?? null,
-    links: { self: base, result: `${base}/result` },
+    links: linksOf(job.documentId),
   };
 }
 
-async function loadJob(ctx: PipelineContext, req: Request): Promise<Job> {
+/** A document's links. */
+export function linksOf(documentId: string): DocumentView['links'] {
+  const base = `/v1/documents/${documentId}`;
+  return { self: base, result: `${base}/result`, events: `${base}/events` };
+}
+
+/** Loads the request's document (`:id`) of the request's tenant, or 404. */
+export async function loadJob(ctx: PipelineContext, req: Request): Promise<Job> {
   const id = String(req.params.id ?? '');
   // A malformed id and a foreign tenant's id both answer 404: never reveal another tenant's data.
   const job = DOCUMENT_ID.test(id) ? await ctx.status.getJob(tenantIdOf(req), id) : undefined;
@@ -85,7 +77,7 @@ async function loadJob(ctx: PipelineContext, req: Request): Promise<Job> {
 /** @param options.handOff - aborted at shutdown: running sync requests hand off to the async path (202). */
 export function documentsRouter(ctx: PipelineContext, options: { handOff?: AbortSignal } = {}): Router {
   const router = Router();
-  const schema = optionsSchema(ctx.config.PAGES_PER_CHUNK);
+  const schema = uploadFields(ctx.config.PAGES_PER_CHUNK);
   const pdfSlots = new TenantSlots(ctx.config.TENANT_PDF_TASKS, ctx.config.TENANT_PDF_QUEUE);
 
   /** Admits and runs one upload: 202 on the async path, 200 with the result when answered in the request. */
@@ -108,7 +100,7 @@ export function documentsRouter(ctx: PipelineContext, options: { handOff?: Abort
       if (mode === 'async' || !small) {
         const job = await submitAsync(ctx, sub, { ...info, pagesSelected }, documentId ? { documentId } : {});
         res.setHeader('Location', `/v1/documents/${job.documentId}`);
-        res.status(202).json({ id: job.documentId, status: job.status, links: jobView(job).links });
+        res.status(202).json(accepted(job));
         return;
       }
     }
@@ -122,7 +114,7 @@ export function documentsRouter(ctx: PipelineContext, options: { handOff?: Abort
       res.status(200).json(outcome.result);
     } else {
       // The time budget ran out: the same job continues on the async path.
-      res.status(202).json({ id: outcome.documentId, status: outcome.job.status, links: jobView(outcome.job).links });
+      res.status(202).json(accepted(outcome.job));
     }
   }
 
@@ -134,7 +126,7 @@ export function documentsRouter(ctx: PipelineContext, options: { handOff?: Abort
       res.status(200).json(await ctx.blobs.getJson(ctx.config.RESULTS_BUCKET, job.resultKey));
       return;
     }
-    res.status(202).json({ id: job.documentId, status: job.status, links: jobView(job).links });
+    res.status(202).json(accepted(job));
   }
 
   router.post(
@@ -221,7 +213,7 @@ export function documentsRouter(ctx: PipelineContext, options: { handOff?: Abort
     const job = await loadJob(ctx, req);
     if (!job.resultKey) {
       throw new DocorchError('RESULT_NOT_READY', `The result of document ${job.documentId} is not ready (status ${job.status})`, {
-        details: { status: job.status, progress: progressOf(job) },
+        details: { documentStatus: job.status, progress: progressOf(job) },
       });
     }
     const result = await ctx.blobs.getJson(ctx.config.RESULTS_BUCKET, job.resultKey);
