@@ -13,7 +13,6 @@
  * 2. As a new user meets them: a chunk the model keeps failing is dead-lettered, listed by the
  *    `docorch dead-letters` command line, replayed once the fault is cleared, and the document completes.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -29,9 +28,9 @@ import {
   type Job,
   type PipelineContext,
 } from '@docorch/core';
-import { generatePdf, repoRoot, startFakeGemini, startPipeline, type FakeGemini, type Pipeline } from '@docorch/testkit';
+import { generatePdf, startFakeGemini, startPipeline, type FakeGemini, type Pipeline } from '@docorch/testkit';
 import { createWorkerService, type WorkerService } from '../services/worker/src/service.js';
-import { getResult, newJob, submitGenerated, waitFor, waitForTerminal } from './helpers.js';
+import { docorch, getResult, newJob, submitGenerated, waitFor, waitForTerminal } from './helpers.js';
 
 const STALE_MS = 3_000;
 const INTERVAL_MS = 500;
@@ -190,20 +189,6 @@ describe('dead-lettered work is held, then finished by the reconciler', () => {
     expect(after?.error?.code).toBe('DEADLINE_EXCEEDED');
   });
 });
-
-/** Runs the `docorch` command line (from source) against a stack file; returns exit code and output. */
-async function docorch(args: string[], stackFile: string): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', path.join(repoRoot, 'packages/cli/src/main.ts'), ...args, '--stack', stackFile], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  return { code, out, err };
-}
 
 describe('dead letters as a user meets them: list, replay after the fault is cleared, the document completes', () => {
   let pipeline: Pipeline;

@@ -1,4 +1,6 @@
 /** Helpers of the whole-system tests. */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { expect } from 'vitest';
 import {
   DescribeStreamCommand,
@@ -18,6 +20,7 @@ import {
 import { createAwsClients, decodeEvent, loadConfig, StatusTable, type AwsClients, type Config, type Job, type StreamEvent } from '@docorch/core';
 import {
   generatePdf,
+  repoRoot,
   startFakeGemini,
   startPipeline,
   startService,
@@ -510,4 +513,18 @@ export function expectEveryChunkSucceeded(result: Record<string, any>, chunks: n
   expect(list.map((c) => c.index)).toEqual(Array.from({ length: chunks }, (_, i) => i));
   expect(list.filter((c) => c.status !== 'succeeded')).toEqual([]);
   expect(result.failedPages).toEqual([]);
+}
+
+/** Runs the `docorch` command line (from source) against a stack file; returns exit code and output. */
+export async function docorch(args: string[], stackFile: string): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', path.join(repoRoot, 'packages/cli/src/main.ts'), ...args, '--stack', stackFile], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  return { code, out, err };
 }

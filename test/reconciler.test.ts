@@ -205,7 +205,7 @@ describe('the reconciler drives stuck documents to a terminal state', () => {
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (token);
     }
-    const tables = [ctx.config.STATUS_TABLE, ctx.config.FILES_TABLE, ctx.config.TENANTS_TABLE, ctx.config.LEASES_TABLE, ctx.config.DEAD_LETTERS_TABLE, ctx.config.RATE_LIMIT_TABLE];
+    const tables = [ctx.config.STATUS_TABLE, ctx.config.FILES_TABLE, ctx.config.TENANTS_TABLE, ctx.config.LEASES_TABLE, ctx.config.DEAD_LETTERS_TABLE, ctx.config.RATE_LIMIT_TABLE, ctx.config.WEBHOOKS_TABLE];
     for (const table of tables) {
       let start: Record<string, unknown> | undefined;
       do {

@@ -198,6 +198,13 @@ data "aws_iam_policy_document" "api_task" {
     resources = [aws_dynamodb_table.dead_letters.arn]
   }
 
+  # A document's webhook delivery log (GET .../deliveries) and redelivery (POST .../redeliver).
+  statement {
+    sid       = "WebhookDeliveries"
+    actions   = ["dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.webhooks.arn]
+  }
+
   statement {
     sid       = "TenantsTable"
     actions   = ["dynamodb:DescribeTable", "dynamodb:GetItem"]
@@ -330,6 +337,19 @@ data "aws_iam_policy_document" "worker_task" {
   }
 
   # Fleet-wide model rate limit (GCRA bucket rows, conditional writes).
+  # The webhook dispatcher: finds due deliveries on the byDue index, claims and records attempts.
+  statement {
+    sid       = "WebhookDeliveries"
+    actions   = ["dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.webhooks.arn]
+  }
+
+  statement {
+    sid       = "WebhooksDueIndex"
+    actions   = ["dynamodb:Query"]
+    resources = ["${aws_dynamodb_table.webhooks.arn}/index/byDue"]
+  }
+
   statement {
     sid       = "RateLimitTable"
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
@@ -417,6 +437,19 @@ data "aws_iam_policy_document" "aggregator" {
   }
 
   # Fleet-wide model rate limit (GCRA bucket rows, conditional writes).
+  # A terminal transition schedules the document's webhooks: the tenant's URL, then one row per target.
+  statement {
+    sid       = "TenantWebhook"
+    actions   = ["dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.tenants.arn]
+  }
+
+  statement {
+    sid       = "ScheduleWebhooks"
+    actions   = ["dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.webhooks.arn]
+  }
+
   statement {
     sid       = "RateLimitTable"
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]

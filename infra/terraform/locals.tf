@@ -20,6 +20,7 @@ locals {
     STREAM_NAME        = aws_kinesis_stream.events.name
     DEAD_LETTERS_TABLE = aws_dynamodb_table.dead_letters.name
     RATE_LIMIT_TABLE   = aws_dynamodb_table.rate_limit.name
+    WEBHOOKS_TABLE     = aws_dynamodb_table.webhooks.name
   }
 
   # Tunables with deployment-specific defaults; the *_environment variables override these.

@@ -38,6 +38,7 @@ output "table_names" {
     TENANTS_TABLE      = aws_dynamodb_table.tenants.name
     LEASES_TABLE       = aws_dynamodb_table.leases.name
     DEAD_LETTERS_TABLE = aws_dynamodb_table.dead_letters.name
+    WEBHOOKS_TABLE     = aws_dynamodb_table.webhooks.name
   }
 }
 

@@ -169,6 +169,58 @@ resource "aws_dynamodb_table" "dead_letters" {
   }
 }
 
+# Webhook deliveries (packages/core/src/store/webhook-deliveries.ts): one row per document event
+# and target with its attempts. Pending rows carry dueShard/dueAt, so the sparse byDue index is the
+# persisted delivery schedule the workers poll. Finished rows expire 30 days later (TTL).
+resource "aws_dynamodb_table" "webhooks" {
+  name                        = "${local.prefix}-webhooks"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "pk"
+  range_key                   = "sk"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  attribute {
+    name = "sk"
+    type = "S"
+  }
+
+  attribute {
+    name = "dueShard"
+    type = "S"
+  }
+
+  attribute {
+    name = "dueAt"
+    type = "S"
+  }
+
+  global_secondary_index {
+    name            = "byDue"
+    hash_key        = "dueShard"
+    range_key       = "dueAt"
+    projection_type = "KEYS_ONLY"
+  }
+
+  ttl {
+    attribute_name = "expiresAt"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = aws_kms_key.data.arn
+  }
+}
+
 # The fleet-wide model rate limit (GEMINI_RPM / GEMINI_TPM): one GCRA bucket row per model, updated
 # with conditional writes by every API and worker process.
 resource "aws_dynamodb_table" "rate_limit" {

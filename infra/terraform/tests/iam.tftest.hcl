@@ -55,6 +55,11 @@ override_resource {
   values          = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/docorch-dev-dead-letters" }
 }
 override_resource {
+  target          = aws_dynamodb_table.webhooks
+  override_during = plan
+  values          = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/docorch-dev-webhooks" }
+}
+override_resource {
   target          = aws_dynamodb_table.rate_limit
   override_during = plan
   values          = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/docorch-dev-ratelimit" }

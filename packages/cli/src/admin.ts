@@ -1,5 +1,5 @@
 /**
- * `docorch` admin commands: tenants, plans, API keys, usage and dead letters, over core's TenantStore,
+ * `docorch` admin commands: tenants, plans, API keys, usage, dead letters and tenant webhooks, over core's TenantStore,
  * UsageMeter and dead-letter steps (the same code the API authenticates with and `npm start` seeds the dev tenant with).
  *
  * Where it connects: the local stack when `.data/stack.json` exists (written by `npm start`: the
@@ -32,6 +32,7 @@ import {
   resolvePlan,
   TenantStore,
   UsageMeter,
+  WebhookTargetGuard,
   type AwsClients,
   type Config,
   type Plan,
@@ -91,6 +92,10 @@ Commands:
   dead-letters show ID                         show a dead letter with its record and error
   dead-letters replay ID                       re-publish its record (attempt reset) and release its work
   dead-letters purge ID                        delete a dead letter nothing waits on
+  webhooks set TENANT URL                      send every document's terminal event to URL
+  webhooks clear TENANT                        stop the tenant's webhook (uploads' own webhookUrl still work)
+  webhooks show TENANT                         show the tenant's webhook URL
+  webhooks secret TENANT [--rotate]            print the signing secret (made on first use)
 
 Run "docorch <command> <verb> --help" for one command.
 
@@ -163,6 +168,27 @@ ${COMMON_HELP}`,
 Deletes a dead letter that nothing waits on (replayed, failed or informational). Held letters are
 refused: replay them, or let the reconciler finish their work. Dead letters are also deleted with
 their document.
+
+${COMMON_HELP}`,
+  'webhooks set': `docorch webhooks set TENANT URL [--json]
+Sets the tenant's webhook: every document's terminal event (document.completed,
+document.completed_with_errors, document.failed, document.cancelled) is POSTed to URL, signed with
+the tenant's secret (docorch webhooks secret). The URL must be https and resolve to public addresses
+(WEBHOOK_ALLOWED_CIDRS allows others, e.g. 127.0.0.1 in the local stack).
+
+${COMMON_HELP}`,
+  'webhooks clear': `docorch webhooks clear TENANT [--json]
+Removes the tenant's webhook. Deliveries already scheduled still run.
+
+${COMMON_HELP}`,
+  'webhooks show': `docorch webhooks show TENANT [--json]
+Shows the tenant's webhook URL (never the secret).
+
+${COMMON_HELP}`,
+  'webhooks secret': `docorch webhooks secret TENANT [--rotate] [--json]
+Prints the tenant's webhook signing secret (whsec_...), made on first use. Receivers verify the
+Docorch-Signature header with it (docs/webhooks.md). --rotate replaces it: deliveries sent from
+then on are signed with the new secret.
 
 ${COMMON_HELP}`,
 };
@@ -262,6 +288,7 @@ export async function runAdmin(argv: string[], io: Io, root: string): Promise<nu
         tenant: { type: 'string' },
         all: { type: 'boolean' },
         month: { type: 'string' },
+        rotate: { type: 'boolean' },
         ...Object.fromEntries(Object.keys(PLAN_FLAGS).map((f) => [f, { type: 'string' as const }])),
       },
     });
@@ -404,6 +431,30 @@ export async function runAdmin(argv: string[], io: Io, root: string): Promise<nu
       case 'dead-letters purge': {
         await purgeDeadLetter(adminContext(config, aws), id);
         print({ id, purged: true }, `purged dead letter ${id}\n`);
+        break;
+      }
+      case 'webhooks set': {
+        const url = positionals[3];
+        if (!url) throw new UsageError(`missing URL\n\n${HELP['webhooks set']}`);
+        await new WebhookTargetGuard({ allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS }).vet(url);
+        const tenant = await tenants.setWebhookUrl(id, url);
+        print({ tenantId: id, webhookUrl: tenant.webhookUrl }, `tenant ${id} webhook: ${tenant.webhookUrl}\n`);
+        break;
+      }
+      case 'webhooks clear': {
+        await tenants.setWebhookUrl(id, null);
+        print({ tenantId: id, webhookUrl: null }, `tenant ${id} has no webhook now\n`);
+        break;
+      }
+      case 'webhooks show': {
+        const tenant = await tenants.getTenant(id);
+        if (!tenant) throw new DocorchError('NOT_FOUND', `Tenant ${id} not found`);
+        print({ tenantId: id, webhookUrl: tenant.webhookUrl ?? null }, `tenant ${id} webhook: ${tenant.webhookUrl ?? '(none)'}\n`);
+        break;
+      }
+      case 'webhooks secret': {
+        const secret = await tenants.webhookSecret(id, { rotate: values.rotate === true });
+        print({ tenantId: id, secret }, `${secret}\n`);
         break;
       }
     }

@@ -27,6 +27,7 @@ export const configSchema = z.object({
   STATUS_TABLE: z.string().min(3).default('docorch-status').describe('DynamoDB table of job and chunk rows (stream enabled).'),
   TENANTS_TABLE: z.string().min(3).default('docorch-tenants').describe('DynamoDB table of tenants and hashed API keys.'),
   DEAD_LETTERS_TABLE: z.string().min(3).default('docorch-dead-letters').describe('DynamoDB table of records that could not be processed.'),
+  WEBHOOKS_TABLE: z.string().min(3).default('docorch-webhooks').describe('DynamoDB table of webhook deliveries (the persisted delivery schedule and each delivery\'s attempts).'),
   LEASES_TABLE: z.string().min(3).default('docorch-leases').describe('DynamoDB lease table of the stream consumer (KCL layout).'),
   RATE_LIMIT_TABLE: z.string().min(3).default('docorch-ratelimit').describe('DynamoDB table of the fleet-wide model rate-limit buckets (key pk).'),
   STREAM_NAME: z.string().min(1).default('docorch-events').describe('Kinesis stream carrying document and chunk events.'),
@@ -82,6 +83,20 @@ export const configSchema = z.object({
   RECONCILE_STALE_MS: int(300_000, 500).describe('A non-terminal document whose job row has not changed this long is driven on by the reconciler (re-published, re-assembled, or its dead-lettered work finished with its error); also how long dead-lettered work waits for an operator\'s replay. A sync job counts as stale only after SYNC_TIMEOUT_MS plus this.'),
   DOCUMENT_DEADLINE_MS: int(6 * 3_600_000, 1_000).describe('A document not terminal this long after its upload is failed with DEADLINE_EXCEEDED by the reconciler.'),
   DELETED_RETENTION_MS: int(300_000, 0).describe('How long a cancelled document\'s tombstone (its job row, answering `cancelled`) stays after DELETE; then the reconciler removes it and anything a racing writer left behind.'),
+  EVENTS_POLL_MS: int(1_000, 50).describe('How often an open event stream (GET /v1/documents/{id}/events) re-reads its job row; the chunk rows are read only when a count moved.'),
+  EVENTS_KEEPALIVE_MS: int(15_000, 100).describe('An event stream sends a `: keep-alive` comment after this long without an event (proxies close silent connections).'),
+  EVENTS_IDLE_MS: int(300_000, 1_000).describe('An event stream with no event for this long is closed; the client reconnects with Last-Event-ID.'),
+  WEBHOOK_ALLOWED_CIDRS: z
+    .string()
+    .default('')
+    .describe('Comma-separated CIDRs a webhook may target although they are loopback, private or link-local (e.g. 127.0.0.1/32 for the local stack). Empty in production: only public addresses, over https.'),
+  WEBHOOK_TIMEOUT_MS: int(5_000, 100).describe('Time a webhook receiver has to answer (connect, send, response headers and body).'),
+  WEBHOOK_MAX_RESPONSE_BYTES: int(16_384, 0).describe('Most bytes of a receiver\'s response body read (the rest is dropped; only the status counts).'),
+  WEBHOOK_RETRY_BASE_MS: int(30_000, 10).describe('Delay before the second delivery attempt; doubles per attempt up to WEBHOOK_RETRY_MAX_MS (with 20% jitter).'),
+  WEBHOOK_RETRY_MAX_MS: int(3_600_000, 10).describe('Longest delay between two delivery attempts.'),
+  WEBHOOK_RETRY_WINDOW_MS: int(24 * 3_600_000, 1_000).describe('A delivery not acknowledged (2xx) this long after its event is given up (status failed); POST .../redeliver starts it again.'),
+  WEBHOOK_POLL_MS: int(1_000, 50).describe('How often each worker looks for deliveries that are due.'),
+  WEBHOOK_CONCURRENCY: int(8, 1).describe('Deliveries each worker sends at once.'),
   API_DRAIN_MS: int(10_000, 0).describe('On SIGTERM, how long the API lets sync requests finish before handing the rest to the async path (each answers 202 with its document id).'),
   FAULT_AWS_ERROR_RATE: z.coerce.number().min(0).max(1).default(0).describe('Testing only: the share of S3, DynamoDB and Kinesis calls that fail with a throttling error before they are sent (chaos soak). 0 in production.'),
   WORKER_GRACE_MS: int(30_000, 0).describe('On SIGTERM, how long in-flight records may finish before they are handed back.'),

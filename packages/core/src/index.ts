@@ -288,3 +288,28 @@ export { createDocument, type NewDocument } from './pipeline/submission.js';
 
 // webhooks
 export { WEBHOOK_EVENTS, webhookEventOf, type WebhookEvent } from './webhooks/events.js';
+
+// document events (the API's Server-Sent Events)
+export {
+  decodeCursor,
+  emptyCursor,
+  encodeCursor,
+  eventsSince,
+  formatServerSentEvent,
+  type DocumentEvent,
+  type FeedCursor,
+} from './events/document-feed.js';
+export { SIGNATURE_HEADER, DEFAULT_TOLERANCE_SECONDS, newWebhookSecret, signWebhook, verifyWebhookSignature } from './webhooks/signature.js';
+export { WebhookTargetGuard, systemResolver, type Resolver, type TargetGuardOptions, type VettedTarget } from './webhooks/target-guard.js';
+export { createHttpSender, httpSender, type HttpSenderOptions, type WebhookSender, type WebhookResponse, type SendOptions } from './webhooks/transport.js';
+export { WebhookDeliveries, DELIVERY_LOG_RETENTION_S, type WebhookDelivery, type DeliveryAttempt } from './store/webhook-deliveries.js';
+export {
+  deliveryView,
+  isTerminalTransition,
+  scheduleWebhooks,
+  WebhookDispatcher,
+  webhookBackoffMs,
+  webhookEventId,
+  webhookPayload,
+  type WebhookDispatcherOptions,
+} from './pipeline/webhooks.js';

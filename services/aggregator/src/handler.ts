@@ -1,7 +1,7 @@
 /**
  * The aggregator: a Lambda handler for the status table's DynamoDB Stream (or the local poller,
  * which builds the same event shape). A JOB row whose chunks are all counted triggers the final
- * assembly; records that fail are returned in `batchItemFailures` (ReportBatchItemFailures) so
+ * assembly; a JOB row entering a terminal status schedules its webhooks (pipeline/webhooks.ts); records that fail are returned in `batchItemFailures` (ReportBatchItemFailures) so
  * the event source retries just those, and one poison record never blocks the rest.
  */
 import { unmarshall } from '@aws-sdk/util-dynamodb';
@@ -12,6 +12,8 @@ import {
   assemblyOwnerFor,
   assembleOptionsFrom,
   isReadyToAssemble,
+  isTerminalTransition,
+  scheduleWebhooks,
   SpanKind,
   toDocorchError,
   withSpan,
@@ -33,9 +35,8 @@ export interface StreamHandlerOptions {
 /** The handler's signature (Lambda's, with an optional context). */
 export type StreamHandler = (event: DynamoDBStreamEvent, context?: { awsRequestId?: string }) => Promise<DynamoDBBatchResponse>;
 
-/** The job a stream record shows ready for assembly, if any. */
-export function jobReadyIn(record: DynamoDBRecord): Job | undefined {
-  const image = record.dynamodb?.NewImage;
+/** The job row of a stream record's image, if the record is of a JOB row. */
+function jobIn(image: { [key: string]: LambdaAttributeValue } | undefined): Job | undefined {
   if (!image) return undefined;
   const item = unmarshall(image as unknown as Record<string, AttributeValue>) as Record<string, unknown>;
   if (item.sk !== 'JOB') return undefined;
@@ -43,7 +44,20 @@ export function jobReadyIn(record: DynamoDBRecord): Job | undefined {
   if (typeof job.tenantId !== 'string' || typeof job.documentId !== 'string') {
     throw new Error('JOB row without tenantId/documentId');
   }
-  return isReadyToAssemble(job) ? job : undefined;
+  return job;
+}
+
+/** The job a stream record shows ready for assembly, if any. */
+export function jobReadyIn(record: DynamoDBRecord): Job | undefined {
+  const job = jobIn(record.dynamodb?.NewImage);
+  return job && isReadyToAssemble(job) ? job : undefined;
+}
+
+/** The job a stream record shows entering a terminal status (its webhooks are due), if any. */
+export function jobFinishedIn(record: DynamoDBRecord): Job | undefined {
+  const job = jobIn(record.dynamodb?.NewImage);
+  if (!job) return undefined;
+  return isTerminalTransition(jobIn(record.dynamodb?.OldImage), job) ? job : undefined;
 }
 
 /** Builds the handler over a pipeline context. */
@@ -55,6 +69,9 @@ export function createStreamHandler(ctx: PipelineContext, options: StreamHandler
     for (const record of event.Records) {
       const id = record.dynamodb?.SequenceNumber ?? record.eventID ?? '';
       try {
+        // A terminal transition schedules the document's webhooks (idempotent on a retried record).
+        const finished = jobFinishedIn(record);
+        if (finished) await scheduleWebhooks(ctx, finished);
         const job = jobReadyIn(record);
         if (!job) continue;
         const key = `${job.tenantId}#${job.documentId}`;

@@ -82,7 +82,7 @@ export function createApp(ctx: PipelineContext, lifecycle: ApiLifecycle = new Ap
   const v1 = express.Router();
   v1.use(authenticate(ctx));
   v1.use(tenantRateLimits(ctx));
-  v1.use('/documents', documentsRouter(ctx, { handOff: lifecycle.handOff }));
+  v1.use('/documents', documentsRouter(ctx, { handOff: lifecycle.handOff, drain: lifecycle.drain }));
   // The tenant's usage for a month (YYYY-MM, default the current one, UTC): used, reserved and
   // limit of each quota, and the model usage.
   v1.get('/usage', async (req: Request, res: Response) => {

@@ -4,6 +4,8 @@
  *   starting --listen--> serving --SIGTERM--> draining --API_DRAIN_MS--> handing-off --requests done--> stopped
  *
  * - serving: every request is taken.
+ * - draining also ends the event streams (GET .../events): their clients reconnect with
+ *   Last-Event-ID to another replica and lose nothing.
  * - draining: no new uploads (POST answers 503 SHUTTING_DOWN with Retry-After and closes the
  *   connection; the load balancer has stopped routing here); reads still answer; sync requests in
  *   flight may finish within API_DRAIN_MS.
@@ -19,9 +21,15 @@ export type ApiState = 'starting' | 'serving' | 'draining' | 'handing-off' | 'st
 export class ApiLifecycle {
   private current: ApiState = 'starting';
   private readonly handOffNow = new AbortController();
+  private readonly drainNow = new AbortController();
 
   get state(): ApiState {
     return this.current;
+  }
+
+  /** Aborted when draining starts: long-lived event streams end, and the client reconnects elsewhere. */
+  get drain(): AbortSignal {
+    return this.drainNow.signal;
   }
 
   /** Aborted when sync requests must hand their documents to the async path. */
@@ -40,6 +48,7 @@ export class ApiLifecycle {
 
   draining(): void {
     if (this.current === 'serving' || this.current === 'starting') this.current = 'draining';
+    this.drainNow.abort(new Error('shutting down'));
   }
 
   handingOff(): void {

@@ -13,6 +13,7 @@ await warmUp(ctx);
 const port = await service.listen();
 await service.worker.run();
 service.reconciler.start();
+service.webhooks.start();
 logger.info({ port, workerId: service.worker.workerId }, 'worker running');
 
 let stopping = false;

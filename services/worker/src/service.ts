@@ -9,6 +9,8 @@ import {
   Queue,
   Reconciler,
   TaskLease,
+  WebhookDispatcher,
+  type WebhookSender,
   Worker,
   deadLetterRecord,
   processChunk,
@@ -23,6 +25,8 @@ export interface WorkerServiceOptions {
   workerId?: string;
   /** Observes each analysis (tests count in-flight analyses). */
   onAnalysis?: (event: { phase: 'start' | 'end'; documentId: string; chunkIndex: number; ok?: boolean }) => void;
+  /** Sends webhook requests (tests record them). @defaultValue the real HTTP sender */
+  webhookSender?: WebhookSender;
 }
 
 /** A running worker service. */
@@ -30,6 +34,8 @@ export interface WorkerService {
   worker: Worker;
   /** The fleet's reconciler, run here while this worker holds its lease. */
   reconciler: Reconciler;
+  /** Sends the webhook deliveries that are due (every worker; each attempt is claimed first). */
+  webhooks: WebhookDispatcher;
   queue: Queue;
   metrics: Metrics;
   /** Serves /healthz and /metrics on config.HOST:WORKER_PORT (0 = any free port). */
@@ -98,6 +104,7 @@ export function createWorkerService(ctx: PipelineContext, options: WorkerService
       durationMs: 3 * config.RECONCILE_INTERVAL_MS,
     }),
   });
+  const webhooks = new WebhookDispatcher(ctx, { owner: worker.workerId, ...(options.webhookSender ? { sender: options.webhookSender } : {}) });
   worker.on('completed', (event) => {
     if (event.type === 'document.submitted') metrics.records.inc({ type: event.type, outcome: 'ok' });
   });
@@ -139,6 +146,7 @@ export function createWorkerService(ctx: PipelineContext, options: WorkerService
   return {
     worker,
     reconciler,
+    webhooks,
     queue,
     metrics,
     listen(port = config.WORKER_PORT) {
@@ -150,7 +158,7 @@ export function createWorkerService(ctx: PipelineContext, options: WorkerService
       });
     },
     async close() {
-      await reconciler.stop();
+      await Promise.all([reconciler.stop(), webhooks.stop()]);
       await worker.close(config.WORKER_GRACE_MS);
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

@@ -73,6 +73,13 @@ export const DEAD_LETTERS_TABLE_KEYS = { pk: 'pk', sk: 'sk' } as const;
  */
 export const RATE_LIMIT_TABLE_KEYS = { pk: 'pk' } as const;
 
+/**
+ * Key attributes of the webhook deliveries table (store/webhook-deliveries.ts): `pk` =
+ * `${tenantId}#${documentId}`, `sk` = the delivery id. The sparse index `byDue` (hash `dueShard`,
+ * set only while a delivery is pending; range `dueAt`, its next attempt) is the delivery schedule.
+ */
+export const WEBHOOKS_TABLE_KEYS = { pk: 'pk', sk: 'sk', dueShard: 'dueShard', dueAt: 'dueAt', byDueIndex: 'byDue', ttl: 'expiresAt' } as const;
+
 /** The names of every resource; a subset of {@link Config}, so a config (or env) carries them. */
 export type ResourceNames = Pick<
   Config,
@@ -84,6 +91,7 @@ export type ResourceNames = Pick<
   | 'LEASES_TABLE'
   | 'DEAD_LETTERS_TABLE'
   | 'RATE_LIMIT_TABLE'
+  | 'WEBHOOKS_TABLE'
   | 'STREAM_NAME'
 >;
 
@@ -94,7 +102,8 @@ export type TableNameKey =
   | 'TENANTS_TABLE'
   | 'LEASES_TABLE'
   | 'DEAD_LETTERS_TABLE'
-  | 'RATE_LIMIT_TABLE';
+  | 'RATE_LIMIT_TABLE'
+  | 'WEBHOOKS_TABLE';
 
 /** One table's schema: a CreateTable input without its name, plus its TTL attribute if any. */
 export interface TableSchema extends Omit<CreateTableCommandInput, 'TableName'> {
@@ -175,6 +184,32 @@ export const TABLE_SCHEMAS: Readonly<Record<TableNameKey, TableSchema>> = {
     BillingMode: 'PAY_PER_REQUEST',
     // The API's request windows expire by themselves.
     timeToLiveAttribute: 'expiresAt',
+  },
+  WEBHOOKS_TABLE: {
+    AttributeDefinitions: [
+      { AttributeName: WEBHOOKS_TABLE_KEYS.pk, AttributeType: S },
+      { AttributeName: WEBHOOKS_TABLE_KEYS.sk, AttributeType: S },
+      { AttributeName: WEBHOOKS_TABLE_KEYS.dueShard, AttributeType: S },
+      { AttributeName: WEBHOOKS_TABLE_KEYS.dueAt, AttributeType: S },
+    ],
+    KeySchema: [
+      { AttributeName: WEBHOOKS_TABLE_KEYS.pk, KeyType: 'HASH' },
+      { AttributeName: WEBHOOKS_TABLE_KEYS.sk, KeyType: 'RANGE' },
+    ],
+    GlobalSecondaryIndexes: [
+      {
+        IndexName: WEBHOOKS_TABLE_KEYS.byDueIndex,
+        KeySchema: [
+          { AttributeName: WEBHOOKS_TABLE_KEYS.dueShard, KeyType: 'HASH' },
+          { AttributeName: WEBHOOKS_TABLE_KEYS.dueAt, KeyType: 'RANGE' },
+        ],
+        // The dispatcher claims each due delivery with a conditional write on the table itself.
+        Projection: { ProjectionType: 'KEYS_ONLY' },
+      },
+    ],
+    BillingMode: 'PAY_PER_REQUEST',
+    // A finished delivery's log expires 30 days after it finished (DELIVERY_LOG_RETENTION_S in store/webhook-deliveries.ts).
+    timeToLiveAttribute: WEBHOOKS_TABLE_KEYS.ttl,
   },
 };
 

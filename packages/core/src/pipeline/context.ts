@@ -7,6 +7,8 @@ import type { Analyzer } from '../analysis/types.js';
 import { BlobStore } from '../aws/blob-store.js';
 import { createAwsClients, type AwsClients } from '../aws/clients.js';
 import { DeadLetters } from '../store/dead-letters.js';
+import { WebhookDeliveries } from '../store/webhook-deliveries.js';
+import { WebhookTargetGuard } from '../webhooks/target-guard.js';
 import { FilesTable } from '../aws/files-table.js';
 import { StatusTable } from '../aws/status-table.js';
 import { TenantStore } from '../store/tenants.js';
@@ -31,6 +33,10 @@ export interface PipelineContext {
   /** Usage metering and quota admission. */
   usage: UsageMeter;
   deadLetters: DeadLetters;
+  /** Webhook deliveries (the persisted delivery schedule). */
+  webhooks: WebhookDeliveries;
+  /** The server-side request forgery guard of webhook targets (WEBHOOK_ALLOWED_CIDRS). */
+  webhookGuard: WebhookTargetGuard;
   /** Producer of the stream's events. */
   queue: Queue;
   extractor: PdfExtractor;
@@ -48,7 +54,7 @@ export interface PipelineContext {
 export function createPipelineContext(
   config: Config,
   logger: Logger,
-  parts: { extractor: PdfExtractor; analyzer?: Analyzer; aws?: AwsClients; metrics?: Metrics },
+  parts: { extractor: PdfExtractor; analyzer?: Analyzer; aws?: AwsClients; metrics?: Metrics; webhookGuard?: WebhookTargetGuard },
 ): PipelineContext {
   const aws = parts.aws ?? createAwsClients(config);
   const metrics = parts.metrics ?? createMetrics('docorch');
@@ -77,6 +83,8 @@ export function createPipelineContext(
     }),
     usage: new UsageMeter(aws.doc, config.TENANTS_TABLE),
     deadLetters: new DeadLetters(aws.doc, config.DEAD_LETTERS_TABLE),
+    webhooks: new WebhookDeliveries(aws.doc, config.WEBHOOKS_TABLE),
+    webhookGuard: parts.webhookGuard ?? new WebhookTargetGuard({ allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS }),
     queue: new Queue(aws.kinesis, config.STREAM_NAME),
     extractor: parts.extractor,
   };

@@ -16,6 +16,7 @@
  * - an unknown key id in a separate LRU of `negativeCacheSize` entries, so a flood of random keys
  *   can neither grow memory nor evict the valid keys' entries (and a malformed key costs no read).
  */
+import { newWebhookSecret } from '../webhooks/signature.js';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { GetCommand, PutCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailure } from '../aws/conditions.js';
@@ -62,6 +63,8 @@ export interface Tenant {
   name: string;
   status: TenantStatus;
   plan: Plan;
+  /** The tenant's webhook: every document's terminal event is sent here (besides an upload's own `webhookUrl`). */
+  webhookUrl?: string;
   createdAt: string;
   updatedAt: string;
 }
@@ -154,6 +157,7 @@ function toTenant(item: Record<string, unknown>): Tenant {
     name: item.name as string,
     status: (item.status as TenantStatus | undefined) ?? 'active',
     plan: (item.plan as Plan | undefined) ?? {},
+    ...(typeof item.webhookUrl === 'string' ? { webhookUrl: item.webhookUrl } : {}),
     createdAt: (item.createdAt as string | undefined) ?? '',
     updatedAt: (item.updatedAt as string | undefined) ?? '',
   };
@@ -266,6 +270,47 @@ export class TenantStore {
   async listTenants(): Promise<Tenant[]> {
     const items = await this.scan('begins_with(pk, :p)', { ':p': 'TENANT#' });
     return items.map(toTenant).sort((a, b) => a.tenantId.localeCompare(b.tenantId));
+  }
+
+  // ---- webhooks ---------------------------------------------------------------------------------
+
+  /** Sets (or with null removes) the tenant's webhook URL. The caller vets the URL first. */
+  async setWebhookUrl(tenantId: string, url: string | null): Promise<Tenant> {
+    const out = await this.doc.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { pk: tenantPk(tenantId) },
+        UpdateExpression: url === null ? 'REMOVE webhookUrl SET updatedAt = :at' : 'SET webhookUrl = :url, updatedAt = :at',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':at': new Date(this.now()).toISOString(), ...(url === null ? {} : { ':url': url }) },
+        ReturnValues: 'ALL_NEW',
+      }),
+    ).catch((err: unknown) => {
+      if (isConditionFailure(err)) throw new DocorchError('NOT_FOUND', `Tenant ${tenantId} not found`);
+      throw err;
+    });
+    return toTenant(out.Attributes ?? {});
+  }
+
+  /**
+   * The tenant's webhook signing secret, made on first use (never logged; shown by the admin
+   * command line). `rotate` replaces it: deliveries signed from then on use the new one.
+   */
+  async webhookSecret(tenantId: string, options: { rotate?: boolean } = {}): Promise<string> {
+    const out = await this.doc.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { pk: tenantPk(tenantId) },
+        UpdateExpression: options.rotate ? 'SET webhookSecret = :new' : 'SET webhookSecret = if_not_exists(webhookSecret, :new)',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':new': newWebhookSecret() },
+        ReturnValues: 'ALL_NEW',
+      }),
+    ).catch((err: unknown) => {
+      if (isConditionFailure(err)) throw new DocorchError('NOT_FOUND', `Tenant ${tenantId} not found`);
+      throw err;
+    });
+    return String(out.Attributes?.webhookSecret);
   }
 
   // ---- keys -------------------------------------------------------------------------------------

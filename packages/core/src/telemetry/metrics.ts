@@ -37,6 +37,7 @@ export interface Metrics {
   deadLetters: Counter<'source' | 'code'>;
   /** Stale documents the reconciler drove on, by the status it found them in and what it did. */
   reconciled: Counter<'status' | 'action'>;
+  webhookAttempts: Counter<'outcome'>;
   /** Documents the reconciler failed with DEADLINE_EXCEEDED, by the status they were stuck in. */
   documentsExpired: Counter<'status'>;
   /** How far behind the tip of its stream each shard's reader is, in ms (Kinesis MillisBehindLatest; DynamoDB Streams: age of the last record). */
@@ -86,6 +87,7 @@ export function createMetrics(service: string): Metrics {
     throttled: new Counter({ name: 'docorch_throttled_total', help: 'HTTP 429 answers, by problem code', labelNames: ['code'], registers }),
     authLookups: new Counter({ name: 'docorch_auth_lookups_total', help: 'API key rows read from DynamoDB to authenticate', registers }),
     httpResponses: new Counter({ name: 'docorch_http_responses_total', help: 'HTTP answers, by status class', labelNames: ['status'], registers }),
+    webhookAttempts: new Counter({ name: 'docorch_webhook_attempts_total', help: 'Webhook delivery attempts, by outcome (delivered, retry, failed, refused)', labelNames: ['outcome'], registers }),
     reconciled: new Counter({ name: 'docorch_reconciled_total', help: 'Stale documents the reconciler drove on, by status found and action', labelNames: ['status', 'action'], registers }),
     documentsExpired: new Counter({ name: 'docorch_documents_expired_total', help: 'Documents failed with DEADLINE_EXCEEDED, by the status they were in', labelNames: ['status'], registers }),
     deadLetters: new Counter({

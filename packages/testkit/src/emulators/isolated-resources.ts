@@ -34,6 +34,7 @@ export function uniqueNames(prefix = 'test'): ResourceNames {
     LEASES_TABLE: `${base}-leases`,
     DEAD_LETTERS_TABLE: `${base}-dead`,
     RATE_LIMIT_TABLE: `${base}-ratelimit`,
+    WEBHOOKS_TABLE: `${base}-webhooks`,
     STREAM_NAME: `${base}-events`,
   };
 }

@@ -74,7 +74,8 @@ async function main(): Promise<void> {
   const emulators = await startEmulators({ dataDir: path.join(dataDir, 'emulators') });
   // The SDK reads the emulators' credentials from the environment, here as in the services.
   Object.assign(process.env, emulators.env);
-  const env: NodeJS.ProcessEnv = { ...process.env };
+  // Webhook receivers on this machine are allowed (docs/webhooks.md); production allows none.
+  const env: NodeJS.ProcessEnv = { WEBHOOK_ALLOWED_CIDRS: '127.0.0.1/32', ...process.env };
   const config = loadConfig(env);
   const aws = createAwsClients(config);
   await ensureResources(aws, config, { shardCount: config.SHARDS });
@@ -82,7 +83,7 @@ async function main(): Promise<void> {
   // Where the admin command line (`pnpm docorch ...`) finds this stack: endpoints and resource names.
   const stackFile = path.join(dataDir, 'stack.json');
   const names = Object.fromEntries(
-    (['UPLOADS_BUCKET', 'RESULTS_BUCKET', 'FILES_TABLE', 'STATUS_TABLE', 'TENANTS_TABLE', 'DEAD_LETTERS_TABLE', 'LEASES_TABLE', 'RATE_LIMIT_TABLE', 'STREAM_NAME'] as const).map((k) => [k, String(config[k])]),
+    (['UPLOADS_BUCKET', 'RESULTS_BUCKET', 'FILES_TABLE', 'STATUS_TABLE', 'TENANTS_TABLE', 'DEAD_LETTERS_TABLE', 'LEASES_TABLE', 'RATE_LIMIT_TABLE', 'WEBHOOKS_TABLE', 'STREAM_NAME'] as const).map((k) => [k, String(config[k])]),
   );
   await writeFile(stackFile, `${JSON.stringify({ env: { ...emulators.env, ...names } }, null, 2)}\n`, { mode: 0o600 });
   aws.destroy();
@@ -115,8 +116,13 @@ async function main(): Promise<void> {
       `  Metrics:  ${baseUrl}/metrics, worker-N on :${config.PORT + 10}+N/metrics, aggregator :${config.PORT + 10}/metrics`,
       `  Data:     ${dataDir}`,
       `  Admin:    pnpm docorch tenants list   (pnpm docorch --help)`,
+      `  Docs:     ${baseUrl}/docs (API reference)   Console: ${baseUrl}/console`,
       '',
-      'Try:',
+      'Configure the client (the docorch command, @docorch/client) for this stack:',
+      `  export DOCORCH_URL=${baseUrl} DOCORCH_API_KEY=$(cat ${path.relative(process.cwd(), path.join(dataDir, 'dev-api-key'))})`,
+      'then: pnpm docorch analyze your.pdf --wait',
+      '',
+      'Or with curl:',
       `  curl -s -H "Authorization: Bearer $(cat ${path.relative(process.cwd(), path.join(dataDir, 'dev-api-key'))})" -F file=@your.pdf ${baseUrl}/v1/documents`,
       '',
       'Ctrl-C stops everything (data is kept).',

@@ -26,6 +26,8 @@ import {
 import { principalOf, tenantIdOf } from '../auth.js';
 import { problem } from '../problem.js';
 import { pdfUpload, storedUpload } from '../upload.js';
+import { eventsHandler } from './events.js';
+import { addDeliveryRoutes } from './deliveries.js';
 import { uploadFields, type AcceptedView, type DocumentView } from '../contract/schemas.js';
 
 const DOCUMENT_ID = /^[A-Za-z0-9_-]{8,64}$/;
@@ -74,8 +76,11 @@ export async function loadJob(ctx: PipelineContext, req: Request): Promise<Job> 
 }
 
 /** The documents router. */
-/** @param options.handOff - aborted at shutdown: running sync requests hand off to the async path (202). */
-export function documentsRouter(ctx: PipelineContext, options: { handOff?: AbortSignal } = {}): Router {
+/**
+ * @param options.handOff - aborted at shutdown: running sync requests hand off to the async path (202).
+ * @param options.drain - aborted when draining starts: event streams end.
+ */
+export function documentsRouter(ctx: PipelineContext, options: { handOff?: AbortSignal; drain?: AbortSignal } = {}): Router {
   const router = Router();
   const schema = uploadFields(ctx.config.PAGES_PER_CHUNK);
   const pdfSlots = new TenantSlots(ctx.config.TENANT_PDF_TASKS, ctx.config.TENANT_PDF_QUEUE);
@@ -144,6 +149,9 @@ export function documentsRouter(ctx: PipelineContext, options: { handOff?: Abort
           });
         }
         const opts = parsed.data;
+        // Server-side request forgery: the target must resolve to public addresses (checked again
+        // at each delivery, after resolution).
+        if (opts.webhookUrl !== undefined) await ctx.webhookGuard.vet(opts.webhookUrl);
         const { limits } = principalOf(req);
         // The plan's size limit (multer enforces MAX_UPLOAD_BYTES, the ceiling, while streaming).
         if (upload.size > limits.maxFileBytes) {
@@ -208,6 +216,9 @@ export function documentsRouter(ctx: PipelineContext, options: { handOff?: Abort
     if (outcome.kind === 'cancelled') res.status(200).json(jobView(outcome.job));
     else res.status(204).end();
   });
+
+  router.get('/:id/events', eventsHandler(ctx, options.drain));
+  addDeliveryRoutes(router, ctx);
 
   router.get('/:id/result', async (req: Request, res: Response) => {
     const job = await loadJob(ctx, req);
