@@ -5,8 +5,8 @@ import { defineConfig } from 'vitest/config';
 // some of them assert on latency (a sync answer within 10 s); last the API contract check over
 // every response the first two recorded.
 const shared = {
-  resolve: { conditions: ['source'] },
-  ssr: { resolve: { conditions: ['source'] } },
+  resolve: { conditions: ['docorch-source'] },
+  ssr: { resolve: { conditions: ['docorch-source'] } },
 };
 
 export default defineConfig({

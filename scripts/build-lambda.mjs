@@ -52,7 +52,7 @@ export async function buildLambda() {
     platform: 'node',
     format: 'esm',
     target: 'node22',
-    conditions: ['source'],
+    conditions: ['docorch-source'],
     // PDF parsing never runs in the aggregator; its modules are only reached from PDF worker processes.
     // piscina starts its threads from its own worker.js: it is shipped as a package (below).
     external: ['@napi-rs/canvas', 'pdfjs-dist', 'piscina'],

@@ -517,7 +517,7 @@ export function expectEveryChunkSucceeded(result: Record<string, any>, chunks: n
 
 /** Runs the `docorch` command line (from source) against a stack file; returns exit code and output. */
 export async function docorch(args: string[], stackFile: string): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', path.join(repoRoot, 'packages/cli/src/main.ts'), ...args, '--stack', stackFile], {
+  const child = spawn(process.execPath, ['--conditions=docorch-source', '--import', 'tsx', path.join(repoRoot, 'packages/cli/src/main.ts'), ...args, '--stack', stackFile], {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -44,7 +44,7 @@ interface Canary {
 }
 
 function startCanary(id: string, env: Record<string, string>): Canary {
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', path.join(repoRoot, 'test/fixtures/canary-worker.ts')], {
+  const child = spawn(process.execPath, ['--conditions=docorch-source', '--import', 'tsx', path.join(repoRoot, 'test/fixtures/canary-worker.ts')], {
     cwd: repoRoot,
     env: { ...process.env, ...env, WORKER_ID: id },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -58,7 +58,7 @@ async function portIsFree(port: number): Promise<boolean> {
 }
 
 function startStack(env: Record<string, string>): Stack {
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', path.join(repoRoot, 'packages/testkit/src/stack/main.ts')], {
+  const child = spawn(process.execPath, ['--conditions=docorch-source', '--import', 'tsx', path.join(repoRoot, 'packages/testkit/src/stack/main.ts')], {
     cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

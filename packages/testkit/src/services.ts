@@ -59,7 +59,7 @@ export async function startService(options: StartServiceOptions): Promise<Servic
   const port = Number(options.env[portEnv] ?? (await freePort()));
   const child = spawn(
     process.execPath,
-    ['--conditions=source', '--import', 'tsx', ...recorderNodeArgs(options.service, true), path.join(repoRoot, 'services', options.service, 'src/main.ts')],
+    ['--conditions=docorch-source', '--import', 'tsx', ...recorderNodeArgs(options.service, true), path.join(repoRoot, 'services', options.service, 'src/main.ts')],
     { cwd: repoRoot, env: { ...process.env, ...options.env, [portEnv]: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const output: string[] = [];

@@ -365,7 +365,7 @@ describe('startEmulators lifecycle', () => {
       process.stdout.write(JSON.stringify({ pid: e.pid, endpoints: e.endpoints, env: e.env }) + '\\n');
       setInterval(() => {}, 60_000);
     `;
-    const parent = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', script], {
+    const parent = spawn(process.execPath, ['--conditions=docorch-source', '--import', 'tsx', '--input-type=module', '-e', script], {
       cwd: repoRoot,
       stdio: ['ignore', 'pipe', 'inherit'],
     });

@@ -1,7 +1,7 @@
 /**
  * Locates a worker-thread entry file next to the calling module, for both ways core runs:
  * compiled (`dist/*.js`, plain Node) and from source (`src/*.ts` under vitest or tsx), where the
- * thread needs the tsx loader and the `source` export condition to import TypeScript.
+ * thread needs the tsx loader and the `docorch-source` export condition (not plain `source`, which some published packages point at their own TypeScript) to import TypeScript.
  */
 import { fileURLToPath } from 'node:url';
 
@@ -22,6 +22,6 @@ export function threadScript(callerUrl: string, basename: string): ThreadScript 
   const filename = fileURLToPath(new URL(`${basename}${fromSource ? '.ts' : '.js'}`, callerUrl));
   return {
     filename,
-    execArgv: fromSource ? ['--conditions=source', '--import', 'tsx'] : [],
+    execArgv: fromSource ? ['--conditions=docorch-source', '--import', 'tsx'] : [],
   };
 }

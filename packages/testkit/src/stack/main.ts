@@ -51,7 +51,7 @@ function serviceEntry(name: string): { script: string; nodeArgs: string[] } {
   // Under the contract test, API processes record their responses (contract/recorder.ts).
   const recorder = recorderNodeArgs(name, source);
   return source
-    ? { script: path.join(root, 'services', name, 'src/main.ts'), nodeArgs: ['--conditions=source', '--import', 'tsx', ...recorder] }
+    ? { script: path.join(root, 'services', name, 'src/main.ts'), nodeArgs: ['--conditions=docorch-source', '--import', 'tsx', ...recorder] }
     : { script: path.join(root, 'services', name, 'dist/main.js'), nodeArgs: recorder };
 }
 

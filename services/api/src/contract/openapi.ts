@@ -73,6 +73,8 @@ export function openApiDocument(serverUrl = '/'): ReturnType<typeof createDocume
     servers: [{ url: serverUrl }],
     components: {
       securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key (`docorch keys create`).' } },
+      // Each error status restricts `code` inline; the general shape is registered for clients.
+      schemas: { Problem },
     },
     paths: {
       '/v1/documents': {
