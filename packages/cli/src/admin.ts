@@ -12,6 +12,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { CLIENT_HELP } from './client-commands.js';
 import {
   createAwsClients,
   createLogger,
@@ -74,9 +75,11 @@ const COMMON_HELP = `Common flags:
   --help        this help`;
 
 const HELP: Record<string, string> = {
-  '': `docorch: administer a docorch deployment (tenants, plans, API keys, usage, dead letters).
+  '': `docorch: use the docorch API, and administer a deployment.
 
-Commands:
+${CLIENT_HELP['']}
+
+Administering (AWS credentials, or the local stack's .data/stack.json):
   tenants create ID --name NAME [plan flags]   create a tenant
   tenants update ID [--name NAME] [plan flags] change a tenant's name or plan
   tenants list                                 list tenants

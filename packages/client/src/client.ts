@@ -57,6 +57,16 @@ export interface SubmitOptions {
   /** @defaultValue a new UUID, reused by this call's retries */
   idempotencyKey?: string;
   signal?: AbortSignal;
+  /** Hears each retry before its wait (a 429 or 503 with Retry-After, a dropped connection). */
+  onRetry?: (retry: RetryNotice) => void;
+}
+
+/** A retry about to wait. */
+export interface RetryNotice {
+  /** The retry's number, from 1. */
+  attempt: number;
+  waitMs: number;
+  error: DocorchApiError;
 }
 
 /** The answer of a submit: a result (answered in the request) or an accepted document. */
@@ -102,6 +112,7 @@ interface RequestOptions {
   accept?: number[];
   /** No deadline (an event stream lasts as long as the document). */
   noTimeout?: boolean;
+  onRetry?: (retry: RetryNotice) => void;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -145,6 +156,7 @@ export class DocorchClient {
       const res = await this.request('POST', '/v1/documents', {
         headers: { 'Idempotency-Key': idempotencyKey },
         ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.onRetry ? { onRetry: options.onRetry } : {}),
         body: () => {
           const form = new FormData();
           if (options.mode) form.set('mode', options.mode);
@@ -343,7 +355,9 @@ export class DocorchClient {
         if (options.signal?.aborted) throw options.signal.reason ?? err;
         const error = new ConnectionError(`${method} ${url.pathname}: ${describeFetchError(err)}`, { status: 0, code: 'CONNECTION_FAILED', cause: err });
         if (attempt >= maxRetries) throw error;
-        await sleep(backoff(attempt, base, maxWait), options.signal);
+        const waitMs = backoff(attempt, base, maxWait);
+        options.onRetry?.({ attempt: attempt + 1, waitMs, error });
+        await sleep(waitMs, options.signal);
         continue;
       }
       if (res.ok || options.accept?.includes(res.status)) return res;
@@ -352,6 +366,7 @@ export class DocorchClient {
       const waitMs = error.retryAfterSeconds !== undefined ? error.retryAfterSeconds * 1000 : backoff(attempt, base, maxWait);
       if (!retryable || attempt >= maxRetries || waitMs > maxWait) throw error;
       await res.body?.cancel().catch(() => undefined);
+      options.onRetry?.({ attempt: attempt + 1, waitMs, error });
       await sleep(waitMs, options.signal);
     }
   }

@@ -5,6 +5,7 @@ export {
   type DocorchClientOptions,
   type DocumentEvent,
   type ProgressUpdate,
+  type RetryNotice,
   type SubmitOptions,
   type SubmitOutcome,
   type UploadInput,

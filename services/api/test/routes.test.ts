@@ -2,13 +2,16 @@
  * Route tests of the Express app in-process (supertest: no port, no emulator): the routes that
  * need no AWS call. Their responses are recorded for the contract test like every other suite's.
  */
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
+import path from 'node:path';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closePipelineContext, createLogger, createPipelineContext, loadConfig, unavailableExtractor, type PipelineContext } from '@docorch/core';
-import { recordServer } from '@docorch/testkit';
+import { recordServer, repoRoot } from '@docorch/testkit';
 import { createApp } from '../src/app.js';
+import { generatedOpenApiFiles } from '../src/contract/generate.js';
 import { openApiDocument } from '../src/contract/openapi.js';
 import { ApiLifecycle } from '../src/lifecycle.js';
 
@@ -36,6 +39,12 @@ describe('the API contract routes', () => {
     expect(result.errors ?? []).toEqual([]);
     expect(result.valid).toBe(true);
     expect(res.body.openapi).toBe('3.1.0');
+  });
+
+  it('keeps docs/openapi.json and the client types generated from it up to date (pnpm openapi)', async () => {
+    for (const [file, text] of Object.entries(await generatedOpenApiFiles())) {
+      expect(await readFile(path.join(repoRoot, file), 'utf8'), `${file} is stale: run pnpm openapi`).toBe(text);
+    }
   });
 
   it('documents every route, the headers and the problem codes', () => {
