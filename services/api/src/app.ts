@@ -13,6 +13,7 @@ import { notFoundHandler, problemCodes, problemHandler } from './problem.js';
 import { documentsRouter } from './routes/documents.js';
 import { ApiLifecycle } from './lifecycle.js';
 import { contractRouter } from './contract/routes.js';
+import { consoleRouter } from './console.js';
 
 /** Builds the app. @param lifecycle - the process's lifecycle (shutdown); a fresh serving one by default. */
 export function createApp(ctx: PipelineContext, lifecycle: ApiLifecycle = new ApiLifecycle()): Express {
@@ -67,6 +68,7 @@ export function createApp(ctx: PipelineContext, lifecycle: ApiLifecycle = new Ap
     next(new DocorchError('SHUTTING_DOWN', 'This server is shutting down; retry the request', { retryAfterMs: 1_000 }));
   });
   app.use(contractRouter());
+  app.use(consoleRouter());
   app.get('/metrics', async (_req: Request, res: Response) => {
     res.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
   });

@@ -185,6 +185,7 @@ export function openApiDocument(serverUrl = '/'): ReturnType<typeof createDocume
               content: { 'text/event-stream': { schema: z.string() } },
               headers: z.object(rateLimitHeaders),
             },
+            '204': { description: 'Last-Event-ID says the end was sent already: nothing more (EventSource stops reconnecting).', headers: z.object(rateLimitHeaders) },
             ...problems([...V1_COMMON, 'NOT_FOUND']),
           },
         },
