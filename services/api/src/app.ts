@@ -19,6 +19,9 @@ import { consoleRouter } from './console.js';
 export function createApp(ctx: PipelineContext, lifecycle: ApiLifecycle = new ApiLifecycle()): Express {
   const app = express();
   app.disable('x-powered-by');
+  // No ETag/304 on API answers: they are per-tenant and change while a client polls (the contract
+  // test caught undocumented 304s from the console's polling); /v1 answers are not stored either.
+  app.set('etag', false);
   app.set('trust proxy', ctx.config.TRUST_PROXY);
   app.use(helmet());
   // One server span per request (continuing a caller's traceparent), active for everything the
@@ -82,6 +85,10 @@ export function createApp(ctx: PipelineContext, lifecycle: ApiLifecycle = new Ap
   });
 
   const v1 = express.Router();
+  v1.use((_req: Request, res: Response, next) => {
+    res.setHeader('Cache-Control', 'no-store');
+    next();
+  });
   v1.use(authenticate(ctx));
   v1.use(tenantRateLimits(ctx));
   v1.use('/documents', documentsRouter(ctx, { handOff: lifecycle.handOff, drain: lifecycle.drain }));
