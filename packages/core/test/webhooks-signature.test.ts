@@ -40,3 +40,10 @@ describe('webhook signatures', () => {
     await expect(local.vet('http://127.0.0.2:9999/hook')).rejects.toThrow(/loopback/);
   });
 });
+
+describe('webhook target resolution', () => {
+  it('refuses a name that does not resolve in time', async () => {
+    const guard = new WebhookTargetGuard({ resolver: () => new Promise(() => undefined), resolveTimeoutMs: 50 });
+    await expect(guard.vet('https://slow.test/x')).rejects.toThrow(/slow\.test does not resolve \(ETIMEOUT\)/);
+  });
+});

@@ -34,6 +34,8 @@ export interface TargetGuardOptions {
   allowedCidrs?: string;
   /** @defaultValue {@link systemResolver} */
   resolver?: Resolver;
+  /** A name not resolved within this is refused (a slow resolver must not hold an upload). @defaultValue 3000 */
+  resolveTimeoutMs?: number;
 }
 
 /** Thrown for a refused target: INVALID_REQUEST with the reason. */
@@ -45,8 +47,10 @@ function refused(reason: string): DocorchError {
 export class WebhookTargetGuard {
   private readonly allowed: Cidr[];
   private readonly resolver: Resolver;
+  private readonly resolveTimeoutMs: number;
 
   constructor(options: TargetGuardOptions = {}) {
+    this.resolveTimeoutMs = options.resolveTimeoutMs ?? 3_000;
     this.allowed = (options.allowedCidrs ?? '')
       .split(',')
       .map((c) => c.trim())
@@ -70,10 +74,16 @@ export class WebhookTargetGuard {
     if (ipaddr.isValid(host)) {
       addresses = [{ address: host, family: ipaddr.parse(host).kind() === 'ipv4' ? 4 : 6 }];
     } else {
+      let timer: NodeJS.Timeout | undefined;
       try {
-        addresses = await this.resolver(host);
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(Object.assign(new Error('resolution timed out'), { code: 'ETIMEOUT' })), this.resolveTimeoutMs);
+        });
+        addresses = await Promise.race([this.resolver(host), timeout]);
       } catch (err) {
         throw refused(`${host} does not resolve (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      } finally {
+        clearTimeout(timer);
       }
       if (addresses.length === 0) throw refused(`${host} does not resolve`);
     }

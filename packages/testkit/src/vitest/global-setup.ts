@@ -12,6 +12,7 @@
 import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
 import { mkdtempSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createAwsClients, ensureResources, loadConfig } from '@docorch/core';
@@ -44,8 +45,11 @@ const KEY = Symbol.for('docorch.vitest.emulators');
 const registry = globalThis as typeof globalThis & { [KEY]?: Shared };
 
 async function start(): Promise<{ provided: ProvidedEmulators; stop: () => Promise<void> }> {
-  // Every API response of the run is recorded here for the contract test (contract/recorder.ts).
-  process.env.DOCORCH_RESPONSE_LOG ??= mkdtempSync(path.join(os.tmpdir(), 'docorch-responses-'));
+  // Every API response of the run is recorded here for the contract test (contract/recorder.ts);
+  // a folder made here is removed at the end of the run (one named by the caller is kept).
+  const responseLog = process.env.DOCORCH_RESPONSE_LOG ? undefined : mkdtempSync(path.join(os.tmpdir(), 'docorch-responses-'));
+  if (responseLog) process.env.DOCORCH_RESPONSE_LOG = responseLog;
+  const removeResponseLog = () => (responseLog ? rm(responseLog, { recursive: true, force: true }) : Promise.resolve());
   const started = performance.now();
   const emulators = await startEmulators();
   const startMs = Math.round(performance.now() - started);
@@ -61,7 +65,12 @@ async function start(): Promise<{ provided: ProvidedEmulators; stop: () => Promi
     await emulators.stop();
     throw err;
   }
-  return { provided: { endpoints: emulators.endpoints, env: emulators.env, startMs }, stop: () => emulators.stop() };
+  return {
+    provided: { endpoints: emulators.endpoints, env: emulators.env, startMs },
+    stop: async () => {
+      await Promise.all([emulators.stop(), removeResponseLog()]);
+    },
+  };
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
