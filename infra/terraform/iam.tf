@@ -356,10 +356,11 @@ data "aws_iam_policy_document" "worker_task" {
     resources = [aws_dynamodb_table.rate_limit.arn]
   }
 
-  # Monthly usage rows (USAGE#tenant#month) in the tenants table, added with each chunk.
+  # Monthly usage rows (USAGE#tenant#month) in the tenants table, added with each chunk; the
+  # tenant row's plan weight (fair share) and webhook signing secret are read.
   statement {
     sid       = "TenantUsage"
-    actions   = ["dynamodb:UpdateItem"]
+    actions   = ["dynamodb:UpdateItem", "dynamodb:GetItem"]
     resources = [aws_dynamodb_table.tenants.arn]
   }
 

@@ -407,9 +407,8 @@ async function toApiError(res: Response, method: string, pathname: string): Prom
 async function toFile(input: UploadInput, filename?: string): Promise<{ blob: Blob; name: string; dispose: () => Promise<void> }> {
   const none = async () => undefined;
   if (typeof input === 'string' || input instanceof URL) {
-    const file = input instanceof URL ? input : input;
     const name = filename ?? path.basename(input instanceof URL ? input.pathname : input);
-    return { blob: await openAsBlob(file, { type: 'application/pdf' }), name, dispose: none };
+    return { blob: await openAsBlob(input, { type: 'application/pdf' }), name, dispose: none };
   }
   if (input instanceof Blob) return { blob: input, name: filename ?? 'document.pdf', dispose: none };
   if (input instanceof Uint8Array || input instanceof ArrayBuffer) {

@@ -7,7 +7,7 @@
  * exactly what the bitmap lacks: no gap (a chunk that finished out of order is still missing from
  * the bitmap) and no repeat (a chunk in the bitmap is never sent again), whichever replica answers.
  */
-import { chunkRowPages, type ChunkRow } from '../aws/status-table.js';
+import type { ChunkRow } from '../aws/status-table.js';
 import { JOB_STATUSES, progressOf, TERMINAL_STATUSES, type Job, type JobStatus, type Progress } from '../jobs/model.js';
 
 /** One event of the feed. */
@@ -83,14 +83,13 @@ export function eventsSince(cursor: FeedCursor, job: Job, chunks: readonly Chunk
   const done = chunks.filter((c) => (c.status === 'succeeded' || c.status === 'failed') && !hasChunk(at, c.index)).sort((a, b) => a.index - b.index);
   for (const row of done) {
     at = withChunk(at, row.index);
-    const pages = chunkRowPages(row);
     events.push({
       id: encodeCursor(at),
       type: 'chunk',
       data: {
         index: row.index,
         status: row.status as 'succeeded' | 'failed',
-        pages: [pages[0] ?? row.firstPage, pages[pages.length - 1] ?? row.lastPage],
+        pages: [row.firstPage, row.lastPage],
         progress,
         ...(row.error ? { error: row.error } : {}),
       },

@@ -297,6 +297,11 @@ export class TenantStore {
    * command line). `rotate` replaces it: deliveries signed from then on use the new one.
    */
   async webhookSecret(tenantId: string, options: { rotate?: boolean } = {}): Promise<string> {
+    // Every delivery attempt asks: read first, so the tenant row is written once, not per attempt.
+    if (!options.rotate) {
+      const current = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: tenantPk(tenantId) }, ConsistentRead: true }));
+      if (typeof current.Item?.webhookSecret === 'string') return current.Item.webhookSecret;
+    }
     const out = await this.doc.send(
       new UpdateCommand({
         TableName: this.tableName,
