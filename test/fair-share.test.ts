@@ -119,6 +119,7 @@ describe('fair share of the model quota by plan weight', () => {
   let fleet: Fleet;
   let a: ApiTarget;
   let b: ApiTarget;
+  let tenantOfB: string;
 
   beforeAll(async () => {
     fleet = await startFleet({
@@ -135,6 +136,7 @@ describe('fair share of the model quota by plan weight', () => {
     await tenants.updateTenant(fleet.pipeline.tenantId, { plan: { weight: 3 } });
     a = fleet.pipeline;
     const tenantB = await seedTenant('fairq-b', { weight: 1 }, env);
+    tenantOfB = tenantB.tenantId;
     b = { api: fleet.pipeline.api, apiKey: tenantB.apiKey };
   });
 
@@ -152,9 +154,24 @@ describe('fair share of the model quota by plan weight', () => {
       submitPdf(a, docA.bytes, { pagesPerChunk: '1' }),
       submitPdf(b, docB.bytes, { pagesPerChunk: '1' }),
     ]);
+    // When each document's split has written its last chunk input (the last row exists): before
+    // that, a document's later chunks are not on the stream yet, whatever its share.
+    const status = new StatusTable(fleet.aws.doc, fleet.config.STATUS_TABLE);
+    const splitDone: Record<'A' | 'B', number | undefined> = { A: undefined, B: undefined };
+    let polling = true;
+    const poller = (async () => {
+      while (polling && (splitDone.A === undefined || splitDone.B === undefined)) {
+        for (const [k, t, id] of [['A', fleet.pipeline.tenantId, idA], ['B', tenantOfB, idB]] as const) {
+          if (splitDone[k] === undefined && (await status.listChunks(t, id)).length >= 400) splitDone[k] = Date.now();
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    })();
     try {
       // A (3/4 of 15 per second) finishes its 400 chunks first; B still has work until then.
       await waitForTerminal(a, idA, 150_000);
+      polling = false;
+      await poller;
       const log: FakeGeminiRequest[] = fleet.fakes.flatMap((f) => f.log).filter((r) => r.pages.length > 0 && r.status === 200);
       const of = (label: string) => log.filter((r) => r.sample.includes(label)).sort((x, y) => x.at - y.at);
       const logA = of('TENANT-A');
@@ -176,6 +193,7 @@ describe('fair share of the model quota by plan weight', () => {
         const mine = f.log.filter((r) => r.pages.length > 0 && r.status === 200 && r.at >= from && r.at <= to);
         console.info(`fair share, worker ${i + 1}: A ${mine.filter((r) => r.sample.includes('TENANT-A')).length}, B ${mine.filter((r) => r.sample.includes('TENANT-B')).length}`);
       }
+      console.info(`fair share: splits done A +${((splitDone.A ?? NaN) - from) / 1000} s, B +${((splitDone.B ?? NaN) - from) / 1000} s after the window's start; the window ends at +${(to - from) / 1000} s`);
       console.info(`fair share of the quota over ${((to - from) / 1000).toFixed(1)} s: A (weight 3) ${nA} requests, ${(shareA * 100).toFixed(1)}%; B (weight 1) ${nB}, ${(shareB * 100).toFixed(1)}%`);
       expect(nA + nB).toBeGreaterThan(200);
       expect(Math.abs(shareA - 0.75)).toBeLessThanOrEqual(0.075);

