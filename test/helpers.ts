@@ -162,6 +162,8 @@ export interface LeaseRow {
   leaseCounter: number;
   checkpoint: string;
   ownerSwitchesSinceCheckpoint?: number;
+  /** Set during a graceful hand-off (the previous owner). */
+  checkpointOwner?: string;
 }
 
 /** Every shard lease (rows of the aggregator's poller, `ddbstream#...`, are left out). */
@@ -402,7 +404,9 @@ export async function startFleet(options: StartFleetOptions): Promise<Fleet> {
         const owners = new Set(rows.map((r) => r.leaseOwner));
         const held = [...owners].map((o) => rows.filter((r) => r.leaseOwner === o).length);
         const even = !options.balanced || held.every((n) => n === Math.floor(options.shards / options.workers) || n === Math.ceil(options.shards / options.workers));
-        return rows.length === options.shards && rows.every((r) => r.leaseOwner) && owners.size === Math.min(options.workers, options.shards) && even
+        // No graceful hand-off under way (its taker is already the owner, but not yet reading).
+        const settled = rows.every((r) => r.checkpointOwner === undefined);
+        return rows.length === options.shards && rows.every((r) => r.leaseOwner) && owners.size === Math.min(options.workers, options.shards) && even && settled
           ? rows
           : undefined;
       },

@@ -73,6 +73,8 @@ export const configSchema = z.object({
   PDF_OCR_MAX_MB: int(64, 1).describe('Most rendered page images (base64 MiB) one PDF worker returns per task; later scanned pages of the task carry no image.'),
 
   LEASE_FAILOVER_MS: int(10_000, 500).describe('Stream lease failover time: a worker silent this long loses its shards.'),
+  LEASE_HANDOFF_DRAIN_MS: int(5_000, 0).describe('When a worker passes a shard to another for balance (graceful hand-off), how long its records in flight may finish before the rest are handed back; then it checkpoints and the new owner starts from there at once.'),
+  READY_BALANCE_TIMEOUT_MS: int(30_000, 0).describe('A worker reports ready (/readyz) once the fleet holds the shards evenly, or after this long from its start, whichever comes first.'),
   STREAM_IDLE_READ_MS: int(250, 10).describe('Pause between reads of an idle shard (Kinesis allows 5 reads/s/shard).'),
   STREAM_RECORDS_IN_FLIGHT: int(128, 1).describe('Stream records a worker handles at once. Analyses are capped separately (ANALYSIS_CONCURRENCY) and served fairly between tenants, so this is how far a worker reads ahead to see every tenant\'s work.'),
   FAIR_SHARE_WINDOW: int(32, 1).describe('Chunk records of one document on the stream ahead of their completions: the splitter publishes the first ones and each finished chunk publishes the next, so no document\'s backlog queues in front of another\'s chunks. A document\'s window is this times its tenant\'s weight (at most 8 times); a larger window lets one document use a larger fleet.'),

@@ -153,7 +153,7 @@ export {
 
 // pipeline
 export { createPipelineContext, closePipelineContext, type PipelineContext } from './pipeline/context.js';
-export { analyzeChunk, chunkPagesOf, type ChunkContext } from './pipeline/analyze-chunks.js';
+export { analyzeChunk, chunkPagesOf, toPageText, type ChunkContext } from './pipeline/analyze-chunks.js';
 export { newDocumentId, type Submission } from './pipeline/submission.js';
 export { runSync, extractSubmission, type RunSyncOptions, type SyncOutcome } from './pipeline/sync.js';
 
@@ -221,6 +221,7 @@ export { Queue, type QueueItem, type QueueOptions } from './stream/queue.js';
 export {
   Worker,
   type DeadRecord,
+  type FleetBalance,
   type Handlers,
   type RecordInfo,
   type WorkerEvents,

@@ -115,6 +115,7 @@ describe('LeaseRefresher', () => {
       checkpointSubSequenceNumber: 3,
       ownerSwitchesSinceCheckpoint: 1,
       parentShardIds: ['shardId-0'],
+      checkpointOwner: null,
     });
   });
 

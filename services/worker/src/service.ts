@@ -73,6 +73,7 @@ export function createWorkerService(ctx: PipelineContext, options: WorkerService
       logger: ctx.logger,
       concurrency: config.STREAM_RECORDS_IN_FLIGHT,
       failoverTimeMs: config.LEASE_FAILOVER_MS,
+      handoffDrainMs: config.LEASE_HANDOFF_DRAIN_MS,
       idleReadMs: config.STREAM_IDLE_READ_MS,
       ...(options.workerId ? { workerId: options.workerId } : {}),
       onShardRead: (shardId, millisBehindLatest) => metrics.iteratorAgeMs.set({ stream: config.STREAM_NAME, shard: shardId }, millisBehindLatest),
@@ -114,6 +115,7 @@ export function createWorkerService(ctx: PipelineContext, options: WorkerService
   });
   worker.on('leaseLost', (shardId) => metrics.iteratorAgeMs.remove({ stream: config.STREAM_NAME, shard: shardId }));
 
+  const startedAt = Date.now();
   const server = http.createServer((req, res) => {
     if (req.url === '/healthz') {
       const ok = worker.state === 'running';
@@ -128,6 +130,19 @@ export function createWorkerService(ctx: PipelineContext, options: WorkerService
           analyses: { running: analyses.active, waiting: analyses.pending, waitingByTenant: Object.fromEntries(analyses.pendingByFlow()), servedByTenant: Object.fromEntries(analyses.servedByFlow()) },
         }),
       );
+      return;
+    }
+    if (req.url === '/readyz') {
+      // Ready once the fleet holds the shards evenly (after a start or a rescale), or after
+      // READY_BALANCE_TIMEOUT_MS: a fleet that cannot balance (more workers than shards) still serves.
+      void (async () => {
+        const running = worker.state === 'running';
+        const balance = running ? await worker.balance().catch(() => undefined) : undefined;
+        const waited = Date.now() - startedAt;
+        const ready = running && (balance?.balanced === true || waited >= config.READY_BALANCE_TIMEOUT_MS);
+        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ status: ready ? 'ready' : 'starting', workerId: worker.workerId, balance, waitedMs: waited }));
+      })();
       return;
     }
     if (req.url === '/metrics') {

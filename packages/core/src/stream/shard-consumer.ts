@@ -21,6 +21,9 @@ import { SentinelCheckpoint } from './leases/sequence-number.js';
 import { SequenceTracker } from './leases/sequence-tracker.js';
 import { ShardCheckpointer, type CheckpointWriter } from './leases/shard-checkpointer.js';
 
+/** Longest {@link ShardConsumer.stop} waits for aborted handlers to wind down. */
+const ABORTED_SETTLE_MS = 5_000;
+
 /** What the worker gives a shard consumer. */
 export interface ShardConsumerDeps {
   kinesis: KinesisClient;
@@ -98,6 +101,9 @@ export class ShardConsumer {
     }
     this.abort.abort(new Error('shard consumer stopped'));
     await this.loop;
+    // Aborted handlers hand their work back (a chunk re-published, then released): let them
+    // finish, so that the shard's next owner finds those chunks free, not claimed.
+    if (this.inFlight.size > 0) await Promise.race([Promise.allSettled([...this.inFlight]), sleep(ABORTED_SETTLE_MS)]);
     clearTimeout(this.checkpointTimer);
     await this.flushCheckpoint();
   }
@@ -150,8 +156,10 @@ export class ShardConsumer {
       if (out.MillisBehindLatest !== undefined) this.deps.onRead?.(this.shardId, out.MillisBehindLatest);
       const records = out.Records ?? [];
       for (const record of records) {
-        if (signal.aborted) return;
+        // Stopping (a hand-off's drain, a shutdown): begin nothing more; what is begun may finish.
+        if (signal.aborted || this.stopReading) return;
         await this.deps.waitForCapacity(signal);
+        if (this.stopReading) return;
         const seq = record.SequenceNumber as string;
         lastRead = seq;
         this.tracker.begin(seq);

@@ -16,7 +16,7 @@ import { sleep, withRetry } from '../retry/backoff.js';
 import type { Logger } from '../telemetry/logger.js';
 import { SpanKind, withSpan } from '../telemetry/tracing.js';
 import { decodeEvent, type EventType, type StreamEvent } from './events.js';
-import { newLease } from './leases/lease.js';
+import { newLease, type HeldLease } from './leases/lease.js';
 import { LeaseCoordinator } from './leases/lease-coordinator.js';
 import { LeaseRefresher } from './leases/lease-refresher.js';
 import { SentinelCheckpoint } from './leases/sequence-number.js';
@@ -65,12 +65,35 @@ export interface WorkerOptions {
   checkpointIntervalMs?: number;
   /** How often the shard list is synchronised into the lease table. @defaultValue 30000 */
   shardSyncIntervalMs?: number;
+  /**
+   * Leases are taken for balance by graceful hand-off (KCL 3.x): the holder stops reading,
+   * drains within {@link WorkerOptions.handoffDrainMs}, checkpoints and passes the lease on, and
+   * the taker starts from that checkpoint at once. False: KCL 2.x steals (the holder learns it
+   * lost the lease at its next renewal, while the taker already reads). @defaultValue true
+   */
+  gracefulHandoff?: boolean;
+  /**
+   * Longest a lease being handed off waits for its records in flight to finish; the rest are
+   * aborted (their chunks handed back) before the final checkpoint. @defaultValue failoverTimeMs / 2
+   */
+  handoffDrainMs?: number;
   /** Handler attempts for one record before it is dead-lettered. @defaultValue 3 */
   maxHandlerAttempts?: number;
   /** Where dead records go (must not throw; it is retried if it does). */
   onDeadLetter: (dead: DeadRecord) => Promise<void>;
   /** Told after every read how far behind the tip each shard is, in ms (metrics). @defaultValue none */
   onShardRead?: (shardId: string, millisBehindLatest: number) => void;
+}
+
+/** What {@link Worker.balance} found. */
+export interface FleetBalance {
+  balanced: boolean;
+  /** Unfinished shards (leases not at SHARD_END). */
+  shards: number;
+  /** Workers counted: the leases' owners and this worker. */
+  workers: number;
+  /** Shards held per worker id. */
+  held: Record<string, number>;
 }
 
 /** Worker lifecycle. */
@@ -82,6 +105,8 @@ export interface WorkerEvents {
   failed: [dead: DeadRecord];
   leaseTaken: [shardId: string];
   leaseLost: [shardId: string];
+  /** A lease passed on to another worker by graceful hand-off, after its last checkpoint. */
+  leaseHandedOff: [shardId: string, newOwner: string];
 }
 
 /** Pause before a shard consumer whose read loop failed is replaced. */
@@ -94,6 +119,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly refresher: LeaseRefresher;
   private readonly coordinator: LeaseCoordinator;
   private readonly consumers = new Map<string, ShardConsumer>();
+  /** Leases being handed off: held and renewed, but no consumer may start on them. */
+  private readonly handingOff = new Set<string>();
+  private readonly handoffDrainMs: number;
   private readonly log: Logger;
   private readonly concurrency: number;
   private running = 0;
@@ -112,12 +140,17 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.log = options.logger.child({ component: 'stream-worker', workerId: this.workerId });
     this.refresher = new LeaseRefresher({ client: options.dynamo, tableName: options.leaseTable });
     const failoverTimeMs = options.failoverTimeMs ?? 10_000;
+    this.handoffDrainMs = options.handoffDrainMs ?? Math.floor(failoverTimeMs / 2);
     this.coordinator = new LeaseCoordinator(this.refresher, {
       workerId: this.workerId,
       failoverTimeMs,
       takeIntervalMs: options.takeIntervalMs ?? Math.floor(failoverTimeMs / 2),
+      gracefulHandoff: options.gracefulHandoff ?? true,
+      // The holder learns of it within a renew interval (failover / 3), drains, then writes twice.
+      handoffTimeoutMs: failoverTimeMs + this.handoffDrainMs,
       logger: this.log,
     });
+    this.coordinator.on('leaseHandoff', (lease, newOwner) => void this.handOff(lease, newOwner));
     this.coordinator.on('leaseTaken', (lease) => {
       this.emit('leaseTaken', lease.leaseKey);
       this.reconcile();
@@ -144,6 +177,23 @@ export class Worker extends EventEmitter<WorkerEvents> {
   /** Shards this worker consumes now. */
   get shards(): string[] {
     return [...this.consumers.keys()].sort();
+  }
+
+  /**
+   * How evenly the fleet holds the shards now (one scan of the lease table): balanced when every
+   * unfinished shard has an owner, no hand-off is under way, and every worker (the owners, plus
+   * this one) holds floor or ceil of shards / workers.
+   */
+  async balance(): Promise<FleetBalance> {
+    const leases = (await this.refresher.listLeases()).filter((l) => l.checkpoint !== SentinelCheckpoint.SHARD_END);
+    const held = new Map<string, number>([[this.workerId, 0]]);
+    for (const l of leases) if (l.leaseOwner !== null) held.set(l.leaseOwner, (held.get(l.leaseOwner) ?? 0) + 1);
+    const workers = held.size;
+    const low = Math.floor(leases.length / workers);
+    const high = Math.ceil(leases.length / workers);
+    const balanced =
+      leases.every((l) => l.leaseOwner !== null && l.checkpointOwner === null) && [...held.values()].every((n) => n >= low && n <= high);
+    return { balanced, shards: leases.length, workers, held: Object.fromEntries(held) };
   }
 
   /** Synchronises shards into leases and starts taking leases and consuming. */
@@ -190,6 +240,31 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.log.info('stream worker stopped');
   }
 
+  /**
+   * The holder's side of a graceful hand-off: stop reading the shard, let records in flight
+   * finish for up to handoffDrainMs, abort the rest (their handlers hand their chunks back),
+   * checkpoint the watermark, and pass the lease on.
+   */
+  private async handOff(lease: HeldLease, newOwner: string): Promise<void> {
+    const shardId = lease.leaseKey;
+    if (this.handingOff.has(shardId)) return;
+    this.handingOff.add(shardId);
+    const startedAt = Date.now();
+    try {
+      const consumer = this.consumers.get(shardId);
+      this.consumers.delete(shardId);
+      const inFlight = consumer?.pending ?? 0;
+      if (consumer) await consumer.stop(this.handoffDrainMs);
+      const passed = await this.coordinator.completeHandoff(shardId, lease.concurrencyToken);
+      this.log.info({ shardId, newOwner, inFlight, left: consumer?.pending ?? 0, ms: Date.now() - startedAt, passed }, passed ? 'lease handed off' : 'lease lost during its hand-off');
+      if (passed) this.emit('leaseHandedOff', shardId, newOwner);
+    } catch (err) {
+      this.log.warn({ err, shardId }, 'hand-off failed; the next owner takes the lease after its timeout');
+    } finally {
+      this.handingOff.delete(shardId);
+    }
+  }
+
   /** Creates a lease for every shard of the stream (idempotent; any worker may do it). */
   private async syncShards(): Promise<void> {
     const shards: Shard[] = [];
@@ -216,6 +291,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private reconcile(): void {
     if (this.lifecycle !== 'running') return;
     for (const [key, lease] of this.coordinator.getCurrentlyHeldLeases()) {
+      if (this.handingOff.has(key)) continue;
       const existing = this.consumers.get(key);
       if (existing?.failedAt !== undefined) {
         // Its read loop died (e.g. the stream was unreachable while it fetched an iterator)

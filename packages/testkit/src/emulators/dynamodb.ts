@@ -28,6 +28,8 @@ export interface DynamoDbLocalOptions {
   timeoutMs: number;
   /** Forward its output to stderr. */
   verbose: boolean;
+  /** Interface of its public port (the relay's); Java itself listens on every interface. @defaultValue 127.0.0.1 */
+  host?: string;
 }
 
 /** Raised when the chosen port was taken between probing and Java binding it. */
@@ -72,7 +74,7 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions): Promise
   for (let attempt = 1; ; attempt++) {
     const port = await findFreePort();
     // The relay first: a taken public port fails at once, before a JVM is started for nothing.
-    const relay = await startRelayThread(options.port ?? 0, port);
+    const relay = await startRelayThread(options.port ?? 0, port, options.host ?? LOOPBACK);
     const java = spawnDynamoDbLocal({ port, path: options.path ?? null, sharedDb: true, stdio: 'pipe' });
     const output = captureOutput(java, options.verbose);
     try {
@@ -93,9 +95,9 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions): Promise
 }
 
 /** The relay in its own thread (tcp-relay-thread.ts). */
-async function startRelayThread(port: number, upstreamPort: number): Promise<{ port: number; close(): Promise<void> }> {
+async function startRelayThread(port: number, upstreamPort: number, host: string): Promise<{ port: number; close(): Promise<void> }> {
   const script = threadScript(import.meta.url, './tcp-relay-thread');
-  const thread = new Worker(script.filename, { execArgv: script.execArgv, workerData: { port, upstreamPort } });
+  const thread = new Worker(script.filename, { execArgv: script.execArgv, workerData: { port, upstreamPort, host } });
   const bound = await new Promise<number>((resolve, reject) => {
     thread.once('message', (message: { port: number }) => resolve(message.port));
     thread.once('error', (err) => reject(new Error(`${err.message} (the relay in front of DynamoDB Local)`)));

@@ -26,8 +26,9 @@ async function main(): Promise<StartedEmulator> {
     case 'kinesis':
       return startKinesalite({ port, path: dataDir, tuning: resolveKinesaliteTuning(), host });
     case 'dynamodb':
-      // DynamoDB Local binds every interface of the container (it has no option for one).
-      return startDynamoDbLocal({ port, path: dataDir, timeoutMs: 60_000, verbose: true });
+      // Its relay (tcp-relay.ts) takes the public port on the container's interface; Java itself
+      // binds every interface on a port of its own (it has no option for one).
+      return startDynamoDbLocal({ port, path: dataDir, timeoutMs: 60_000, verbose: true, host });
   }
 }
 

@@ -18,8 +18,10 @@ import { LOOPBACK } from './net.js';
 
 /** Options of {@link startTcpRelay}. */
 export interface TcpRelayOptions {
-  /** Port the relay listens on (127.0.0.1); 0 for a free one. */
+  /** Port the relay listens on; 0 for a free one. */
   port: number;
+  /** Interface the relay listens on (a container entry point passes its own). @defaultValue 127.0.0.1 */
+  host?: string;
   /** Upstream port on 127.0.0.1. */
   upstreamPort: number;
   /** Upstream connects in progress at once; the rest wait their turn. @defaultValue 8 */
@@ -84,7 +86,7 @@ export async function startTcpRelay(options: TcpRelayOptions): Promise<TcpRelay>
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host: LOOPBACK, port: options.port, backlog: options.backlog ?? 4096 }, () => {
+    server.listen({ host: options.host ?? LOOPBACK, port: options.port, backlog: options.backlog ?? 4096 }, () => {
       server.off('error', reject);
       resolve();
     });

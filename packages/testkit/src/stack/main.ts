@@ -105,12 +105,22 @@ async function main(): Promise<void> {
     env: { ...env, PORT: String(config.PORT + 10) },
   });
   await waitForHealth(`${baseUrl}/healthz`, 60_000);
+  // Ready means balanced: every worker's /readyz waits (up to READY_BALANCE_TIMEOUT_MS) until the
+  // fleet holds the shards evenly, so the first document does not meet leases still moving.
+  const balanceStarted = Date.now();
+  const workerUrls = Array.from({ length: config.WORKERS }, (_, i) => `http://${config.HOST}:${config.PORT + 11 + i}/readyz`);
+  await Promise.all(workerUrls.map((url) => waitForHealth(url, config.READY_BALANCE_TIMEOUT_MS + 60_000)));
+  const balance = (await (await fetch(workerUrls[0] as string)).json().catch(() => ({}))) as { balance?: { balanced: boolean; held: Record<string, number> } };
+  const heldLine = balance.balance
+    ? `${Object.values(balance.balance.held).join('+')} shards${balance.balance.balanced ? '' : ' (not balanced yet)'}`
+    : 'unknown';
 
   process.stdout.write(
     [
       '',
       `docorch local stack is up (Node ${process.version})`,
       `  API:      ${baseUrl}   (${config.WORKERS} workers on ${config.SHARDS} shards, aggregator on :${config.PORT + 10})`,
+      `  Fleet:    ready in ${((Date.now() - balanceStarted) / 1000).toFixed(1)} s, leases held ${heldLine}`,
       `  API key:  ${apiKey}   (also in ${path.relative(process.cwd(), path.join(dataDir, 'dev-api-key'))})`,
       `  S3:       ${emulators.endpoints.s3}   DynamoDB: ${emulators.endpoints.dynamodb}   Kinesis: ${emulators.endpoints.kinesis}`,
       `  Metrics:  ${baseUrl}/metrics, worker-N on :${config.PORT + 10}+N/metrics, aggregator :${config.PORT + 10}/metrics`,

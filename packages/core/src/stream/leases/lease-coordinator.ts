@@ -28,6 +28,12 @@ export interface LeaseCoordinatorEvents {
   leaseLost: [lease: HeldLease, reason: LeaseLostReason];
   /** This worker handed a lease back on stop. */
   leaseReleased: [leaseKey: string];
+  /**
+   * Another worker asked for a held lease (graceful hand-off): stop reading its shard, drain,
+   * checkpoint, then call {@link LeaseCoordinator.completeHandoff}. Without a listener the
+   * coordinator completes the hand-off at once.
+   */
+  leaseHandoff: [lease: HeldLease, newOwner: string];
   /** A taker or renewer pass failed (it is retried on the next tick). Only emitted when listened to. */
   error: [error: unknown];
 }
@@ -58,6 +64,11 @@ export class LeaseCoordinator extends EventEmitter<LeaseCoordinatorEvents> {
   private takeTimer: TimerHandle | undefined;
   private renewPass: Promise<unknown> | undefined;
   private takePass: Promise<unknown> | undefined;
+  private handoffTimer: TimerHandle | undefined;
+  private handoffPass: Promise<unknown> | undefined;
+  /** Hand-offs asked for and not completed after this long are ended by an outright take. */
+  readonly handoffTimeoutMs: number;
+  private readonly handoffPollMs: number;
 
   constructor(
     readonly refresher: LeaseRefresher,
@@ -73,6 +84,8 @@ export class LeaseCoordinator extends EventEmitter<LeaseCoordinatorEvents> {
     this.stopTimeoutMs = options.stopTimeoutMs ?? failoverTimeMs;
     this.renewIntervalMs = options.renewIntervalMs ?? renewIntervalFor(failoverTimeMs, epsilonMs);
     this.takeIntervalMs = options.takeIntervalMs ?? takeIntervalFor(failoverTimeMs, epsilonMs);
+    this.handoffTimeoutMs = options.handoffTimeoutMs ?? 2 * failoverTimeMs;
+    this.handoffPollMs = options.handoffPollMs ?? Math.min(500, this.renewIntervalMs);
     this.logger = options.logger?.child({ component: 'lease-coordinator', workerId: this.workerId });
     if (this.renewIntervalMs >= failoverTimeMs) throw new RangeError('renewIntervalMs must be below failoverTimeMs');
     this.taker = new LeaseTaker(refresher, { ...options, failoverTimeMs, clock: this.clock });
@@ -82,6 +95,10 @@ export class LeaseCoordinator extends EventEmitter<LeaseCoordinatorEvents> {
       clock: this.clock,
       ...(options.logger ? { logger: options.logger } : {}),
       onLeaseLost: (lease, reason) => this.emit('leaseLost', lease, reason),
+      onHandoffRequested: (lease, newOwner) => {
+        if (this.listenerCount('leaseHandoff') > 0) this.emit('leaseHandoff', lease, newOwner);
+        else void this.completeHandoff(lease.leaseKey, lease.concurrencyToken).catch(() => undefined);
+      },
     });
   }
 
@@ -107,6 +124,48 @@ export class LeaseCoordinator extends EventEmitter<LeaseCoordinatorEvents> {
     if (this.lifecycle !== 'running') return; // stopped during initialisation
     this.scheduleRenew(0);
     this.scheduleTake(0);
+    this.scheduleHandoffWatch();
+  }
+
+  /**
+   * Ends a graceful hand-off of a held lease after its last checkpoint; see
+   * {@link LeaseRenewer.completeHandoff}.
+   */
+  completeHandoff(leaseKey: string, concurrencyToken: string): Promise<boolean> {
+    return this.renewer.completeHandoff(leaseKey, concurrencyToken);
+  }
+
+  /**
+   * One look at the hand-offs this worker asked for: a lease its holder passed on is taken at
+   * once (from the holder's last checkpoint); one still not passed on after
+   * {@link LeaseCoordinator.handoffTimeoutMs} is taken outright; one that went elsewhere (it
+   * expired and another worker took it) is forgotten. Public for tests.
+   * @returns the leases taken.
+   */
+  async runHandoffWatch(): Promise<HeldLease[]> {
+    const held: HeldLease[] = [];
+    for (const [leaseKey, askedAt] of [...this.taker.pendingHandoffs()]) {
+      const lease = await this.refresher.getLease(leaseKey);
+      if (!lease || lease.leaseOwner !== this.workerId) {
+        this.taker.settleHandoff(leaseKey);
+        continue;
+      }
+      const forced = lease.checkpointOwner !== null;
+      if (forced && this.clock.nowMs() - askedAt < this.handoffTimeoutMs) continue;
+      const sentAt = this.clock.nowMs();
+      const taken = await this.refresher.takeLease(lease, this.workerId);
+      this.taker.settleHandoff(leaseKey);
+      if (!taken) continue;
+      if (this.lifecycle !== 'running' || this.takerStopped) {
+        await this.refresher.evictLease(taken).catch(() => undefined);
+        continue;
+      }
+      if (forced) this.logger?.warn({ leaseKey, holder: lease.checkpointOwner, handoffTimeoutMs: this.handoffTimeoutMs }, 'hand-off not completed in time; lease taken outright');
+      else this.logger?.info({ leaseKey }, 'took a lease handed off to this worker');
+      held.push(...this.renewer.addLeasesToRenew([taken], sentAt));
+    }
+    for (const lease of held) this.emit('leaseTaken', lease);
+    return held;
   }
 
   /**
@@ -162,7 +221,7 @@ export class LeaseCoordinator extends EventEmitter<LeaseCoordinatorEvents> {
 
   /** Resolves when no taker or renewer pass is running (tests; shutdown). */
   async whenIdle(): Promise<void> {
-    while (this.renewPass || this.takePass) await Promise.all([this.renewPass, this.takePass]);
+    while (this.renewPass || this.takePass || this.handoffPass) await Promise.all([this.renewPass, this.takePass, this.handoffPass]);
   }
 
   /**
@@ -184,9 +243,10 @@ export class LeaseCoordinator extends EventEmitter<LeaseCoordinatorEvents> {
     if (this.lifecycle === 'stopped' || this.lifecycle === 'stopping') return;
     this.lifecycle = 'stopping';
     this.takerStopped = true;
-    for (const timer of [this.takeTimer, this.renewTimer]) if (timer !== undefined) this.scheduler.clearTimeout(timer);
+    for (const timer of [this.takeTimer, this.renewTimer, this.handoffTimer]) if (timer !== undefined) this.scheduler.clearTimeout(timer);
     this.takeTimer = undefined;
     this.renewTimer = undefined;
+    this.handoffTimer = undefined;
     // A hung DynamoDB call must not hang shutdown: past the grace period, leases are left to expire.
     const finished = await withinGrace(
       (async () => {
@@ -221,6 +281,20 @@ export class LeaseCoordinator extends EventEmitter<LeaseCoordinatorEvents> {
           }
         });
     }, delayMs);
+  }
+
+  private scheduleHandoffWatch(): void {
+    this.handoffTimer = this.scheduler.setTimeout(() => {
+      this.handoffTimer = undefined;
+      if (this.lifecycle !== 'running') return;
+      const pass = this.taker.pendingHandoffs().size > 0 ? this.runHandoffWatch() : Promise.resolve([]);
+      this.handoffPass = pass
+        .catch((err: unknown) => this.report(err, { loop: 'handoff' }))
+        .finally(() => {
+          this.handoffPass = undefined;
+          if (this.lifecycle === 'running') this.scheduleHandoffWatch();
+        });
+    }, this.handoffPollMs);
   }
 
   private scheduleTake(delayMs: number): void {

@@ -8,11 +8,16 @@
  * | transition        | condition                                                   | effect                                     |
  * | ----------------- | ----------------------------------------------------------- | ------------------------------------------ |
  * | create            | row absent                                                  | row at counter 0                           |
- * | renew             | counter = seen AND owner = holder                           | counter + 1                                |
- * | take              | counter = seen AND owner = seen owner (or absent)           | owner = me, counter + 1, switches + 1 if owner changed |
- * | evict / release   | owner = seen owner                                          | owner removed, counter + 1                 |
- * | update checkpoint | counter = held AND owner = holder AND checkpoint = held one | checkpoint, switches = 0, counter + 1      |
+ * | renew             | counter = seen AND holder = me                              | counter + 1                                |
+ * | take              | counter = seen AND owner = seen owner (or absent)           | owner = me, hand-off cleared, counter + 1, switches + 1 if the holder changed |
+ * | evict / release   | owner = seen owner, no hand-off                             | owner removed, counter + 1                 |
+ * | update checkpoint | counter = held AND holder = me AND checkpoint = held one    | checkpoint, switches = 0, counter + 1      |
+ * | initiate hand-off | counter = seen AND owner = seen owner AND no hand-off       | owner = taker, checkpointOwner = old owner (counter unchanged) |
+ * | complete hand-off | counter = held AND checkpointOwner = me                     | checkpointOwner removed, counter + 1, switches + 1 |
  * | delete            | none                                                        | row removed                                |
+ *
+ * "holder = me" is `(leaseOwner = me AND no checkpointOwner) OR checkpointOwner = me`: during a
+ * hand-off the previous owner keeps renewing and checkpointing until it completes it.
  *
  * Writes that can be retried by the SDK after they landed (lost response) re-read the row on a
  * failed condition before reporting failure; see {@link LeaseRefresher.renewLease}.
@@ -28,7 +33,7 @@ import {
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import { InvalidCheckpointError } from './errors.js';
-import { LeaseAttribute, leaseCheckpoint, type Lease } from './lease.js';
+import { LeaseAttribute, leaseCheckpoint, leaseHolder, type Lease } from './lease.js';
 import type { LeaseRefresherOptions } from './options.js';
 import {
   compareExtendedSequenceNumbers,
@@ -38,6 +43,9 @@ import {
 } from './sequence-number.js';
 
 const A = LeaseAttribute;
+
+/** Condition "`:me` holds the lease" (see the table above); uses #owner, #cpo and :me. */
+const HELD_BY_ME = '((#owner = :me AND attribute_not_exists(#cpo)) OR #cpo = :me)';
 
 
 /** Lease -> DynamoDB item (document-client values). */
@@ -52,6 +60,7 @@ function toItem(lease: Lease): Record<string, unknown> {
   if (lease.leaseOwner !== null) item[A.leaseOwner] = lease.leaseOwner;
   // A string set cannot be empty: no parents means no attribute (as the KCL writes it).
   if (lease.parentShardIds.length > 0) item[A.parentShardIds] = new Set(lease.parentShardIds);
+  if (lease.checkpointOwner !== null) item[A.checkpointOwner] = lease.checkpointOwner;
   return item;
 }
 
@@ -75,6 +84,7 @@ export function leaseFromItem(item: Record<string, unknown>): Lease {
   if (typeof leaseKey !== 'string') throw new TypeError('Lease row without a string leaseKey');
   const owner = item[A.leaseOwner];
   const checkpoint = item[A.checkpoint];
+  const checkpointOwner = item[A.checkpointOwner];
   return {
     leaseKey,
     leaseOwner: typeof owner === 'string' ? owner : null,
@@ -83,6 +93,7 @@ export function leaseFromItem(item: Record<string, unknown>): Lease {
     checkpointSubSequenceNumber: asNumber(item[A.checkpointSubSequenceNumber], 0),
     ownerSwitchesSinceCheckpoint: asNumber(item[A.ownerSwitchesSinceCheckpoint], 0),
     parentShardIds: asStringList(item[A.parentShardIds]),
+    checkpointOwner: typeof checkpointOwner === 'string' ? checkpointOwner : null,
   };
 }
 
@@ -146,8 +157,9 @@ export class LeaseRefresher {
   }
 
   /**
-   * Renews a held lease: counter + 1, on condition that counter and owner are still the ones in
-   * `lease`.
+   * Renews a held lease: counter + 1, on condition that the counter is still the one in `lease`
+   * and `lease.leaseOwner` still holds it (also while it hands the lease off: the returned row
+   * then names the next owner in `leaseOwner` and the caller in `checkpointOwner`).
    *
    * On a failed condition the row is re-read before giving up: if it shows this owner and exactly
    * one more increment, that increment was this very write, applied once and then retried by
@@ -164,9 +176,9 @@ export class LeaseRefresher {
           TableName: this.tableName,
           Key: { [A.leaseKey]: lease.leaseKey },
           UpdateExpression: 'SET #counter = :next',
-          ConditionExpression: '#counter = :expected AND #owner = :owner',
-          ExpressionAttributeNames: { '#counter': A.leaseCounter, '#owner': A.leaseOwner },
-          ExpressionAttributeValues: { ':next': lease.leaseCounter + 1, ':expected': lease.leaseCounter, ':owner': owner },
+          ConditionExpression: `#counter = :expected AND ${HELD_BY_ME}`,
+          ExpressionAttributeNames: { '#counter': A.leaseCounter, '#owner': A.leaseOwner, '#cpo': A.checkpointOwner },
+          ExpressionAttributeValues: { ':next': lease.leaseCounter + 1, ':expected': lease.leaseCounter, ':me': owner },
           ReturnValues: 'ALL_NEW',
         }),
       );
@@ -174,7 +186,7 @@ export class LeaseRefresher {
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
       const current = await this.getLease(lease.leaseKey);
-      if (current && current.leaseOwner === owner && current.leaseCounter === lease.leaseCounter + 1) return current;
+      if (current && leaseHolder(current) === owner && current.leaseCounter === lease.leaseCounter + 1) return current;
       return undefined;
     }
   }
@@ -186,7 +198,9 @@ export class LeaseRefresher {
    * @returns the taken lease, or undefined when another write came first.
    */
   async takeLease(lease: Lease, owner: string): Promise<Lease | undefined> {
-    const switched = lease.leaseOwner !== null && lease.leaseOwner !== owner;
+    // Taking a lease whose hand-off is under way (expired, or forced by the next owner) ends it.
+    const holder = leaseHolder(lease);
+    const switched = holder !== null && holder !== owner;
     const ownerCondition = lease.leaseOwner === null ? 'attribute_not_exists(#owner)' : '#owner = :oldOwner';
     try {
       const out = await this.doc.send(
@@ -194,13 +208,14 @@ export class LeaseRefresher {
           TableName: this.tableName,
           Key: { [A.leaseKey]: lease.leaseKey },
           UpdateExpression: switched
-            ? 'SET #owner = :owner, #counter = :next, #switches = #switches + :one'
-            : 'SET #owner = :owner, #counter = :next',
+            ? 'SET #owner = :owner, #counter = :next, #switches = #switches + :one REMOVE #cpo'
+            : 'SET #owner = :owner, #counter = :next REMOVE #cpo',
           ConditionExpression: `attribute_exists(#key) AND #counter = :expected AND ${ownerCondition}`,
           ExpressionAttributeNames: {
             '#key': A.leaseKey,
             '#owner': A.leaseOwner,
             '#counter': A.leaseCounter,
+            '#cpo': A.checkpointOwner,
             ...(switched ? { '#switches': A.ownerSwitchesSinceCheckpoint } : {}),
           },
           ExpressionAttributeValues: {
@@ -235,8 +250,9 @@ export class LeaseRefresher {
           TableName: this.tableName,
           Key: { [A.leaseKey]: lease.leaseKey },
           UpdateExpression: 'REMOVE #owner SET #counter = #counter + :one',
-          ConditionExpression: 'attribute_exists(#key) AND #owner = :owner',
-          ExpressionAttributeNames: { '#key': A.leaseKey, '#owner': A.leaseOwner, '#counter': A.leaseCounter },
+          // A lease being handed off is not released: its holder completes the hand-off instead.
+          ConditionExpression: 'attribute_exists(#key) AND #owner = :owner AND attribute_not_exists(#cpo)',
+          ExpressionAttributeNames: { '#key': A.leaseKey, '#owner': A.leaseOwner, '#counter': A.leaseCounter, '#cpo': A.checkpointOwner },
           ExpressionAttributeValues: { ':owner': owner, ':one': 1 },
           ReturnValues: 'ALL_NEW',
         }),
@@ -269,13 +285,14 @@ export class LeaseRefresher {
           TableName: this.tableName,
           Key: { [A.leaseKey]: lease.leaseKey },
           UpdateExpression: 'SET #cp = :cp, #sub = :sub, #switches = :zero, #counter = :next',
-          ConditionExpression: '#counter = :expected AND #owner = :owner AND #cp = :prevCp AND #sub = :prevSub',
+          ConditionExpression: `#counter = :expected AND ${HELD_BY_ME} AND #cp = :prevCp AND #sub = :prevSub`,
           ExpressionAttributeNames: {
             '#cp': A.checkpoint,
             '#sub': A.checkpointSubSequenceNumber,
             '#switches': A.ownerSwitchesSinceCheckpoint,
             '#counter': A.leaseCounter,
             '#owner': A.leaseOwner,
+            '#cpo': A.checkpointOwner,
           },
           ExpressionAttributeValues: {
             ':cp': checkpoint.sequenceNumber,
@@ -283,7 +300,7 @@ export class LeaseRefresher {
             ':zero': 0,
             ':next': lease.leaseCounter + 1,
             ':expected': lease.leaseCounter,
-            ':owner': owner,
+            ':me': owner,
             ':prevCp': lease.checkpoint,
             ':prevSub': lease.checkpointSubSequenceNumber,
           },
@@ -296,12 +313,74 @@ export class LeaseRefresher {
       const current = await this.getLease(lease.leaseKey);
       if (
         current &&
-        current.leaseOwner === owner &&
+        leaseHolder(current) === owner &&
         current.leaseCounter === lease.leaseCounter + 1 &&
         compareExtendedSequenceNumbers(leaseCheckpoint(current), checkpoint) === 0
       ) {
         return current;
       }
+      return undefined;
+    }
+  }
+
+  /**
+   * Asks the holder of `lease` to hand it to `newOwner` (KCL 3.x graceful hand-off): owner =
+   * `newOwner`, checkpointOwner = the holder, on condition that nobody wrote it since `lease` was
+   * read and no hand-off is under way. The counter does not move, so the holder's renewals and
+   * checkpoints go on until it completes the hand-off.
+   * @returns the lease as written, or undefined when another write came first.
+   */
+  async initiateHandoff(lease: Lease, newOwner: string): Promise<Lease | undefined> {
+    const owner = requireOwner(lease);
+    if (owner === newOwner) throw new TypeError(`Lease ${lease.leaseKey} is already owned by ${newOwner}`);
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { [A.leaseKey]: lease.leaseKey },
+          UpdateExpression: 'SET #owner = :next, #cpo = :old',
+          ConditionExpression: 'attribute_exists(#key) AND #counter = :expected AND #owner = :old AND attribute_not_exists(#cpo)',
+          ExpressionAttributeNames: { '#key': A.leaseKey, '#owner': A.leaseOwner, '#counter': A.leaseCounter, '#cpo': A.checkpointOwner },
+          ExpressionAttributeValues: { ':next': newOwner, ':old': owner, ':expected': lease.leaseCounter },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return out.Attributes ? leaseFromItem(out.Attributes) : undefined;
+    } catch (err) {
+      if (isConditionFailure(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * The holder's last write of a lease it hands off (after its final checkpoint): checkpointOwner
+   * removed and counter + 1, on condition that the counter is the held one and the caller is
+   * still the checkpoint owner. The next owner then takes it from the checkpoint at once.
+   * A failed condition is re-read like {@link LeaseRefresher.renewLease}.
+   * @param holder - the worker completing the hand-off (the lease's checkpointOwner).
+   * @param newOwner - the worker it is handed to (the lease's leaseOwner).
+   * @returns the lease as written, or undefined when the lease was taken meanwhile.
+   */
+  async completeHandoff(lease: Lease, holder: string, newOwner: string): Promise<Lease | undefined> {
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { [A.leaseKey]: lease.leaseKey },
+          UpdateExpression: 'SET #counter = :next, #switches = #switches + :one REMOVE #cpo',
+          ConditionExpression: '#counter = :expected AND #cpo = :me',
+          ExpressionAttributeNames: { '#counter': A.leaseCounter, '#cpo': A.checkpointOwner, '#switches': A.ownerSwitchesSinceCheckpoint },
+          ExpressionAttributeValues: { ':next': lease.leaseCounter + 1, ':expected': lease.leaseCounter, ':me': holder, ':one': 1 },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return out.Attributes ? leaseFromItem(out.Attributes) : undefined;
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      const current = await this.getLease(lease.leaseKey);
+      // This write, landed and retried (or the new owner's outright take at the same moment:
+      // either way the lease is the new owner's now).
+      if (current && current.checkpointOwner === null && current.leaseOwner === newOwner && current.leaseCounter === lease.leaseCounter + 1) return current;
       return undefined;
     }
   }

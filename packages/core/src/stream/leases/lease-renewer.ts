@@ -29,6 +29,8 @@ interface Entry {
   lastCounterIncrementMs: number;
   /** Serialises the writes of this lease. */
   readonly queue: LimitFunction;
+  /** The next owner, once a graceful hand-off was asked for (seen at a renewal). */
+  handoffTo?: string;
 }
 
 /** A lease given up by this worker. */
@@ -58,6 +60,7 @@ export class LeaseRenewer {
   private readonly failoverTimeMs: number;
   private readonly clock: Clock;
   private readonly onLeaseLost: ((lease: HeldLease, reason: LeaseLostReason) => void) | undefined;
+  private readonly onHandoffRequested: ((lease: HeldLease, newOwner: string) => void) | undefined;
   private readonly logger: Logger | undefined;
   private readonly entries = new Map<string, Entry>();
 
@@ -69,6 +72,7 @@ export class LeaseRenewer {
     this.failoverTimeMs = options.failoverTimeMs ?? LEASE_DEFAULTS.failoverTimeMs;
     this.clock = options.clock ?? systemClock;
     this.onLeaseLost = options.onLeaseLost;
+    this.onHandoffRequested = options.onHandoffRequested;
     this.logger = options.logger?.child({ component: 'lease-renewer', workerId: this.workerId });
     if (!(this.failoverTimeMs > 0)) throw new RangeError('failoverTimeMs must be > 0');
   }
@@ -79,7 +83,8 @@ export class LeaseRenewer {
    * @returns the leases now held.
    */
   async initialize(): Promise<HeldLease[]> {
-    const mine = (await this.refresher.listLeases()).filter((l) => l.leaseOwner === this.workerId);
+    // Not a lease being handed to or from this id: the other side of the hand-off finishes it.
+    const mine = (await this.refresher.listLeases()).filter((l) => l.leaseOwner === this.workerId && l.checkpointOwner === null);
     const held: HeldLease[] = [];
     for (const lease of mine) {
       const sentAt = this.clock.nowMs();
@@ -136,6 +141,15 @@ export class LeaseRenewer {
               entry.lease = { ...result, leaseOwner: this.workerId, concurrencyToken: entry.lease.concurrencyToken };
               entry.lastCounterIncrementMs = sentAt;
               renewed.push(key);
+              if (result.checkpointOwner === this.workerId && result.leaseOwner !== null && result.leaseOwner !== this.workerId && entry.handoffTo === undefined) {
+                entry.handoffTo = result.leaseOwner;
+                this.logger?.info({ leaseKey: key, newOwner: result.leaseOwner }, 'graceful hand-off requested');
+                try {
+                  this.onHandoffRequested?.(copy(entry.lease), result.leaseOwner);
+                } catch (err) {
+                  this.logger?.error({ err, leaseKey: key }, 'onHandoffRequested callback threw');
+                }
+              }
             } else if (this.entries.get(key) === entry) {
               lost.push(this.drop(entry, 'taken'));
             }
@@ -195,8 +209,39 @@ export class LeaseRenewer {
   }
 
   /**
+   * Ends a graceful hand-off of a held lease (after its last checkpoint): the next owner may take
+   * it at once. Stops holding it either way.
+   * @returns true when written; false when the lease was lost meanwhile (reported as lost).
+   * @throws LeaseLostError when the token is not the current acquisition's.
+   */
+  async completeHandoff(leaseKey: string, concurrencyToken: string): Promise<boolean> {
+    const entry = this.checkedEntry(leaseKey, concurrencyToken);
+    return entry.queue(async () => {
+      if (this.entries.get(leaseKey) !== entry) return false;
+      const newOwner = entry.handoffTo;
+      if (newOwner === undefined) throw new Error(`No hand-off of ${leaseKey} was asked for`);
+      const result = await this.refresher.completeHandoff(entry.lease, this.workerId, newOwner).catch((err: unknown) => {
+        this.logger?.warn({ err, leaseKey }, 'hand-off completion failed; the next owner takes the lease after its timeout');
+        return undefined;
+      });
+      if (!result) {
+        if (this.entries.get(leaseKey) === entry) this.drop(entry, 'taken');
+        return false;
+      }
+      this.entries.delete(leaseKey);
+      this.logger?.info({ leaseKey, newOwner: result.leaseOwner }, 'lease handed off');
+      return true;
+    });
+  }
+
+  /** The next owner of a held lease whose graceful hand-off was asked for, else undefined. */
+  handoffTarget(leaseKey: string): string | undefined {
+    return this.entries.get(leaseKey)?.handoffTo;
+  }
+
+  /**
    * Hands a held lease back (owner removed, so any worker can take it at once) and stops
-   * holding it. No-op when not held.
+   * holding it; a lease being handed off is handed to its next owner instead. No-op when not held.
    * @returns true when the release was written; false when the lease had changed hands already.
    */
   async releaseLease(leaseKey: string): Promise<boolean> {
@@ -206,6 +251,7 @@ export class LeaseRenewer {
       if (this.entries.get(leaseKey) !== entry) return false;
       this.entries.delete(leaseKey);
       try {
+        if (entry.handoffTo !== undefined) return (await this.refresher.completeHandoff(entry.lease, this.workerId, entry.handoffTo)) !== undefined;
         return (await this.refresher.evictLease(entry.lease)) !== undefined;
       } catch (err) {
         // Not released: it expires after the failover time instead.

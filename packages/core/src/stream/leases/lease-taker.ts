@@ -54,6 +54,9 @@ export class LeaseTaker {
   private readonly maxLeasesToStealAtOneTime: number;
   private readonly random: () => number;
   private readonly slowScanThresholdMs: number;
+  private readonly gracefulHandoff: boolean;
+  /** Hand-offs this worker asked for, by lease key: when (its clock). */
+  private readonly handoffs = new Map<string, number>();
   private readonly logger: Logger | undefined;
   private readonly observed = new Map<string, Observed>();
   private running: Promise<Map<string, Lease>> | undefined;
@@ -70,6 +73,7 @@ export class LeaseTaker {
     this.maxLeasesToStealAtOneTime = options.maxLeasesToStealAtOneTime ?? LEASE_DEFAULTS.maxLeasesToStealAtOneTime;
     this.random = options.random ?? Math.random;
     this.slowScanThresholdMs = options.slowScanThresholdMs ?? renewIntervalFor(this.failoverTimeMs) / 2;
+    this.gracefulHandoff = options.gracefulHandoff ?? false;
     this.logger = options.logger?.child({ component: 'lease-taker', workerId: this.workerId });
     if (!(this.failoverTimeMs > 0)) throw new RangeError('failoverTimeMs must be > 0');
     if (!(this.maxLeasesForWorker >= 1)) throw new RangeError('maxLeasesForWorker must be >= 1');
@@ -97,6 +101,16 @@ export class LeaseTaker {
     return this.plan;
   }
 
+  /** Hand-offs this worker asked for and has not settled, with when it asked (its clock). */
+  pendingHandoffs(): ReadonlyMap<string, number> {
+    return this.handoffs;
+  }
+
+  /** Forgets a hand-off (taken, or moved elsewhere). */
+  settleHandoff(leaseKey: string): void {
+    this.handoffs.delete(leaseKey);
+  }
+
   /**
    * When this worker last saw the counter of a lease move, on its own clock; undefined for a
    * lease not seen in the last scan.
@@ -122,6 +136,22 @@ export class LeaseTaker {
 
     const taken = new Map<string, Lease>();
     const untaken: string[] = [];
+    if (plan.stealing && this.gracefulHandoff) {
+      // KCL 3.x: ask the holder to hand the lease over; the coordinator takes it once it has.
+      const asked: string[] = [];
+      for (const lease of toTake) {
+        const result = await this.refresher.initiateHandoff(lease, this.workerId);
+        if (result) {
+          this.handoffs.set(result.leaseKey, this.clock.nowMs());
+          this.observed.set(result.leaseKey, { lease: result, lastCounterIncrementMs: this.observed.get(result.leaseKey)?.lastCounterIncrementMs ?? scanTime });
+          asked.push(result.leaseKey);
+        } else {
+          untaken.push(lease.leaseKey);
+        }
+      }
+      this.logger?.info({ asked, untaken, target: plan.target, held: plan.held, workers: plan.workers, totalLeases: plan.totalLeases }, 'asked for graceful hand-offs');
+      return taken;
+    }
     for (const lease of toTake) {
       // The time before the write: the counter moved no earlier than this.
       const sentAt = this.clock.nowMs();
@@ -223,7 +253,8 @@ export class LeaseTaker {
     if (steal === 0 && needed > 1) steal = 1;
     steal = Math.min(steal, this.maxLeasesToStealAtOneTime);
     if (steal <= 0) return [];
-    const candidates = [...this.observed.values()].map((o) => o.lease).filter((l) => l.leaseOwner === victim);
+    // Not a lease in a hand-off: it is moving already.
+    const candidates = [...this.observed.values()].map((o) => o.lease).filter((l) => l.leaseOwner === victim && l.checkpointOwner === null);
     return this.shuffle(candidates).slice(0, steal);
   }
 

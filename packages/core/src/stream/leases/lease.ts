@@ -11,6 +11,14 @@
  * | `checkpointSubSequenceNumber`  | N    | KPL sub-sequence number of the checkpoint                |
  * | `ownerSwitchesSinceCheckpoint` | N    | owner changes since the last checkpoint                  |
  * | `parentShardId`                | SS   | parent shard ids (KCL's name, a string set; absent if none) |
+ * | `checkpointOwner`              | S    | KCL 3.x graceful hand-off: the previous owner, still draining and allowed to checkpoint, while `leaseOwner` names the next one; absent otherwise |
+ *
+ * Graceful hand-off (KCL 3.x): a worker that takes a lease for balance does not take it outright.
+ * It writes itself as `leaseOwner` and the holder as `checkpointOwner` (no counter change, so the
+ * holder's renewals go on). The holder sees this at its next renewal, stops reading, drains or
+ * hands back its records within a bound, checkpoints, and removes `checkpointOwner`; the new owner
+ * then takes the lease from that checkpoint at once. A holder that does not finish in time has the
+ * lease taken outright (docs/lease-lifecycle.md).
  */
 import { SentinelCheckpoint, type ExtendedSequenceNumber } from './sequence-number.js';
 
@@ -23,6 +31,7 @@ export const LeaseAttribute = {
   checkpointSubSequenceNumber: 'checkpointSubSequenceNumber',
   ownerSwitchesSinceCheckpoint: 'ownerSwitchesSinceCheckpoint',
   parentShardIds: 'parentShardId',
+  checkpointOwner: 'checkpointOwner',
 } as const;
 
 /** A lease as stored in the lease table. Values are immutable snapshots. */
@@ -41,6 +50,24 @@ export interface Lease {
   readonly ownerSwitchesSinceCheckpoint: number;
   /** Parent shards (after a split or merge); the shard may start only after they reached SHARD_END. */
   readonly parentShardIds: readonly string[];
+  /**
+   * During a graceful hand-off, the previous owner (still the holder: it renews, drains and
+   * checkpoints) while `leaseOwner` is the next one; `null` otherwise.
+   */
+  readonly checkpointOwner: string | null;
+}
+
+/**
+ * The worker that holds a lease now: its `checkpointOwner` during a hand-off, else its
+ * `leaseOwner`. The one whose renewals and checkpoints the table accepts.
+ */
+export function leaseHolder(lease: Pick<Lease, 'leaseOwner' | 'checkpointOwner'>): string | null {
+  return lease.checkpointOwner ?? lease.leaseOwner;
+}
+
+/** True when a hand-off of the lease to its `leaseOwner` is under way. */
+export function isHandoffPending(lease: Pick<Lease, 'leaseOwner' | 'checkpointOwner'>): boolean {
+  return lease.checkpointOwner !== null && lease.checkpointOwner !== lease.leaseOwner;
 }
 
 /**
@@ -77,6 +104,7 @@ export function newLease(fields: NewLease): Lease {
     checkpointSubSequenceNumber: fields.checkpointSubSequenceNumber ?? 0,
     ownerSwitchesSinceCheckpoint: 0,
     parentShardIds: [...(fields.parentShardIds ?? [])].sort(),
+    checkpointOwner: null,
   };
 }
 
@@ -100,5 +128,6 @@ export function toLease(lease: Lease): Lease {
     checkpointSubSequenceNumber: lease.checkpointSubSequenceNumber,
     ownerSwitchesSinceCheckpoint: lease.ownerSwitchesSinceCheckpoint,
     parentShardIds: [...lease.parentShardIds],
+    checkpointOwner: lease.checkpointOwner,
   };
 }

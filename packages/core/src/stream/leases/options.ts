@@ -71,6 +71,13 @@ export interface LeaseTakerOptions extends LeaseTimingOptions {
    * @defaultValue renewIntervalFor(failoverTimeMs) / 2
    */
   slowScanThresholdMs?: number;
+  /**
+   * Take leases for balance by graceful hand-off (KCL 3.x) instead of outright: the taker names
+   * itself the next owner, and the holder drains, checkpoints and passes the lease on; see
+   * {@link LeaseCoordinatorOptions.handoffTimeoutMs}. Expired and unowned leases are always taken
+   * outright. @defaultValue false (KCL 2.x steals)
+   */
+  gracefulHandoff?: boolean;
   /** Logger for take decisions. @defaultValue none */
   logger?: Logger;
 }
@@ -83,6 +90,13 @@ export interface LeaseRenewerOptions extends LeaseTimingOptions {
    * @defaultValue none
    */
   onLeaseLost?: (lease: HeldLease, reason: LeaseLostReason) => void;
+  /**
+   * Called once when a renewal shows that another worker asked for a graceful hand-off of a held
+   * lease (KCL 3.x): stop reading its shard, drain, checkpoint, then
+   * {@link LeaseRenewer.completeHandoff}. The lease stays held (and renewed) until then.
+   * @defaultValue none
+   */
+  onHandoffRequested?: (lease: HeldLease, newOwner: string) => void;
   /** Logger for renewals and losses. @defaultValue none */
   logger?: Logger;
 }
@@ -109,4 +123,12 @@ export interface LeaseCoordinatorOptions extends LeaseTakerOptions {
    * @defaultValue failoverTimeMs
    */
   stopTimeoutMs?: number;
+  /**
+   * With {@link LeaseTakerOptions.gracefulHandoff}: a hand-off this worker asked for and that the
+   * holder has not completed after this long (on this worker's clock) is ended by taking the lease
+   * outright. @defaultValue 2 x failoverTimeMs
+   */
+  handoffTimeoutMs?: number;
+  /** How often this worker looks at the leases it asked to be handed. @defaultValue min(500, renew interval) */
+  handoffPollMs?: number;
 }
