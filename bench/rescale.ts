@@ -3,10 +3,11 @@
  * workers with a fixed-latency fake model, twice in one run:
  *
  * - the reference: the fleet stays at 2 workers;
- * - the rescale: a 3rd worker starts when a quarter of the chunks are done (it gets its shards by
+ * - the rescale: a 3rd worker starts when a fifth of the chunks are done (it gets its shards by
  *   graceful hand-off, docs/lease-lifecycle.md), and stops (SIGTERM: drains, checkpoints, hands
- *   its leases back) when 60% are done.
+ *   its leases back) once 60% are done and it has held shards for 3 s.
  *
+ * The fleet has no model quota (GEMINI_RPM=0), so its analysis slots bound the pace.
  * Prints for each: end-to-end time, the longest gap between two model calls (from the fake's
  * log), the chunks analysed more than once; then the rescale's time over the reference's.
  *
@@ -16,7 +17,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startEmulators, startFakeGemini, startPipeline, writePdf, type FakeGemini, type FakeGeminiRequest } from '@docorch/testkit';
+import { startEmulators, startFakeGemini, startPipeline, workerShards, writePdf, type FakeGemini, type FakeGeminiRequest } from '@docorch/testkit';
 import { knob, submitAndWait } from './lib.js';
 
 const PAGES = knob('BENCH_PAGES', 1000);
@@ -48,6 +49,8 @@ async function once(label: string, fake: FakeGemini, file: string, rescale: bool
       GEMINI_BASE_URL: fake.url,
       GEMINI_API_KEY: 'bench',
       ANALYSIS_CONCURRENCY: String(CAP),
+      // No fleet quota: the fleet's slots are the bottleneck, so a third worker matters.
+      GEMINI_RPM: '0',
     },
   });
   const events: string[] = [];
@@ -55,19 +58,33 @@ async function once(label: string, fake: FakeGemini, file: string, rescale: bool
     fake.clearLog();
     let started = false;
     let stopping: Promise<void> | undefined;
+    /** When the 3rd worker first held a shard (it reads /healthz), and how many it holds. */
+    let thirdSince: number | undefined;
+    let thirdShards = 0;
     const t0 = performance.timeOrigin + performance.now();
-    const run = await submitAndWait(pipeline, file, PAGES_PER_CHUNK, 100, (view, at) => {
+    const at = () => `+${((performance.timeOrigin + performance.now() - t0) / 1000).toFixed(1)} s`;
+    const run = await submitAndWait(pipeline, file, PAGES_PER_CHUNK, 100, (view) => {
       if (!rescale) return;
       const done = (view.progress.chunksSucceeded + view.progress.chunksFailed) / Math.max(1, view.progress.chunksTotal);
-      if (!started && view.progress.chunksTotal > 0 && done >= 0.25) {
+      if (!started && view.progress.chunksTotal > 0 && done >= 0.2) {
         started = true;
-        events.push(`+${((at - t0) / 1000).toFixed(1)} s: 3rd worker starting (${(done * 100).toFixed(0)}% done)`);
-        void pipeline.startWorker('w3').then(() => events.push(`+${((performance.timeOrigin + performance.now() - t0) / 1000).toFixed(1)} s: 3rd worker up`));
+        events.push(`${at()}: 3rd worker starting (${(done * 100).toFixed(0)}% done)`);
+        void pipeline.startWorker('w3').then(() => events.push(`${at()}: 3rd worker up`));
       }
       const third = pipeline.workers[2];
-      if (started && !stopping && third && done >= 0.6) {
-        events.push(`+${((at - t0) / 1000).toFixed(1)} s: 3rd worker stopping (${(done * 100).toFixed(0)}% done)`);
-        stopping = third.stop(30_000).then(() => void events.push(`+${((performance.timeOrigin + performance.now() - t0) / 1000).toFixed(1)} s: 3rd worker stopped`));
+      if (third && !stopping) {
+        void workerShards([third]).then(([shards]) => {
+          thirdShards = shards?.length ?? 0;
+          if (thirdShards > 0 && thirdSince === undefined) {
+            thirdSince = performance.now();
+            events.push(`${at()}: 3rd worker holds ${thirdShards} shard(s)`);
+          }
+        });
+      }
+      // Shrink once 60% is done and the 3rd worker has worked for 3 s at least.
+      if (third && !stopping && done >= 0.6 && thirdSince !== undefined && performance.now() - thirdSince >= 3_000) {
+        events.push(`${at()}: 3rd worker stopping with ${thirdShards} shard(s) (${(done * 100).toFixed(0)}% done)`);
+        stopping = third.stop(30_000).then(() => void events.push(`${at()}: 3rd worker stopped`));
       }
     });
     await stopping;

@@ -1,7 +1,8 @@
 /**
  * `pnpm bench:upload`: a 500 MB upload through the API (mode async: it answers 202 once the file
  * is stored and inspected) against a direct multipart upload of the same file to the same S3
- * emulator with the SDK (lib-storage's Upload, 8 MiB parts, 4 at once), in the same run.
+ * emulator with the SDK (lib-storage's Upload through core's BlobStore, 8 MiB parts, 4 at once),
+ * in the same run.
  *
  * The file is a valid 3-page PDF carrying an unreferenced 500 MB stream (an incremental update
  * appended after its end), so the PDF workers inspect a real document of that size.
@@ -16,8 +17,7 @@ import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
-import { S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import { BlobStore, createAwsClients, loadConfig } from '@docorch/core';
 import { startEmulators, startPipeline, writePdf } from '@docorch/testkit';
 import { knob } from './lib.js';
 
@@ -111,16 +111,12 @@ try {
   if (res.status !== 202) throw new Error(`the API answered ${res.status}: ${body.slice(0, 300)}`);
 
   // Direct to the same S3 emulator.
-  const s3 = new S3Client({ region: process.env.AWS_REGION ?? 'us-east-1', endpoint: emulators.env.S3_ENDPOINT, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+  // The same lib-storage multipart upload (8 MiB parts, 4 at once) the API uses for its copy.
+  const aws = createAwsClients(loadConfig({ ...process.env, ...pipeline.env }));
   const t1 = performance.now();
-  await new Upload({
-    client: s3,
-    params: { Bucket: pipeline.env.UPLOADS_BUCKET, Key: 'bench/direct.pdf', Body: createReadStream(file), ContentType: 'application/pdf' },
-    partSize: 8 * 1024 * 1024,
-    queueSize: 4,
-  }).done();
+  await new BlobStore(aws.s3).upload(pipeline.env.UPLOADS_BUCKET as string, 'bench/direct.pdf', createReadStream(file), { contentType: 'application/pdf' });
   const directMs = performance.now() - t1;
-  s3.destroy();
+  aws.destroy();
 
   const mbps = (ms: number) => bytes / 1024 / 1024 / (ms / 1000);
   console.log(`bench:upload: ${(bytes / 1024 / 1024).toFixed(0)} MiB (a 3-page PDF with an unreferenced stream)`);

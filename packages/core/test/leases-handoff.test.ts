@@ -233,4 +233,25 @@ describe('graceful hand-off between coordinators', () => {
     await s.advance(P, settled());
     expect(b.taken).toHaveLength(1);
   });
+
+  it('a taker that stops withdraws its requests: the holder keeps the lease, also when it was already draining', async () => {
+    await createLeases(2);
+    const s = new ManualScheduler(clock);
+    const a = worker('A', s);
+    a.coordinator.on('leaseHandoff', (lease, newOwner) => a.handoffs.push({ lease, newOwner })); // drains, not done yet
+    await a.coordinator.start();
+    await s.advance(0, settled());
+    const b = worker('B', s);
+    await b.coordinator.start();
+    await s.advance(R, settled());
+    expect(a.handoffs).toHaveLength(1);
+    await b.coordinator.stop();
+    const rows = await refresher.listLeases();
+    expect(rows.every((l) => l.leaseOwner === 'A' && l.checkpointOwner === null)).toBe(true);
+    const { lease } = a.handoffs[0] as { lease: HeldLease };
+    expect(await a.coordinator.completeHandoff(lease.leaseKey, lease.concurrencyToken)).toBe('kept');
+    await s.advance(3 * R, settled());
+    expect(heldKeys(a)).toHaveLength(2);
+    expect(a.lost).toEqual([]);
+  });
 });

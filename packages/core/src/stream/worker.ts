@@ -256,12 +256,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
       const inFlight = consumer?.pending ?? 0;
       if (consumer) await consumer.stop(this.handoffDrainMs);
       const passed = await this.coordinator.completeHandoff(shardId, lease.concurrencyToken);
-      this.log.info({ shardId, newOwner, inFlight, left: consumer?.pending ?? 0, ms: Date.now() - startedAt, passed }, passed ? 'lease handed off' : 'lease lost during its hand-off');
-      if (passed) this.emit('leaseHandedOff', shardId, newOwner);
+      const outcome = passed === 'kept' ? 'hand-off withdrawn; the lease is kept (reading again)' : passed ? 'lease handed off' : 'lease lost during its hand-off';
+      this.log.info({ shardId, newOwner, inFlight, left: consumer?.pending ?? 0, ms: Date.now() - startedAt }, outcome);
+      if (passed === true) this.emit('leaseHandedOff', shardId, newOwner);
     } catch (err) {
       this.log.warn({ err, shardId }, 'hand-off failed; the next owner takes the lease after its timeout');
     } finally {
       this.handingOff.delete(shardId);
+      // A kept lease gets a consumer again, from the checkpoint just written.
+      this.reconcile();
     }
   }
 

@@ -131,7 +131,7 @@ export class LeaseCoordinator extends EventEmitter<LeaseCoordinatorEvents> {
    * Ends a graceful hand-off of a held lease after its last checkpoint; see
    * {@link LeaseRenewer.completeHandoff}.
    */
-  completeHandoff(leaseKey: string, concurrencyToken: string): Promise<boolean> {
+  completeHandoff(leaseKey: string, concurrencyToken: string): Promise<boolean | 'kept'> {
     return this.renewer.completeHandoff(leaseKey, concurrencyToken);
   }
 
@@ -251,6 +251,17 @@ export class LeaseCoordinator extends EventEmitter<LeaseCoordinatorEvents> {
     const finished = await withinGrace(
       (async () => {
         await this.whenIdle();
+        // Hand-offs asked for and not taken yet are withdrawn (their holders keep the leases), or,
+        // when already passed to this worker, released: never left to a worker that is gone.
+        await Promise.all(
+          [...this.taker.pendingHandoffs().keys()].map(async (leaseKey) => {
+            this.taker.settleHandoff(leaseKey);
+            const withdrawn = await this.refresher.cancelHandoff(leaseKey, this.workerId).catch(() => undefined);
+            if (withdrawn) return;
+            const lease = await this.refresher.getLease(leaseKey).catch(() => undefined);
+            if (lease?.leaseOwner === this.workerId && lease.checkpointOwner === null) await this.refresher.evictLease(lease).catch(() => undefined);
+          }),
+        );
         if (this.releaseOnStop) {
           const released = await this.renewer.releaseLeases();
           for (const key of released) this.emit('leaseReleased', key);

@@ -14,6 +14,7 @@
  * | update checkpoint | counter = held AND holder = me AND checkpoint = held one    | checkpoint, switches = 0, counter + 1      |
  * | initiate hand-off | counter = seen AND owner = seen owner AND no hand-off       | owner = taker, checkpointOwner = old owner (counter unchanged) |
  * | complete hand-off | counter = held AND checkpointOwner = me                     | checkpointOwner removed, counter + 1, switches + 1 |
+ * | cancel hand-off   | owner = taker AND a checkpointOwner                         | owner = checkpointOwner, checkpointOwner removed (counter unchanged) |
  * | delete            | none                                                        | row removed                                |
  *
  * "holder = me" is `(leaseOwner = me AND no checkpointOwner) OR checkpointOwner = me`: during a
@@ -382,6 +383,32 @@ export class LeaseRefresher {
       // either way the lease is the new owner's now).
       if (current && current.checkpointOwner === null && current.leaseOwner === newOwner && current.leaseCounter === lease.leaseCounter + 1) return current;
       return undefined;
+    }
+  }
+
+  /**
+   * Withdraws a hand-off `taker` asked for (the taker is stopping): leaseOwner back to the holder,
+   * checkpointOwner removed, counter unchanged, on condition that the hand-off is still under way
+   * to `taker`. The holder then keeps the lease (its renewals go on).
+   * @returns the lease as written, or undefined when the hand-off had ended already.
+   */
+  async cancelHandoff(leaseKey: string, taker: string): Promise<Lease | undefined> {
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { [A.leaseKey]: leaseKey },
+          UpdateExpression: 'SET #owner = #cpo REMOVE #cpo',
+          ConditionExpression: '#owner = :me AND attribute_exists(#cpo)',
+          ExpressionAttributeNames: { '#owner': A.leaseOwner, '#cpo': A.checkpointOwner },
+          ExpressionAttributeValues: { ':me': taker },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return out.Attributes ? leaseFromItem(out.Attributes) : undefined;
+    } catch (err) {
+      if (isConditionFailure(err)) return undefined;
+      throw err;
     }
   }
 

@@ -141,6 +141,10 @@ export class LeaseRenewer {
               entry.lease = { ...result, leaseOwner: this.workerId, concurrencyToken: entry.lease.concurrencyToken };
               entry.lastCounterIncrementMs = sentAt;
               renewed.push(key);
+              if (result.checkpointOwner === null && entry.handoffTo !== undefined) {
+                // Withdrawn by its taker: a drain under way finds the lease kept when it completes.
+                delete entry.handoffTo;
+              }
               if (result.checkpointOwner === this.workerId && result.leaseOwner !== null && result.leaseOwner !== this.workerId && entry.handoffTo === undefined) {
                 entry.handoffTo = result.leaseOwner;
                 this.logger?.info({ leaseKey: key, newOwner: result.leaseOwner }, 'graceful hand-off requested');
@@ -210,21 +214,30 @@ export class LeaseRenewer {
 
   /**
    * Ends a graceful hand-off of a held lease (after its last checkpoint): the next owner may take
-   * it at once. Stops holding it either way.
-   * @returns true when written; false when the lease was lost meanwhile (reported as lost).
+   * it at once.
+   * @returns true when written (no longer held); 'kept' when the taker withdrew its request (still
+   *   held, outright); false when the lease was lost meanwhile (reported as lost).
    * @throws LeaseLostError when the token is not the current acquisition's.
    */
-  async completeHandoff(leaseKey: string, concurrencyToken: string): Promise<boolean> {
+  async completeHandoff(leaseKey: string, concurrencyToken: string): Promise<boolean | 'kept'> {
     const entry = this.checkedEntry(leaseKey, concurrencyToken);
     return entry.queue(async () => {
       if (this.entries.get(leaseKey) !== entry) return false;
       const newOwner = entry.handoffTo;
-      if (newOwner === undefined) throw new Error(`No hand-off of ${leaseKey} was asked for`);
+      if (newOwner === undefined) return 'kept';
       const result = await this.refresher.completeHandoff(entry.lease, this.workerId, newOwner).catch((err: unknown) => {
         this.logger?.warn({ err, leaseKey }, 'hand-off completion failed; the next owner takes the lease after its timeout');
         return undefined;
       });
       if (!result) {
+        // The taker withdrew (it stopped): the lease is this worker's again, outright.
+        const current = await this.refresher.getLease(leaseKey).catch(() => undefined);
+        if (current && current.leaseOwner === this.workerId && current.checkpointOwner === null && current.leaseCounter === entry.lease.leaseCounter) {
+          entry.lease = { ...current, leaseOwner: this.workerId, concurrencyToken: entry.lease.concurrencyToken };
+          delete entry.handoffTo;
+          this.logger?.info({ leaseKey }, 'hand-off withdrawn by its taker; keeping the lease');
+          return 'kept';
+        }
         if (this.entries.get(leaseKey) === entry) this.drop(entry, 'taken');
         return false;
       }
