@@ -12,14 +12,24 @@
  * in the achieved rate and shown separately (the lower bound above is the issue's, chunks only;
  * a bound counting them too is printed next to it).
  *
+ * Then chunks sized by tokens (the default plan, CHUNK_TARGET_TOKENS): the same document again
+ * through the stack, and every text document of ../shared/corpus/ analysed in this process (the
+ * same extractor, planner and analyzer) against a second fake without a quota. For each it prints
+ * the prompt overhead, input tokens that are not document text over document tokens (the fake
+ * counts tokens at 4 characters each, the system instruction and the response schema included, as
+ * Gemini counts them), and the model calls per 1,000 pages against today's default page plan
+ * (PAGES_PER_CHUNK pages a chunk).
+ *
  * Knobs (env): BENCH_PAGES (500), BENCH_RPM (60), BENCH_LATENCY_MS (1000), BENCH_WORKERS (3),
  * BENCH_SHARDS (6), BENCH_CAP (4), BENCH_PAGES_PER_CHUNK (5), BENCH_TPM (1000000). The defaults
  * make the quota the bottleneck (3 workers x cap 4 / 1 s could send 720 requests a minute) and
  * keep the run under three minutes (100 chunks at 60 a minute: a lower bound of 100 s).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import pLimit from 'p-limit';
+import { ANALYSIS_KINDS, analyzeChunk, createAnalyzer, createLogger, createPdfExtractor, loadConfig, planChunks, planExtractedPages, toPageText } from '@docorch/core';
 import { maxInWindow, startEmulators, startFakeGemini, startPipeline, writePdf, type FakeGeminiRequest } from '@docorch/testkit';
 import { fleetKnobs, knob, submitAndWait } from './lib.js';
 
@@ -103,9 +113,105 @@ try {
   console.log(`gemini quota used (achieved rate / R, target >= 0.9): ${rateRatio.toFixed(3)}`);
   console.log(`gemini ratio (end-to-end / lower bound, target <= 1.15): ${timeRatio.toFixed(3)}`);
   if (status !== 'completed') process.exitCode = 1;
+  console.log(`  prompt overhead at ${PAGES_PER_CHUNK} pages a chunk (the run above): ${overhead(chunkCalls.filter((r) => r.status === 200)).toFixed(3)}`);
+
+  // Chunks sized by tokens: the same document, the service's default plan.
+  fake.clearLog();
+  const byTokens = await submitAndWait(pipeline, file, undefined);
+  const tokenCalls = fake.log.filter((r) => r.pages.length > 0 && r.status === 200);
+  const pagePlan = Math.ceil(PAGES / 10);
+  console.log(
+    `gemini token plan (${PAGES} generated pages): ${byTokens.status} in ${s(byTokens.doneAt - byTokens.submittedAt)}, ${byTokens.chunks} chunks; ` +
+      `calls per 1,000 pages ${per1000(byTokens.chunks, PAGES)} (today's default of 10 pages a chunk: ${per1000(pagePlan, PAGES)})`,
+  );
+  console.log(`gemini prompt overhead (generated ${PAGES}-page document, token plan): ${overhead(tokenCalls).toFixed(3)}`);
+  if (byTokens.status !== 'completed' || byTokens.chunks > pagePlan) process.exitCode = 1;
+
+  await corpusOverhead(pipeline.env);
 } finally {
   await pipeline?.stop().catch(() => undefined);
   await fake.close();
   await emulators.stop();
   await rm(dir, { recursive: true, force: true });
+}
+
+/** Calls per 1,000 pages. */
+function per1000(calls: number, pages: number): string {
+  return ((calls * 1000) / pages).toFixed(1);
+}
+
+/** Input tokens that are not document text over document tokens (images count as document). */
+function overhead(calls: readonly FakeGeminiRequest[]): number {
+  let input = 0;
+  let document = 0;
+  for (const c of calls) {
+    input += c.promptTokens;
+    document += Math.ceil(c.documentChars / 4) + 258 * c.inlineData.length;
+  }
+  return document > 0 ? (input - document) / document : Number.NaN;
+}
+
+/**
+ * Every text document of ../shared/corpus/ (extracted without OCR; a document with no text on any
+ * page is not a text document) planned and analysed in this process with the default token plan.
+ */
+async function corpusOverhead(stackEnv: Record<string, string>): Promise<void> {
+  const root = path.resolve(import.meta.dirname, '../../shared/corpus');
+  let files: string[];
+  try {
+    files = (await Promise.all(['pdfjs', 'qpdf'].map(async (d) => (await readdir(path.join(root, d))).filter((f) => f.endsWith('.pdf')).map((f) => path.join(root, d, f))))).flat().sort();
+  } catch {
+    console.log(`gemini corpus: SKIPPED, ${root} is absent`);
+    return;
+  }
+  const quiet = await startFakeGemini({ latencyMs: 0 });
+  const env = { ...process.env, ...stackEnv, ANALYZER: 'gemini', GEMINI_BASE_URL: quiet.url, GEMINI_API_KEY: 'bench', GEMINI_RPM: '1000000', PDF_OCR: 'off', LOG_LEVEL: 'silent' };
+  const config = loadConfig(env);
+  const logger = createLogger({ service: 'bench-gemini', level: 'silent' });
+  const extractor = createPdfExtractor(config);
+  const analyzer = createAnalyzer(config, logger);
+  try {
+    let docs = 0;
+    let pages = 0;
+    let calls = 0;
+    let pageCalls = 0;
+    let unreadable = 0;
+    const big: FakeGeminiRequest[] = [];
+    let bigDocs = 0;
+    const limit = pLimit(4);
+    for (const file of files) {
+      let extraction;
+      try {
+        extraction = await extractor.extract(file, { maxPages: config.MAX_PAGES });
+      } catch {
+        unreadable += 1;
+        continue;
+      }
+      if (!extraction.pages.some((p) => p.text.trim().length > 0)) continue;
+      docs += 1;
+      pages += extraction.pages.length;
+      const { plan } = planExtractedPages(config, extraction.pages);
+      calls += plan.length;
+      pageCalls += planChunks(extraction.pages.map((p) => p.page), 10).length;
+      const doc = { tenantId: 'bench', documentId: `corpus-${docs}`, pages: new Map(extraction.pages.map((p) => [p.page, toPageText(p)])), analyses: ANALYSIS_KINDS };
+      const before = quiet.log.length;
+      await Promise.all(plan.map((chunk) => limit(() => analyzeChunk(analyzer, doc, chunk, logger))));
+      const mine = quiet.log.slice(before).filter((r) => r.status === 200 && r.pages.length > 0);
+      if (mine.reduce((n, r) => n + r.documentChars, 0) >= 4 * 2_000) {
+        big.push(...mine);
+        bigDocs += 1;
+      }
+    }
+    const all = quiet.log.filter((r) => r.status === 200 && r.pages.length > 0);
+    const docTokens = all.reduce((n, r) => n + Math.ceil(r.documentChars / 4), 0);
+    console.log(
+      `gemini corpus: ${docs} text documents of ${files.length} files (${unreadable} unreadable, the rest without text), ${pages} pages, ${docTokens} document tokens; ` +
+        `${calls} calls = ${per1000(calls, pages)} per 1,000 pages (today's default of 10 pages a chunk: ${pageCalls} = ${per1000(pageCalls, pages)})`,
+    );
+    console.log(`  prompt overhead of the documents with at least 2,000 document tokens (${bigDocs} documents): ${overhead(big).toFixed(3)}`);
+    console.log(`gemini prompt overhead (corpus text documents, token plan): ${overhead(all).toFixed(3)}`);
+  } finally {
+    await extractor.close();
+    await quiet.close();
+  }
 }

@@ -33,7 +33,8 @@ export function fleetKnobs(defaults: { pagesPerChunk: number }) {
 export async function submitAndWait(
   target: BenchApi,
   file: string,
-  pagesPerChunk: number,
+  /** Pages per chunk; undefined: the service's default plan (by tokens). */
+  pagesPerChunk: number | undefined,
   everyMs = 50,
   /** Told of every status view polled, with its time (epoch ms). */
   onView?: (view: { status: string; progress: { chunksTotal: number; chunksSucceeded: number; chunksFailed: number } }, at: number) => void,
@@ -41,7 +42,7 @@ export async function submitAndWait(
   const headers = { authorization: `Bearer ${target.apiKey}` };
   const form = new FormData();
   form.set('mode', 'async');
-  form.set('pagesPerChunk', String(pagesPerChunk));
+  if (pagesPerChunk !== undefined) form.set('pagesPerChunk', String(pagesPerChunk));
   form.set('file', new Blob([await readFile(file)], { type: 'application/pdf' }), path.basename(file));
   const submittedAt = performance.timeOrigin + performance.now();
   const res = await fetch(`${target.api.baseUrl}/v1/documents`, { method: 'POST', body: form, headers });

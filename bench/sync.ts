@@ -24,7 +24,7 @@ import {
   createLogger,
   createPdfExtractor,
   loadConfig,
-  planChunks,
+  planExtractedPages,
   toPageText,
 } from '@docorch/core';
 import { startEmulators, startFakeGemini, startPipeline, writePdf } from '@docorch/testkit';
@@ -46,7 +46,7 @@ const extractor = createPdfExtractor(config);
 const analyzer = createAnalyzer(config, logger);
 try {
   await extractor.warmUp();
-  console.log(`bench:sync: fake model ${L} ms, ${config.PAGES_PER_CHUNK} pages a chunk, ${config.ANALYSIS_CONCURRENCY} analyses at once; medians of ${RUNS}`);
+  console.log(`bench:sync: fake model ${L} ms, chunks planned by tokens (target ${config.CHUNK_TARGET_TOKENS}, at least ${config.CHUNK_MIN_COUNT} chunks or ${config.PAGES_PER_CHUNK} pages a chunk), ${config.ANALYSIS_CONCURRENCY} analyses at once; medians of ${RUNS}`);
   for (const pages of [3, 20]) {
     const file = path.join(dir, `doc-${pages}.pdf`);
     await writePdf(file, { pages, seed: pages });
@@ -65,10 +65,7 @@ try {
     const bare = async () => {
       const t0 = performance.now();
       const extraction = await extractor.extract(file, { maxPages: config.MAX_PAGES });
-      const plan = planChunks(
-        extraction.pages.map((p) => p.page),
-        config.PAGES_PER_CHUNK,
-      );
+      const { plan } = planExtractedPages(config, extraction.pages);
       const doc = { tenantId: 'bench', documentId: 'bench', pages: new Map(extraction.pages.map((p) => [p.page, toPageText(p)])), analyses: ANALYSIS_KINDS };
       const limit = pLimit(config.ANALYSIS_CONCURRENCY);
       const chunks = await Promise.all(plan.map((chunk) => limit(() => analyzeChunk(analyzer, doc, chunk, logger))));

@@ -74,7 +74,7 @@ export {
   type Progress,
   type RecordedError,
 } from './jobs/model.js';
-export { planChunks } from './jobs/planner.js';
+export { planChunks, planExtractedPages, planChunksByTokens, planFromStarts, chunkStarts, estimatePageTokens, tokenPlanOptions, TokenChunker, IMAGE_TILE_TOKENS, type TokenPlanOptions, type ChunkSettings } from './jobs/planner.js';
 export {
   RESULT_SCHEMA_VERSION,
   chunkResultFrom,

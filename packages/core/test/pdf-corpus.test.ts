@@ -94,17 +94,21 @@ describe.skipIf(!present)('the shared PDF corpus', () => {
     expect(rejections.list).toEqual([]);
     // Most of the corpus is readable; the refused ones are refused for a reason (all 4xx-class).
     expect(counts.ok ?? 0).toBeGreaterThan(400);
+    // With pdf.js as the engine (before PDFium) this corpus gave 453 ok, 13 BAD_PDF and 8
+    // ENCRYPTED_PDF; PDFium with the pdf.js fallback must refuse no more (docs/pdf-engine.md).
+    expect(counts.BAD_PDF ?? 0).toBeLessThanOrEqual(13);
+    expect(counts.ok ?? 0).toBeGreaterThanOrEqual(453);
     for (const o of outcomes) expect(['ok', 'BAD_PDF', 'ENCRYPTED_PDF', 'TOO_LARGE', 'TOO_MANY_PAGES']).toContain(o.outcome);
   }, 180_000);
 });
 
-describe.skipIf(!present)('an unhandled rejection raised by PDF.js in a worker', () => {
-  // Found with the instrumented worker: on pdfjs/ZapfDingbats.pdf (and any page with more text
-  // than the limit), stopping the page's text stream at PDF_MAX_TEXT_BYTES makes PDF.js 5.4.624
-  // reject "TypeError: Invalid state: Controller is already closed" with no handler, after the
-  // task has answered, i.e. while the worker runs the NEXT document. Unabsorbed, that kills the
-  // worker process and fails an unrelated request.
-  it('is absorbed: the unrelated request on the same worker is answered and the caller sees nothing', async () => {
+describe.skipIf(!present)('a document stopped at the text limit', () => {
+  // Found with the instrumented worker when pdf.js was the engine: stopping pdfjs/ZapfDingbats.pdf
+  // at PDF_MAX_TEXT_BYTES made pdf.js reject with no handler after the task had answered, i.e.
+  // while the worker ran the NEXT document. PDFium reads synchronously and leaves nothing behind;
+  // the worker still absorbs stray rejections (pdf.js is the fallback engine), and this keeps the
+  // property: the next, unrelated request on the same worker is answered, and the caller sees nothing.
+  it('leaves its worker clean: the unrelated request on the same worker is answered', async () => {
     const extractor = createPdfExtractor(
       { ...defaults, PDF_THREADS: 1, PDF_MAX_TEXT_BYTES: 1024, PDF_TIMEOUT_MS: 30_000 },
       { logger },
@@ -120,18 +124,32 @@ describe.skipIf(!present)('an unhandled rejection raised by PDF.js in a worker',
       expect(err).toBeInstanceOf(DocorchError);
       expect((err as DocorchError).code).toBe('TOO_LARGE');
 
-      // Same single worker: the late rejection fires while this request is in flight.
       const result = await extractor.extract(unrelated, { maxPages: 100 });
       expect(result.pages).toHaveLength(3);
       expect(result.pages[0]?.hasTextLayer).toBe(true);
-
-      const stats = extractor.stats();
-      console.log(`absorbed PDF.js rejections: ${stats.absorbedRejections}; worker deaths: ${stats.workerDeaths}`);
-      expect(stats.absorbedRejections).toBeGreaterThan(0);
-      expect(stats.workerDeaths).toBe(0);
+      expect(extractor.stats().workerDeaths).toBe(0);
       expect(rejections.list).toEqual([]);
     } finally {
       rejections.stop();
+      await extractor.close();
+    }
+  }, 60_000);
+});
+
+describe.skipIf(!present)('the pdf.js fallback', () => {
+  it('reads the corpus files PDFium refuses but pdf.js recovers (no header, a wrong object stream type, no page tree PDFium finds)', async () => {
+    const extractor = createPdfExtractor({ ...defaults, PDF_THREADS: 1 }, { logger });
+    try {
+      const texts: string[] = [];
+      for (const name of ['pdfjs/bug1606566.pdf', 'qpdf/bad35.pdf', 'pdfjs/issue19484_2.pdf']) {
+        const result = await extractor.extract(path.join(corpus, name), { maxPages: 100 });
+        texts.push(result.pages.map((p) => p.text).join('\n'));
+      }
+      expect(texts[0]).toContain('Bug 1606566');
+      expect(texts[1]).toContain('Potato');
+      expect(texts[2]?.length).toBeGreaterThan(100);
+      expect(extractor.stats().pdfjsFallbacks).toBe(3);
+    } finally {
       await extractor.close();
     }
   }, 60_000);

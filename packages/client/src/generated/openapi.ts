@@ -39,7 +39,7 @@ export interface UploadForm {
    */
   pages?: string;
   /**
-   * Pages analysed per model call on the async path.
+   * Pages analysed per model call. Default: chunks sized by tokens, pages packed into one call up to CHUNK_TARGET_TOKENS of text (scanned pages at their image cost), at most CHUNK_MAX_PAGES pages, and spread over at least CHUNK_MIN_COUNT chunks when the document is long enough.
    */
   pagesPerChunk?: number;
   /**

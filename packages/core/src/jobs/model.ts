@@ -75,7 +75,10 @@ export interface Job {
   pageSelection?: string;
   /** Pages selected for analysis (known after inspection). */
   pagesSelected?: number;
-  pagesPerChunk: number;
+  /** Pages per chunk the request asked for; absent: chunks planned by tokens (jobs/planner.ts). */
+  pagesPerChunk?: number;
+  /** First page of each chunk of a token plan, recorded at the commit (a resumed split plans from it). */
+  chunkStarts?: number[];
   analyses: AnalysisKind[];
   chunksTotal: number;
   chunksSucceeded: number;

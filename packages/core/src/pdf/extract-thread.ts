@@ -1,19 +1,20 @@
 /**
  * Entry of a PDF worker process (a workerpool child process, see ./extractor.ts for why a process
- * and not a thread): opens a PDF with PDF.js and extracts page text, and renders scanned pages
- * to PNG (./page-image.ts). Everything it returns is plain data (see ./protocol.ts), and `run`
- * never throws: failures come back as `{ok: false}`.
+ * and not a thread): opens a PDF with PDFium (./pdfium.ts) and extracts page text, and renders
+ * scanned pages to PNG (./page-image.ts); a file PDFium refuses as damaged is read with pdf.js
+ * instead (./pdfjs-fallback.ts, text only). Everything it returns is plain data (see
+ * ./protocol.ts), and `run` never throws: failures come back as `{ok: false}`.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import os from 'node:os';
-import type { PDFDocumentLoadingTask, PDFDocumentProxy, PDFPageProxy } from 'pdfjs-dist/legacy/build/pdf.mjs';
 import workerpool from 'workerpool';
 import { DocorchError } from '../errors.js';
 import { installMemoryGuard, type MemoryGuard } from './memory-guard.js';
 import { PageImager } from './page-image.js';
 import { parsePageRange } from './page-range.js';
+import { PdfiumEngine, PdfiumFault, PdfiumOpenError, PdfiumPageError, type PdfiumDocument } from './pdfium.js';
+// Loads pdf.js now, before the buffer guard is installed by the first task (see that module).
+import { FallbackOpenError, openWithPdfjs, type FallbackDocument } from './pdfjs-fallback.js';
 import {
   ocrTaskOptions,
   toThreadError,
@@ -26,12 +27,11 @@ import {
   type ThreadResult,
   type ThreadTask,
 } from './protocol.js';
-import { appendItems, hasText, normalizePageText, type TextPiece } from './text.js';
+import { hasText, normalizePageText } from './text.js';
 import type { ExtractedPage, PdfInfo } from './types.js';
 
-// PDF.js can raise unhandled rejections on corrupt files, possibly after the document's task has
-// finished. Under Node's default they would kill this process together with an unrelated
-// in-flight task, so they are counted here and reported with the next answer instead.
+// Nothing here should reject unhandled; if anything does, it is counted and reported with the
+// next answer rather than taking down the process with an unrelated task in flight.
 let rejections = 0;
 let lastRejection: string | undefined;
 process.on('unhandledRejection', (reason) => {
@@ -39,26 +39,21 @@ process.on('unhandledRejection', (reason) => {
   lastRejection = reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason);
 });
 
-// The legacy build's core-js polyfills replace Array.prototype.push (and JSON.parse) with JS
-// versions because V8 misses a spec corner (non-writable `length`) that PDF.js never relies on.
-// PDF.js pushes once or more per glyph, and the polyfill cost ~25% of the extraction time here,
-// so the native methods are put back once PDF.js is loaded.
-const nativePush = Array.prototype.push;
-const nativeJsonParse = JSON.parse;
+/**
+ * The PDFium instance of this process, its WebAssembly memory bounded to the task's buffer budget.
+ * Made again after a fault, and after a document that left its memory above {@link RECYCLE_FRACTION}
+ * of the bound (WebAssembly memory never shrinks; a new instance gives it back).
+ */
+let engine: PdfiumEngine | undefined;
+const RECYCLE_FRACTION = 0.5;
 
-// The "fake worker": PDF.js runs its parser in this process, which is already off the caller's
-// event loop. Registering the worker module on globalThis is the documented way to skip
-// PDF.js's own dynamic import of `workerSrc`.
-(globalThis as { pdfjsWorker?: unknown }).pdfjsWorker = await import('pdfjs-dist/legacy/build/pdf.worker.mjs');
-const pdfjs = await import('pdfjs-dist/legacy/build/pdf.mjs');
-Array.prototype.push = nativePush;
-JSON.parse = nativeJsonParse;
-
-const pdfjsRoot = path.dirname(createRequire(import.meta.url).resolve('pdfjs-dist/package.json'));
-// Predefined CMaps are needed to map character codes of CJK CID fonts to Unicode; standard font
-// data gives glyph metrics of non-embedded fonts. Both are read from the package on demand.
-const CMAP_URL = path.join(pdfjsRoot, 'cmaps') + path.sep;
-const STANDARD_FONT_DATA_URL = path.join(pdfjsRoot, 'standard_fonts') + path.sep;
+async function pdfium(maxBytes: number): Promise<PdfiumEngine> {
+  if (!engine || engine.broken || engine.maxBytes !== maxBytes) {
+    if (kept) release(kept);
+    engine = await PdfiumEngine.create(maxBytes);
+  }
+  return engine;
+}
 
 let guard: MemoryGuard | undefined;
 let maxBufferBytes = 0;
@@ -68,8 +63,8 @@ let niced = false;
 export async function run(task: ThreadTask): Promise<ThreadResult> {
   // Tells the caller the task now runs here (a deadline before this is a busy pool, not a slow file).
   workerpool.workerEmit({ started: true });
-  // Installed on the first task (the limit is the same for every task of a pool), after PDF.js
-  // is loaded so that its bundled polyfills keep the native classes.
+  // The guard bounds this process's JavaScript buffers (the file's bytes, rendered pixels, PNGs);
+  // PDFium's own memory is bounded by its WebAssembly memory maximum, at the same budget.
   maxBufferBytes = task.maxBufferBytes;
   guard ??= installMemoryGuard(maxBufferBytes);
   if (task.nice !== undefined && task.nice > 0 && !niced) {
@@ -81,52 +76,31 @@ export async function run(task: ThreadTask): Promise<ThreadResult> {
       // Not permitted here (a lower priority always is on Linux; other platforms may refuse): run as is.
     }
   }
-  if (tripsAtLastEnd !== undefined && guard.trips !== tripsAtLastEnd.before) await quiesce(guard);
   guard.reset();
-  const before = guard.trips;
   try {
     const result = task.kind === 'open' ? await runOpen(task) : await runPages(task);
     return { ...result, ...diagnostics() };
   } catch (err) {
     return { ok: false, error: toThreadError(classify(err)), ...diagnostics() };
-  } finally {
-    tripsAtLastEnd = { before };
   }
 }
 
-/** The guard's trip count when the last task began; a task that tripped it leaves work behind. */
-let tripsAtLastEnd: { before: number } | undefined;
-
-/**
- * After a task that crossed the buffer budget, PDF.js may still be decoding for the document that
- * task released (its decoding is not cancelled by destroy()): such work would trip the guard again
- * and be counted against the next task. Wait, at most about one second, until no trip happened for
- * two consecutive short intervals and the dead buffers are collected; the caller then resets the
- * guard, so the next document starts with its whole budget.
- */
-async function quiesce(g: MemoryGuard): Promise<void> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  let quiet = 0;
-  for (let i = 0; i < 50 && quiet < 2; i++) {
-    const trips = g.trips;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    gc?.();
-    quiet = g.trips === trips && process.memoryUsage().arrayBuffers <= g.limitBytes / 2 ? quiet + 1 : 0;
-  }
-}
+/** Files opened with the pdf.js fallback since the previous answer. */
+let fallbacks = 0;
 
 function diagnostics(): ThreadDiagnostics {
-  const out = { unhandledRejections: rejections, lastRejection };
+  const out = { unhandledRejections: rejections, lastRejection, pdfjsFallbacks: fallbacks };
   rejections = 0;
   lastRejection = undefined;
+  fallbacks = 0;
   return out;
 }
 
 type Success = Omit<Extract<ThreadResult, { ok: true }>, keyof ThreadDiagnostics>;
 
 async function runOpen(task: OpenTask): Promise<Success> {
-  return withDocument(task.path, async (doc) => {
-    const info = await readInfo(doc);
+  return withDocument(task.path, async (entry) => {
+    const info = readInfo(entry.doc);
     if (!task.extract) return { ok: true, info, failures: [], textBytes: 0 };
     // Before any page is touched: a 200,000-page file must answer at once.
     if (info.pageCount > task.maxPages) {
@@ -138,15 +112,15 @@ async function runOpen(task: OpenTask): Promise<Success> {
     }
     const selected = parsePageRange(task.pages, info.pageCount);
     if (selected.length > task.inlinePages) return { ok: true, info, failures: [], textBytes: 0 };
-    const extracted = await extractPages(doc, selected, task.maxTextBytes, task.ocr);
+    const extracted = await extractPages(entry, selected, task.maxTextBytes, task.ocr);
     return { ok: true, info, ...extracted };
   });
 }
 
 async function runPages(task: PagesTask): Promise<Success> {
-  return withDocument(task.path, async (doc) => {
-    const info = await readInfo(doc);
-    const extracted = await extractPages(doc, task.pages, task.maxTextBytes, task.ocr, task.emitEvery);
+  return withDocument(task.path, async (entry) => {
+    const info = readInfo(entry.doc);
+    const extracted = await extractPages(entry, task.pages, task.maxTextBytes, task.ocr, task.emitEvery);
     return { ok: true, info, ...extracted };
   });
 }
@@ -155,8 +129,8 @@ async function runPages(task: PagesTask): Promise<Success> {
 interface OpenDocument {
   /** Path, size and modification time: a different or rewritten file is opened afresh. */
   key: string;
-  loadingTask: PDFDocumentLoadingTask;
-  doc: PDFDocumentProxy;
+  path: string;
+  doc: PdfiumDocument | FallbackDocument;
   idleTimer?: NodeJS.Timeout | undefined;
 }
 
@@ -166,88 +140,88 @@ interface OpenDocument {
 let kept: OpenDocument | undefined;
 const KEEP_IDLE_MS = 5_000;
 
-async function release(entry: OpenDocument): Promise<void> {
+function release(entry: OpenDocument): void {
   clearTimeout(entry.idleTimer);
   if (kept === entry) kept = undefined;
-  // Bounded: a corrupt document must not keep an answer waiting on its own teardown.
-  await Promise.race([entry.loadingTask.destroy().catch(() => undefined), sleep(1_000)]);
+  void entry.doc.close();
 }
 
 async function openDocument(filePath: string, key: string): Promise<OpenDocument> {
-  const file = await readFile(filePath);
-  // PDF.js refuses Buffers, and copies a view that does not own its whole ArrayBuffer.
-  const data = new Uint8Array(file.buffer, file.byteOffset, file.byteLength);
-  const loadingTask = pdfjs.getDocument({
-    data,
-    isEvalSupported: false,
-    disableFontFace: true,
-    useSystemFonts: false,
-    enableXfa: false,
-    stopAtErrors: false,
-    cMapUrl: CMAP_URL,
-    cMapPacked: true,
-    standardFontDataUrl: STANDARD_FONT_DATA_URL,
-    verbosity: pdfjs.VerbosityLevel.ERRORS,
-  });
+  const engineNow = await pdfium(maxBufferBytes);
+  // The bytes are copied into PDFium's memory; this copy is garbage once the document is open.
+  const bytes = await readFile(filePath);
   try {
-    return { key, loadingTask, doc: await loadingTask.promise };
+    const doc = engineNow.open(bytes);
+    if (doc.pageCount > 0) return { key, path: filePath, doc };
+    doc.close();
+    throw new PdfiumOpenError('format', 'PDFium finds no pages in it');
   } catch (err) {
-    await Promise.race([loadingTask.destroy().catch(() => undefined), sleep(1_000)]);
-    throw err;
+    if (!(err instanceof PdfiumOpenError) || (err.reason !== 'format' && err.reason !== 'unknown')) throw err;
+    // PDFium refuses it as damaged (or finds no page): pdf.js recovers some structures PDFium does not.
+    fallbacks += 1;
+    try {
+      const doc = await openWithPdfjs(bytes);
+      process.stderr.write(`opened with the pdf.js fallback: PDFium refused it (${err.message})\n`);
+      return { key, path: filePath, doc };
+    } catch (fallbackErr) {
+      if (fallbackErr instanceof FallbackOpenError && fallbackErr.reason === 'password') {
+        throw new PdfiumOpenError('password', fallbackErr.message);
+      }
+      throw new PdfiumOpenError(err.reason, `${err.message}; pdf.js: ${fallbackErr instanceof Error ? fallbackErr.message : String(fallbackErr)}`);
+    }
   }
 }
 
-async function withDocument<T>(filePath: string, use: (doc: PDFDocumentProxy) => Promise<T>): Promise<T> {
+async function withDocument<T>(filePath: string, use: (entry: OpenDocument) => Promise<T>): Promise<T> {
   const { size, mtimeMs } = await stat(filePath);
   const key = `${filePath}\0${size}\0${mtimeMs}`;
   let entry = kept;
-  if (entry && entry.key !== key) {
-    await release(entry);
+  if (entry && (entry.key !== key || engine?.broken)) {
+    release(entry);
     entry = undefined;
   }
   if (entry) clearTimeout(entry.idleTimer);
   entry ??= await openDocument(filePath, key);
   kept = undefined;
-  const trips = guard?.trips ?? 0;
   try {
     if (guard?.exceeded) throw bufferLimit();
-    const result = await use(entry.doc);
-    if ((guard?.trips ?? 0) !== trips) {
-      // The budget was crossed (e.g. a scanned page too large to render, which costs only its
-      // image): never keep such a document, and free its buffers before the next task counts them.
-      await release(entry);
-      (globalThis as { gc?: () => void }).gc?.();
-      return result;
+    const result = await use(entry);
+    if (engine && !engine.broken && engine.memoryBytes <= engine.maxBytes * RECYCLE_FRACTION && !guard?.exceeded) {
+      const keep = entry;
+      keep.idleTimer = setTimeout(() => release(keep), KEEP_IDLE_MS).unref();
+      kept = keep;
+    } else {
+      // Never keep a document that took this much memory: a new instance gives the memory back.
+      release(entry);
+      engine = undefined;
     }
-    const keep = entry;
-    keep.idleTimer = setTimeout(() => void release(keep), KEEP_IDLE_MS).unref();
-    kept = keep;
     return result;
   } catch (err) {
-    // Never reuse a document whose task failed (half-read streams, memory at the limit).
-    await release(entry);
+    // Never reuse a document whose task failed.
+    release(entry);
+    if (engine?.broken) engine = undefined;
     throw err;
   }
 }
 
-async function readInfo(doc: PDFDocumentProxy): Promise<PdfInfo> {
-  let version: string | null = null;
+function readInfo(doc: PdfiumDocument | FallbackDocument): PdfInfo {
+  if (doc.pageCount < 1) {
+    // Nothing to analyse; pdf.js failed such files on their page tree.
+    throw new DocorchError('BAD_PDF', 'The PDF could not be read: it has no pages', { details: { reason: 'no-pages' } });
+  }
   let title: string | null = null;
   try {
-    const meta = await doc.getMetadata();
-    const info = meta.info as { PDFFormatVersion?: unknown; Title?: unknown };
-    if (typeof info.PDFFormatVersion === 'string') version = info.PDFFormatVersion;
-    const dcTitle = meta.metadata?.get('dc:title');
-    const raw = typeof info.Title === 'string' && info.Title.trim() !== '' ? info.Title : dcTitle;
-    if (typeof raw === 'string' && raw.trim() !== '') title = normalizePageText(raw).replace(/\n/g, ' ').slice(0, 1000);
-  } catch {
+    const raw = doc.engine === 'pdfium' ? doc.title() : doc.title;
+    if (raw !== null && raw.trim() !== '') title = normalizePageText(raw).replace(/\n/g, ' ').slice(0, 1000) || null;
+  } catch (err) {
+    if (err instanceof PdfiumFault) throw err;
     // Metadata is optional; a broken Info dictionary must not fail a readable document.
   }
-  return { pageCount: doc.numPages, version, title };
+  return { pageCount: doc.pageCount, version: doc.version, title };
 }
 
 async function extractPages(
-  doc: PDFDocumentProxy,
+  entry: OpenDocument,
   pageNumbers: readonly number[],
   maxTextBytes: number,
   ocr: OcrTaskOptions | false | undefined,
@@ -257,58 +231,50 @@ async function extractPages(
   const failures: PageFailure[] = [];
   let textBytes = 0;
   const ocrOptions = ocr ?? ocrTaskOptions();
-  const imager = ocrOptions ? new PageImager(ocrOptions, pdfjs.OPS, guard) : undefined;
+  const imager = ocrOptions ? new PageImager(ocrOptions, guard) : undefined;
   for (const pageNumber of pageNumbers) {
-    let page: PDFPageProxy | undefined;
     try {
-      page = await doc.getPage(pageNumber);
-      const text = await pageText(page, maxTextBytes - textBytes, maxTextBytes);
+      // A UTF-8 byte count is at least the UTF-16 length, so the character bound is safe.
+      const doc = entry.doc;
+      const read =
+        doc.engine === 'pdfium'
+          ? doc.page(pageNumber, { maxChars: maxTextBytes - textBytes, lookForImages: imager !== undefined })
+          : { text: await doc.pageText(pageNumber, maxTextBytes - textBytes), paintsImage: false, width: 0, height: 0 };
+      const text = normalizePageText(read.text);
       textBytes += Buffer.byteLength(text);
       const hasTextLayer = hasText(text);
-      // Never throws: a page that cannot be rendered is returned without an image.
-      const image = hasTextLayer ? undefined : await imager?.imageOf(page);
+      let image;
+      if (!hasTextLayer && read.paintsImage && imager && doc.engine === 'pdfium') {
+        // Never throws for this page's own trouble: a page that cannot be rendered gets no image.
+        const rendered = await imager.imageOf(doc, pageNumber, read.width, read.height);
+        image = rendered.image;
+        if (rendered.fault) {
+          // PDFium failed inside while rendering (memory): the rest of the task goes on with a
+          // fresh instance and the document opened again.
+          engine = undefined;
+          entry.doc = (await openDocument(entry.path, entry.key)).doc;
+        }
+      }
       pages.push({ page: pageNumber, text, hasTextLayer, ...(image ? { image } : {}) });
     } catch (err) {
-      if (err instanceof DocorchError) throw err;
+      if (err instanceof RangeError && err.message.startsWith('text limit')) throw textLimit(maxTextBytes);
+      if (err instanceof DocorchError || err instanceof PdfiumFault) throw err;
       if (guard?.exceeded) throw bufferLimit();
       // One bad page must not fail a good document: answer it empty and report it.
       failures.push({ page: pageNumber, message: describe(err) });
       pages.push({ page: pageNumber, text: '', hasTextLayer: false });
-    } finally {
-      page?.cleanup();
     }
     if (textBytes > maxTextBytes) throw textLimit(maxTextBytes);
-    // A stream cut short by the guard leaves a readable but truncated page: fail, don't guess.
     if (guard?.exceeded) throw bufferLimit();
     if (emitEvery !== undefined && pages.length >= emitEvery) {
       workerpool.workerEmit({ pages } satisfies PagesEvent);
       pages = [];
     }
   }
-  // Logged by the extractor with the file (worker output), as PDF.js's own warnings are.
+  // Logged by the extractor with the file (worker output).
   const report = imager?.report();
   if (report) process.stderr.write(report);
   return { pages, failures, textBytes };
-}
-
-/** Reads a page's text as a stream, so a text bomb is stopped at the budget, not at the end of the page. */
-async function pageText(page: PDFPageProxy, budgetBytes: number, limitBytes: number): Promise<string> {
-  const reader = page.streamTextContent({ includeMarkedContent: false }).getReader();
-  const parts: string[] = [];
-  let chars = 0;
-  try {
-    for (;;) {
-      const { value, done } = (await reader.read()) as { value?: { items: TextPiece[] }; done: boolean };
-      if (done) break;
-      if (value) chars += appendItems(parts, value.items);
-      // A UTF-8 byte count is at least the UTF-16 length for the text PDF.js produces.
-      if (chars > budgetBytes) throw textLimit(limitBytes);
-    }
-  } catch (err) {
-    await reader.cancel().catch(() => undefined);
-    throw err;
-  }
-  return normalizePageText(parts.join(''));
 }
 
 function bufferLimit(): DocorchError {
@@ -324,26 +290,31 @@ function textLimit(limit: number): DocorchError {
   });
 }
 
-/** Maps PDF.js failures to the taxonomy. Everything unreadable is BAD_PDF. */
+/** Maps PDFium's failures to the taxonomy. Everything unreadable is BAD_PDF. */
 function classify(err: unknown): DocorchError {
   if (err instanceof DocorchError) return err;
-  // Whatever PDF.js made of the refused allocation, the cause is the memory limit.
   if (guard?.exceeded) return bufferLimit();
-  const name = err instanceof Error || (typeof err === 'object' && err !== null) ? (err as { name?: unknown }).name : undefined;
-  if (name === 'PasswordException') {
-    return new DocorchError('ENCRYPTED_PDF', 'The PDF is password-protected', { details: { reason: 'password' } });
+  if (err instanceof PdfiumOpenError) {
+    switch (err.reason) {
+      case 'password':
+        return new DocorchError('ENCRYPTED_PDF', 'The PDF is password-protected', { details: { reason: 'password' } });
+      case 'security':
+        return new DocorchError('ENCRYPTED_PDF', 'The PDF is encrypted with a scheme that is not supported', { details: { reason: 'unsupported-encryption' } });
+      case 'memory':
+        return bufferLimit();
+      default:
+        return new DocorchError('BAD_PDF', `The PDF could not be read: ${err.message}`, { details: { reason: 'invalid-structure' } });
+    }
   }
-  if (err instanceof RangeError && /call stack/i.test(err.message)) {
-    return new DocorchError('BAD_PDF', 'The PDF could not be read: its structure is nested too deeply', {
-      details: { reason: 'structure' },
-    });
+  if (err instanceof PdfiumFault) {
+    if (err.atMemoryLimit) return bufferLimit();
+    return new DocorchError('BAD_PDF', `The PDF could not be read: the PDF engine failed on it (${describe(err)})`, { details: { reason: 'engine-fault' } });
   }
   if (err instanceof Error && 'code' in err && err.code === 'ENOENT') {
     // The caller hands us its own temporary file: a missing one is our bug, not the client's.
     return new DocorchError('INTERNAL', `The PDF file to extract does not exist: ${err.message}`);
   }
-  const reason = name === 'InvalidPDFException' ? 'invalid-structure' : 'parse-error';
-  return new DocorchError('BAD_PDF', `The PDF could not be read: ${describe(err)}`, { details: { reason } });
+  return new DocorchError('BAD_PDF', `The PDF could not be read: ${describe(err)}`, { details: { reason: err instanceof PdfiumPageError ? 'page' : 'parse-error' } });
 }
 
 function describe(err: unknown): string {
@@ -351,12 +322,9 @@ function describe(err: unknown): string {
   return message.length > 300 ? `${message.slice(0, 300)}...` : message;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
-
-/** Answers once this worker is up (PDF.js is loaded before the worker registers). */
-function ping(): string {
+/** Answers once this worker is up, with PDFium loaded (the first task then pays nothing for it). */
+async function ping(maxBytes?: number): Promise<string> {
+  if (maxBytes !== undefined) await pdfium(maxBytes);
   return 'pong';
 }
 

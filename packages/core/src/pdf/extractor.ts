@@ -1,16 +1,18 @@
 /**
- * The PdfExtractor: PDF.js in a pool of worker PROCESSES, so that parsing never runs on the
+ * The PdfExtractor: PDFium (WebAssembly, ./pdfium.ts; pdf.js as the fallback for files PDFium
+ * refuses, ./pdfjs-fallback.ts) in a pool of worker PROCESSES, so that parsing never runs on the
  * caller's event loop and a hostile file cannot crash, hang or bloat the calling process.
  *
  * Why processes (workerpool) and not worker threads (piscina): measured here on Node 20.20, a
- * worker thread's `resourceLimits` are not a safe boundary for PDF.js.
+ * worker thread's `resourceLimits` are not a safe boundary for PDF.js (still the fallback engine).
  * - A heap bomb (a content stream holding one array of 100 million numbers) made PDF.js push
  *   into one array until V8 hit the thread's heap limit, and V8 then aborted the WHOLE process
  *   ("FATAL ERROR: Reached heap limit", nodejs/node#47224, still open) instead of terminating
  *   the thread. A child process that aborts takes only itself down.
  * - `resourceLimits` do not count ArrayBuffers, where PDF.js keeps decoded streams: a 2 MB
  *   decompression bomb reached 4-7 GB RSS in a thread limited to a 256 MiB heap. That is bounded
- *   by ./memory-guard.ts inside each worker, and the heap by `--max-old-space-size`.
+ *   by ./memory-guard.ts inside each worker, and the heap by `--max-old-space-size`. PDFium's
+ *   WebAssembly memory has the same budget as its maximum (./pdfium.ts).
  *
  * Isolation, in layers:
  * - every task runs in a child process with `--max-old-space-size=PDF_MAX_HEAP_MB` and a buffer
@@ -19,7 +21,7 @@
  * - every call has a deadline (`PDF_TIMEOUT_MS`) and honours the caller's AbortSignal: the
  *   worker running an aborted task is killed;
  * - extracted text is capped (`PDF_MAX_TEXT_BYTES`), checked while a page's text streams in;
- * - unhandled rejections raised by PDF.js are absorbed inside the worker (extract-thread.ts).
+ * - unhandled rejections (pdf.js) are absorbed inside the worker (extract-thread.ts).
  *
  * Speed: a small selection is inspected and extracted by one task. A larger one is split into
  * slices of at most `PDF_SLICE_PAGES` pages that the workers extract in parallel, each opening
@@ -67,6 +69,8 @@ export interface PdfExtractorStats {
   workerDeaths: number;
   /** Pages answered empty because their extraction failed. */
   failedPages: number;
+  /** Files PDFium refused as damaged that were opened with the pdf.js fallback. */
+  pdfjsFallbacks: number;
 }
 
 // Selections up to this size are extracted by the task that opens the document: a second
@@ -93,7 +97,7 @@ export class ProcessPdfExtractor implements PdfExtractor {
    */
   private readonly slots: FairQueue;
   private readonly logger: Logger;
-  private readonly counters: PdfExtractorStats = { tasks: 0, absorbedRejections: 0, workerDeaths: 0, failedPages: 0 };
+  private readonly counters: PdfExtractorStats = { tasks: 0, absorbedRejections: 0, workerDeaths: 0, failedPages: 0, pdfjsFallbacks: 0 };
   private closed = false;
   /** Aborted by close(): calls still queued or running then reject at once. */
   private readonly closing = new AbortController();
@@ -212,7 +216,7 @@ export class ProcessPdfExtractor implements PdfExtractor {
     if (this.closed) throw new DocorchError('INTERNAL', 'The PDF extractor is closed');
     // One ping per worker, all at once: workerpool gives each to a different (new) worker.
     await Promise.all(
-      Array.from({ length: this.config.PDF_THREADS }, () => this.slots.run(UNNAMED_FLOW, async () => this.pool.exec('ping', []), this.closing.signal)),
+      Array.from({ length: this.config.PDF_THREADS }, () => this.slots.run(UNNAMED_FLOW, async () => this.pool.exec('ping', [this.config.PDF_MAX_BUFFER_MB * 1024 * 1024]), this.closing.signal)),
     );
   }
 
@@ -385,6 +389,7 @@ export class ProcessPdfExtractor implements PdfExtractor {
   }
 
   private absorb(result: ThreadResult, filePath: string): void {
+    this.counters.pdfjsFallbacks += result.pdfjsFallbacks ?? 0;
     if (result.unhandledRejections > 0) {
       this.counters.absorbedRejections += result.unhandledRejections;
       // May belong to an earlier document of the same worker: PDF.js can reject late.

@@ -102,10 +102,12 @@ export interface ThreadError {
 
 /** Counters the worker reports with every answer. */
 export interface ThreadDiagnostics {
-  /** Unhandled promise rejections PDF.js raised in the worker process since its previous answer. */
+  /** Unhandled promise rejections (pdf.js, the fallback engine) in the worker process since its previous answer. */
   unhandledRejections: number;
   /** Message of the latest of them, for logs. */
   lastRejection?: string | undefined;
+  /** Files opened with the pdf.js fallback since its previous answer (PDFium refused them). */
+  pdfjsFallbacks?: number | undefined;
 }
 
 export type ThreadResult =

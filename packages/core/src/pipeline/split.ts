@@ -24,9 +24,9 @@ import { chunkInputKey } from '../aws/object-keys.js';
 import type { ChunkRow } from '../aws/status-table.js';
 import { DocorchError, isDocorchError, toDocorchError } from '../errors.js';
 import type { ChunkPlan, Job } from '../jobs/model.js';
-import { planChunks } from '../jobs/planner.js';
+import { chunkStarts, estimatePageTokens, planChunks, planFromStarts, TokenChunker, tokenPlanOptions, type TokenPlanOptions } from '../jobs/planner.js';
 import { parsePageRange } from '../pdf/page-range.js';
-import type { ExtractedPage, ExtractOptions } from '../pdf/types.js';
+import type { ExtractedPage, ExtractOptions, PdfInfo } from '../pdf/types.js';
 import type { EventPayload } from '../stream/events.js';
 import { toPageText } from './analyze-chunks.js';
 import type { PipelineContext } from './context.js';
@@ -84,10 +84,26 @@ export async function splitDocument(ctx: PipelineContext, event: EventPayload<'d
     const writer = new ChunkInputWriter(
       ctx,
       splitting,
-      () => committed ?? Promise.reject(new DocorchError('INTERNAL', 'chunk pages delivered before the document was opened')),
+      () => committed ?? byTokens?.commitGate ?? Promise.reject(new DocorchError('INTERNAL', 'chunk pages delivered before the document was opened')),
       () => lap('firstPublished'),
       stop,
     );
+    const commit = (plan: readonly ChunkPlan[], info: PdfInfo, selected: number, starts?: number[]) =>
+      ctx.status
+        .commitChunks(tenantId, documentId, plan.slice(0, FIRST_ROWS), {
+          chunksTotal: plan.length,
+          pageCount: info.pageCount,
+          pagesSelected: selected,
+          window: splitting.window as number,
+          weight: splitting.weight as number,
+          ...(starts ? { chunkStarts: starts } : {}),
+        })
+        .then(() => void lap('committed'));
+    const tokenPlan = tokenPlanOptions(ctx.config, job.pagesPerChunk);
+    // Token plan: chunks are closed page by page as the text comes in (their inputs written at
+    // once), and the job is committed when the last page is in: only then is chunksTotal known.
+    let byTokens: TokenSplit | undefined;
+    let opened: { info: PdfInfo; selected: readonly number[] } | undefined;
     let extraction;
     try {
       extraction = await ctx.extractor.extract(file, {
@@ -97,25 +113,30 @@ export async function splitDocument(ctx: PipelineContext, event: EventPayload<'d
         ...(job.pageSelection !== undefined ? { pages: job.pageSelection } : {}),
         onOpen: (info, selected) => {
           lap('opened');
-          const plan = planChunks(selected, splitting.pagesPerChunk);
+          opened = { info, selected };
+          if (tokenPlan) {
+            byTokens = new TokenSplit(selected, tokenPlan, writer);
+            return;
+          }
+          const plan = planChunks(selected, splitting.pagesPerChunk ?? ctx.config.PAGES_PER_CHUNK);
           writer.plan(plan);
-          committed = ctx.status
-            .commitChunks(tenantId, documentId, plan.slice(0, FIRST_ROWS), {
-              chunksTotal: plan.length,
-              pageCount: info.pageCount,
-              pagesSelected: selected.length,
-              window: splitting.window as number,
-              weight: splitting.weight as number,
-            })
-            .then(() => void lap('committed'));
+          committed = commit(plan, info, selected.length);
           committed.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
         },
         onPages: (pages) => {
           lap('firstPages');
           writer.add(pages);
+          byTokens?.add(pages);
         },
       });
+      if (byTokens && opened) {
+        const plan = byTokens.finish();
+        committed = commit(plan, opened.info, opened.selected.length, chunkStarts(plan));
+        committed.catch(() => undefined);
+        byTokens.committed(committed);
+      }
     } catch (err) {
+      byTokens?.abandon(err);
       await committed?.catch(() => undefined);
       await writer.settled();
       if (stop.signal.aborted) {
@@ -193,24 +214,38 @@ class ChunkInputWriter {
     }
   }
 
+  /** Adds chunks to the plan (all at the open on a page plan, one by one on a token plan). */
   plan(plan: readonly ChunkPlan[]): void {
-    this.chunks = plan.length;
+    this.chunks += plan.length;
+    const complete: ChunkPlan[] = [];
     for (const chunk of plan) {
-      this.missing.set(chunk.index, chunk.pages.length);
-      for (const page of chunk.pages) this.chunkOf.set(page, chunk);
+      let missing = 0;
+      for (const page of chunk.pages) {
+        this.chunkOf.set(page, chunk);
+        if (!this.pages.has(page)) missing += 1;
+      }
+      this.missing.set(chunk.index, missing);
+      if (missing === 0) complete.push(chunk);
     }
+    this.schedule(complete);
   }
 
+  /** Takes extracted pages; a page of no planned chunk yet waits for its chunk. */
   add(pages: readonly ExtractedPage[]): void {
     const complete: ChunkPlan[] = [];
     for (const page of pages) {
-      const chunk = this.chunkOf.get(page.page);
-      if (!chunk || this.pages.has(page.page)) continue;
+      if (this.pages.has(page.page)) continue;
       this.pages.set(page.page, toPageText(page));
+      const chunk = this.chunkOf.get(page.page);
+      if (!chunk) continue;
       const left = (this.missing.get(chunk.index) ?? 0) - 1;
       this.missing.set(chunk.index, left);
       if (left === 0) complete.push(chunk);
     }
+    this.schedule(complete);
+  }
+
+  private schedule(complete: readonly ChunkPlan[]): void {
     if (complete.length === 0) return;
     const work = this.flush(complete);
     work.catch(() => undefined); // awaited in finish()/settled()
@@ -269,6 +304,59 @@ class ChunkInputWriter {
 }
 
 /**
+ * The token plan of a split: pages come in batches, not always in page order (two PDF workers);
+ * each selected page is fed to the {@link TokenChunker} in order, and every chunk it closes goes
+ * to the writer, whose input is written at once. Publishing waits for the commit, which comes
+ * after the last page ({@link TokenSplit.commitGate}).
+ */
+class TokenSplit {
+  private readonly chunker: TokenChunker;
+  private readonly tokens = new Map<number, number>();
+  private next = 0;
+  private settle: { resolve: (p: Promise<void>) => void; reject: (err: unknown) => void } | undefined;
+  /** Resolves once the job is committed: what the writer's publishes wait for meanwhile. */
+  readonly commitGate: Promise<void>;
+
+  constructor(
+    private readonly selected: readonly number[],
+    options: TokenPlanOptions,
+    private readonly writer: ChunkInputWriter,
+  ) {
+    this.chunker = new TokenChunker(selected.length, options);
+    this.commitGate = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
+    this.commitGate.catch(() => undefined); // an abandoned split: the error is handled by the caller
+  }
+
+  add(pages: readonly ExtractedPage[]): void {
+    for (const page of pages) this.tokens.set(page.page, estimatePageTokens(page));
+    for (let page = this.selected[this.next]; page !== undefined && this.tokens.has(page); page = this.selected[this.next]) {
+      this.next += 1;
+      const closed = this.chunker.add(page, this.tokens.get(page) as number);
+      this.tokens.delete(page);
+      if (closed) this.writer.plan([closed]);
+    }
+  }
+
+  /** After the last page: closes the last chunk; returns the whole plan. */
+  finish(): ChunkPlan[] {
+    if (this.next !== this.selected.length) {
+      throw new DocorchError('INTERNAL', `split planned ${this.next} of ${this.selected.length} pages: pages missing from the extraction`);
+    }
+    const last = this.chunker.finish();
+    if (last) this.writer.plan([last]);
+    return [...this.chunker.chunks()];
+  }
+
+  committed(commit: Promise<void>): void {
+    this.settle?.resolve(commit);
+  }
+
+  abandon(err: unknown): void {
+    this.settle?.reject(err);
+  }
+}
+
+/**
  * Finishes an interrupted split of a job already committed (`processing`): creates the rows the
  * split had not written yet (planning again: it is deterministic), writes the input of every
  * pending chunk whose input object is missing (extracting just those pages again), then
@@ -281,7 +369,8 @@ export async function resumeSplit(ctx: PipelineContext, job: Job, options: { rec
   let rows = await ctx.status.listChunks(tenantId, documentId);
   if (rows.length < job.chunksTotal) {
     // Interrupted between the commit and the last rows: plan again (deterministic) and create them.
-    const plan = planChunks(parsePageRange(job.pageSelection, job.pageCount ?? 0), job.pagesPerChunk);
+    const selected = parsePageRange(job.pageSelection, job.pageCount ?? 0);
+    const plan = job.chunkStarts ? planFromStarts(selected, job.chunkStarts) : planChunks(selected, job.pagesPerChunk ?? ctx.config.PAGES_PER_CHUNK);
     await ctx.status.createChunkRows(tenantId, documentId, plan);
     rows = await ctx.status.listChunks(tenantId, documentId);
   }

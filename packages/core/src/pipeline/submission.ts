@@ -19,7 +19,8 @@ export interface Submission {
   sha256: string;
   /** Page selection, e.g. `1-3,7`; all pages when absent. */
   pages?: string;
-  pagesPerChunk: number;
+  /** Pages per chunk; absent: chunks planned by tokens (CHUNK_TARGET_TOKENS). */
+  pagesPerChunk?: number;
   analyses: AnalysisKind[];
   webhookUrl?: string;
   /** The Idempotency-Key the request carried (kept on the job, deleted with the document). */
@@ -46,6 +47,8 @@ export interface NewDocument {
   pageCount: number;
   pagesSelected: number;
   chunksTotal: number;
+  /** First page of each chunk of a token plan (jobs/planner.ts chunkStarts). */
+  chunkStarts?: number[];
 }
 
 /**
@@ -86,9 +89,10 @@ async function storeDocument(ctx: PipelineContext, sub: Submission, doc: NewDocu
     sha256: sub.sha256,
     pageCount: doc.pageCount,
     pagesSelected: doc.pagesSelected,
-    pagesPerChunk: sub.pagesPerChunk,
+    ...(sub.pagesPerChunk !== undefined ? { pagesPerChunk: sub.pagesPerChunk } : {}),
     analyses: sub.analyses,
     chunksTotal: doc.chunksTotal,
+    ...(doc.chunkStarts !== undefined ? { chunkStarts: doc.chunkStarts } : {}),
     chunksSucceeded: 0,
     chunksFailed: 0,
     sourceKey: sourceKey(sub.tenantId, doc.documentId),

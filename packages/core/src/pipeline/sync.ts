@@ -15,7 +15,7 @@ import { addUsage, type PageText } from '../analysis/types.js';
 import { toDocorchError } from '../errors.js';
 import { assembleOptionsFrom, assembleResult } from '../jobs/assemble.js';
 import type { ChunkPlan, ChunkStatus, Job } from '../jobs/model.js';
-import { planChunks } from '../jobs/planner.js';
+import { planExtractedPages } from '../jobs/planner.js';
 import type { ChunkResult, DocumentResult } from '../jobs/result.js';
 import type { ExtractionResult } from '../pdf/types.js';
 import { analyzeChunk, chunkPagesOf, toPageText } from './analyze-chunks.js';
@@ -59,10 +59,7 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
   const extraction = await extractSubmission(ctx, sub);
   const documentId = options.documentId ?? newDocumentId();
   const log = ctx.logger.child({ tenantId: sub.tenantId, documentId });
-  const plan = planChunks(
-    extraction.pages.map((p) => p.page),
-    sub.pagesPerChunk,
-  );
+  const { plan, chunkStarts } = planExtractedPages(ctx.config, extraction.pages, sub.pagesPerChunk);
   const job = await createDocument(ctx, sub, {
     documentId,
     mode: 'sync',
@@ -70,6 +67,7 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
     pageCount: extraction.info.pageCount,
     pagesSelected: extraction.pages.length,
     chunksTotal: plan.length,
+    ...(chunkStarts ? { chunkStarts } : {}),
   });
   log.info({ pages: extraction.pages.length, chunks: plan.length }, 'sync job started');
 

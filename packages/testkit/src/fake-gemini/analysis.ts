@@ -8,7 +8,7 @@
  *   simple cues, counted, with the pages they occur on;
  * - sentiment: a small word list.
  *
- * Content is read from our analyzer's markup (`<page number="N">` ... `</page>` for a chunk,
+ * Content is read from our analyzer's markup (`<page n="N">` ... `</page>` for a chunk,
  * `<part>` and `<point>` for a reduce); a request without markup is analysed as one page 1.
  */
 
@@ -29,7 +29,7 @@ export interface ParsedContent {
   points: string[];
 }
 
-const PAGE = /<page number="(\d+)"( scanned="true")?>([\s\S]*?)<\/page>/g;
+const PAGE = /<page (?:number|n)="(\d+)"( scanned="true")?>([\s\S]*?)<\/page>/g;
 const PART = /<part index="\d+">([\s\S]*?)<\/part>/g;
 const POINT = /<point>([\s\S]*?)<\/point>/g;
 

@@ -120,8 +120,10 @@ export interface FakeGeminiRequest {
   pages: number[];
   /** The first 120 characters of the first page's text (tells documents apart in a test). */
   sample: string;
-  /** Characters of text in the request (system instruction included). */
+  /** Characters of text in the request (system instruction and response schema included). */
   textChars: number;
+  /** Characters of document text: the pages' text inside the page markup (chunk requests). */
+  documentChars: number;
   /** Tokens reported in `usageMetadata` (0 when the answer had none). */
   promptTokens: number;
   candidatesTokens: number;
@@ -280,6 +282,7 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
       pages: [],
       sample: '',
       textChars: 0,
+      documentChars: 0,
       promptTokens: 0,
       candidatesTokens: 0,
       clientAborted: false,
@@ -316,6 +319,7 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
     entry.textChars = request.textChars;
     const content = parseContent(request.text);
     entry.pages = content.pages.map((p) => p.page);
+    entry.documentChars = content.kind === 'chunk' ? content.pages.reduce((n, p) => n + p.text.length, 0) : 0;
     entry.sample = (content.pages[0]?.text ?? '').slice(0, 120);
     const promptTokens = Math.ceil(request.textChars / 4) + IMAGE_TOKENS * request.inlineData.length;
 
@@ -512,11 +516,13 @@ function parseRequest(body: Buffer | undefined): ParsedRequest | undefined {
   }
   const system = (json.systemInstruction?.parts ?? []).map((p) => (typeof p.text === 'string' ? p.text : '')).join('\n');
   const text = texts.join('\n');
+  const schema = json.generationConfig?.responseJsonSchema ?? json.generationConfig?.responseSchema;
   return {
     text,
-    textChars: text.length + system.length,
+    // Gemini counts the response schema as input too.
+    textChars: texts.reduce((n, t) => n + t.length, 0) + system.length + (schema ? JSON.stringify(schema).length : 0),
     inlineData,
-    schema: json.generationConfig?.responseJsonSchema ?? json.generationConfig?.responseSchema,
+    schema,
   };
 }
 

@@ -18,7 +18,7 @@ export const DocumentId = z
 export const JobStatus = z.enum(JOB_STATUSES).meta({ id: 'JobStatus', description: 'Where the document is in its life.' });
 
 /** The form fields of an upload (multipart text parts, besides `file`). */
-export function uploadFields(defaultPagesPerChunk: number) {
+export function uploadFields() {
   return z.object({
     mode: z
       .enum(['auto', 'sync', 'async'])
@@ -35,8 +35,11 @@ export function uploadFields(defaultPagesPerChunk: number) {
       .int()
       .min(1)
       .max(200)
-      .default(defaultPagesPerChunk)
-      .meta({ description: 'Pages analysed per model call on the async path.' }),
+      .optional()
+      .meta({
+        description:
+          'Pages analysed per model call. Default: chunks sized by tokens, pages packed into one call up to CHUNK_TARGET_TOKENS of text (scanned pages at their image cost), at most CHUNK_MAX_PAGES pages, and spread over at least CHUNK_MIN_COUNT chunks when the document is long enough.',
+      }),
     analyses: z
       .string()
       .transform((s) => s.split(',').map((a) => a.trim()).filter(Boolean))
@@ -52,7 +55,7 @@ export function uploadFields(defaultPagesPerChunk: number) {
 }
 
 /** The multipart body as the spec shows it (the file part plus the fields). */
-export const UploadBody = uploadFields(10)
+export const UploadBody = uploadFields()
   .extend({ file: z.string().meta({ format: 'binary', description: 'The PDF (application/pdf).' }) })
   .meta({ id: 'UploadForm' });
 

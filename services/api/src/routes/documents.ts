@@ -82,7 +82,7 @@ export async function loadJob(ctx: PipelineContext, req: Request): Promise<Job> 
  */
 export function documentsRouter(ctx: PipelineContext, options: { handOff?: AbortSignal; drain?: AbortSignal } = {}): Router {
   const router = Router();
-  const schema = uploadFields(ctx.config.PAGES_PER_CHUNK);
+  const schema = uploadFields();
   const pdfSlots = new TenantSlots(ctx.config.TENANT_PDF_TASKS, ctx.config.TENANT_PDF_QUEUE);
 
   /** Admits and runs one upload: 202 on the async path, 200 with the result when answered in the request. */
@@ -166,7 +166,7 @@ export function documentsRouter(ctx: PipelineContext, options: { handOff?: Abort
           contentType: 'application/pdf',
           sizeBytes: upload.size,
           sha256: upload.sha256,
-          pagesPerChunk: opts.pagesPerChunk,
+          ...(opts.pagesPerChunk !== undefined ? { pagesPerChunk: opts.pagesPerChunk } : {}),
           analyses: (opts.analyses ?? [...ANALYSIS_KINDS]) as AnalysisKind[],
           limits,
           ...(opts.pages !== undefined ? { pages: opts.pages } : {}),

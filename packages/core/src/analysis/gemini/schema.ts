@@ -4,6 +4,7 @@
  * side, because constrained decoding is not a guarantee (truncation, model regressions, proxies).
  *
  * Only the analyses asked for are requested (fewer output tokens); the others come back empty.
+ * No descriptions: the task text says what each field means, and every call repeats the schema.
  * Entity pages must lie within the chunk: the schema bounds them, and our check drops any page
  * outside the chunk (and an entity left with none), rather than failing a whole chunk over one
  * mis-cited page number. Structural problems (bad JSON, missing fields, wrong types) are invalid
@@ -22,27 +23,18 @@ const SENTIMENT_LABELS = ['positive', 'negative', 'neutral', 'mixed'] as const;
 /** The response schema of one chunk analysis, for the analyses asked for and the chunk's page bounds. */
 export function chunkResponseSchema(analyses: readonly AnalysisKind[], firstPage: number, lastPage: number): JsonSchema {
   const all: Record<AnalysisKind, JsonSchema> = {
-    summary: { type: 'string', description: 'Faithful summary of the excerpt.' },
-    keyPoints: {
-      type: 'array',
-      items: { type: 'string' },
-      maxItems: PROMPT_LIMITS.chunkKeyPoints,
-      description: 'Key points in page order.',
-    },
+    summary: { type: 'string' },
+    keyPoints: { type: 'array', items: { type: 'string' }, maxItems: PROMPT_LIMITS.chunkKeyPoints },
     entities: {
       type: 'array',
       maxItems: PROMPT_LIMITS.chunkEntities,
       items: {
         type: 'object',
         properties: {
-          text: { type: 'string', description: 'The entity exactly as written.' },
+          text: { type: 'string' },
           type: { type: 'string', enum: [...ENTITY_TYPES] },
-          count: { type: 'integer', minimum: 1, description: 'Occurrences in the excerpt.' },
-          pages: {
-            type: 'array',
-            items: { type: 'integer', minimum: firstPage, maximum: lastPage },
-            description: 'Page numbers where the entity occurs.',
-          },
+          count: { type: 'integer', minimum: 1 },
+          pages: { type: 'array', items: { type: 'integer', minimum: firstPage, maximum: lastPage } },
         },
         required: ['text', 'type', 'count', 'pages'],
       },

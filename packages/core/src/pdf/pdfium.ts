@@ -1,0 +1,404 @@
+/**
+ * PDFium, the PDF engine Chrome ships (fuzzed continuously), compiled to WebAssembly
+ * (@hyzyla/pdfium's build), used from inside a PDF worker process (./extract-thread.ts) through
+ * its C API: open a document from memory, count pages, read a page's text, tell a scanned page
+ * from a blank one, render a page to a bitmap.
+ *
+ * Why the C API and not the wrapper's classes: the wrapper copies the file into memory without
+ * checking the allocation, never closes the pages it loads, and renders in colour only through
+ * its own helpers; here every allocation is checked, every page closed, and the limits applied
+ * per call.
+ *
+ * Isolation and limits:
+ * - The WebAssembly memory is bounded: the binary's memory maximum (2 GiB as built) is rewritten
+ *   to the budget before it is compiled, so a decompression bomb makes PDFium's allocations fail
+ *   inside the module (a failed malloc, or PDFium's own out-of-memory abort) instead of growing
+ *   the process. A fault inside the module (an abort, an out-of-bounds access) is a trap that
+ *   surfaces here as an exception; the instance is then discarded and a fresh one made.
+ * - The build has no JavaScript engine (no V8) and no XFA, and PDFium never fetches anything:
+ *   no scripts run, no forms are filled, no external resource is read.
+ */
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { PDFiumLibrary } from '@hyzyla/pdfium';
+
+/**
+ * The WebAssembly JS API as far as it is used here (Node has it; the project's lib set, ES
+ * without DOM, does not declare it).
+ */
+type WasmModule = object;
+interface WasmInstance {
+  readonly exports: Record<string, unknown>;
+}
+interface WasmApi {
+  compile(bytes: Uint8Array): Promise<WasmModule>;
+  Instance: new (module: WasmModule, imports: object) => WasmInstance;
+}
+const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+/** The part of PDFium's C API used here (emscripten exports; pointers and handles are numbers). */
+interface PdfiumModule {
+  HEAPU8: Uint8Array;
+  wasmExports: { malloc(size: number): number; free(ptr: number): void };
+  _FPDF_LoadMemDocument(data: number, size: number, password: number): number;
+  _FPDF_CloseDocument(doc: number): void;
+  _FPDF_GetLastError(): number;
+  _FPDF_GetPageCount(doc: number): number;
+  _FPDF_GetFileVersion(doc: number, out: number): number;
+  _FPDF_GetMetaText(doc: number, tag: number, buffer: number, length: number): number;
+  _FPDF_LoadPage(doc: number, index: number): number;
+  _FPDF_ClosePage(page: number): void;
+  _FPDF_GetPageWidthF(page: number): number;
+  _FPDF_GetPageHeightF(page: number): number;
+  _FPDFText_LoadPage(page: number): number;
+  _FPDFText_ClosePage(text: number): void;
+  _FPDFText_CountChars(text: number): number;
+  _FPDFText_GetText(text: number, start: number, count: number, out: number): number;
+  _FPDFPage_CountObjects(page: number): number;
+  _FPDFPage_GetObject(page: number, index: number): number;
+  _FPDFPageObj_GetType(object: number): number;
+  _FPDFFormObj_CountObjects(form: number): number;
+  _FPDFFormObj_GetObject(form: number, index: number): number;
+  _FPDFBitmap_CreateEx(width: number, height: number, format: number, buffer: number, stride: number): number;
+  _FPDFBitmap_FillRect(bitmap: number, left: number, top: number, width: number, height: number, color: number): void;
+  _FPDFBitmap_Destroy(bitmap: number): void;
+  _FPDF_RenderPageBitmap(bitmap: number, page: number, x: number, y: number, width: number, height: number, rotate: number, flags: number): void;
+}
+
+/** FPDF_GetLastError codes. */
+const FPDF_ERR = { UNKNOWN: 1, FILE: 2, FORMAT: 3, PASSWORD: 4, SECURITY: 5, PAGE: 6 } as const;
+const PAGEOBJ_IMAGE = 3;
+const PAGEOBJ_FORM = 5;
+const BITMAP_GRAY = 1;
+const RENDER_ANNOT = 0x01;
+const RENDER_GRAYSCALE = 0x08;
+const WASM_PAGE = 65_536;
+/** Form XObjects nest; a scan is found within a few levels, and a cycle must not loop. */
+const MAX_FORM_DEPTH = 8;
+
+/** Why PDFium refused to open a document. */
+export class PdfiumOpenError extends Error {
+  constructor(
+    readonly reason: 'password' | 'security' | 'format' | 'file' | 'unknown' | 'memory',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PdfiumOpenError';
+  }
+}
+
+/** A fault inside the module (abort, trap, failed allocation): the engine must not be used again. */
+export class PdfiumFault extends Error {
+  constructor(
+    message: string,
+    /** The WebAssembly memory was at its bound: the cause is the memory limit. */
+    readonly atMemoryLimit: boolean,
+  ) {
+    super(message);
+    this.name = 'PdfiumFault';
+  }
+}
+
+/**
+ * Rewrites the maximum of a WebAssembly binary's (only, defined) memory to `maxBytes`, so that the
+ * module can never grow past it. Throws when the binary has no defined memory with a maximum.
+ */
+export function boundWasmMemory(binary: Uint8Array, maxBytes: number): Uint8Array {
+  const maxPages = Math.max(1, Math.ceil(maxBytes / WASM_PAGE));
+  let i = 8; // magic and version
+  while (i < binary.length) {
+    const id = binary[i] as number;
+    const [size, bodyAt] = readLeb(binary, i + 1);
+    if (id === 5) {
+      const [count, limitsAt] = readLeb(binary, bodyAt);
+      const flags = binary[limitsAt] as number;
+      if (count !== 1 || (flags & 1) !== 1) throw new Error('the PDFium binary does not define one bounded memory');
+      const [min, maxAt] = readLeb(binary, limitsAt + 1);
+      const [, end] = readLeb(binary, maxAt);
+      if (min > maxPages) throw new Error(`PDFium needs at least ${min * WASM_PAGE} bytes of memory; the bound is ${maxBytes}`);
+      const body = [...writeLeb(1), flags, ...writeLeb(min), ...writeLeb(maxPages), ...binary.subarray(end, bodyAt + size)];
+      const section = Uint8Array.from([5, ...writeLeb(body.length), ...body]);
+      const out = new Uint8Array(binary.length - (bodyAt + size - i) + section.length);
+      out.set(binary.subarray(0, i), 0);
+      out.set(section, i);
+      out.set(binary.subarray(bodyAt + size), i + section.length);
+      return out;
+    }
+    i = bodyAt + size;
+  }
+  throw new Error('the PDFium binary has no memory section');
+}
+
+function readLeb(bytes: Uint8Array, at: number): [value: number, next: number] {
+  let value = 0;
+  let shift = 0;
+  let i = at;
+  for (;;) {
+    const byte = bytes[i++] as number;
+    value += (byte & 0x7f) * 2 ** shift;
+    shift += 7;
+    if (byte < 0x80) return [value, i];
+  }
+}
+
+function writeLeb(value: number): number[] {
+  const out: number[] = [];
+  let v = value;
+  do {
+    let byte = v % 128;
+    v = Math.floor(v / 128);
+    if (v > 0) byte |= 0x80;
+    out.push(byte);
+  } while (v > 0);
+  return out;
+}
+
+const compiled = new Map<number, Promise<WasmModule>>();
+
+async function compile(maxBytes: number): Promise<WasmModule> {
+  let module = compiled.get(maxBytes);
+  if (!module) {
+    const file = createRequire(import.meta.url).resolve('@hyzyla/pdfium/pdfium.wasm');
+    module = readFile(file).then((binary) => wasm.compile(boundWasmMemory(binary, maxBytes)));
+    compiled.set(maxBytes, module);
+  }
+  return module;
+}
+
+/** Rendered pixels: 8-bit gray, one byte a pixel, rows top to bottom. */
+export interface GrayBitmap {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+/** An open document. Not thread-safe (nothing here is); close it once. */
+export interface PdfiumDocument {
+  readonly engine: 'pdfium';
+  readonly pageCount: number;
+  /** `1.7` style, or null when the header has none. */
+  readonly version: string | null;
+  /** The Info dictionary's Title, or null. */
+  title(): string | null;
+  /**
+   * The text of a page (1-based) in PDFium's reading order, and whether the page paints an image
+   * (a scan) — looked at only when the text is empty. Throws a RangeError past `maxChars`.
+   */
+  page(pageNumber: number, options: { maxChars: number; lookForImages: boolean }): { text: string; paintsImage: boolean; width: number; height: number };
+  /** Renders a page (1-based) to gray pixels at `scale` (PDF units to pixels). */
+  render(pageNumber: number, scale: number): GrayBitmap;
+  close(): void;
+}
+
+/** One instance of the module with its memory bound; discarded after a fault. */
+export class PdfiumEngine {
+  private faulted: string | undefined;
+
+  private constructor(
+    private readonly m: PdfiumModule,
+    /** The memory bound in bytes. */
+    readonly maxBytes: number,
+  ) {}
+
+  /** Instantiates PDFium with its WebAssembly memory bounded to `maxBytes`. */
+  static async create(maxBytes: number): Promise<PdfiumEngine> {
+    const module = await compile(maxBytes);
+    const library = await PDFiumLibrary.init({
+      // emscripten calls back with (instance, module); the package's typing names them otherwise.
+      instantiateWasm: (imports, done) => {
+        const instance = new wasm.Instance(module, imports);
+        (done as unknown as (instance: WasmInstance, module: WasmModule) => void)(instance, module);
+        return instance.exports as never;
+      },
+    });
+    return new PdfiumEngine((library as unknown as { module: PdfiumModule }).module, maxBytes);
+  }
+
+  /** Bytes of WebAssembly memory the instance holds now (it never shrinks). */
+  get memoryBytes(): number {
+    return this.m.HEAPU8.length;
+  }
+
+  /** Set after a fault: the instance must be dropped. */
+  get broken(): boolean {
+    return this.faulted !== undefined;
+  }
+
+  /** Opens a PDF from its bytes (copied into the module's memory). */
+  open(bytes: Uint8Array): PdfiumDocument {
+    const m = this.m;
+    const data = this.call(() => m.wasmExports.malloc(Math.max(1, bytes.length)));
+    if (data === 0) throw new PdfiumOpenError('memory', `the file (${bytes.length} bytes) does not fit the ${this.maxBytes} byte memory limit`);
+    m.HEAPU8.set(bytes, data);
+    const doc = this.call(() => m._FPDF_LoadMemDocument(data, bytes.length, 0));
+    if (doc === 0) {
+      const code = m._FPDF_GetLastError();
+      m.wasmExports.free(data);
+      throw openError(code);
+    }
+    const pageCount = this.call(() => m._FPDF_GetPageCount(doc));
+    let version: string | null = null;
+    const out = m.wasmExports.malloc(4);
+    if (out !== 0) {
+      if (m._FPDF_GetFileVersion(doc, out) !== 0) {
+        const v = new DataView(m.HEAPU8.buffer).getInt32(out, true);
+        if (v >= 10 && v < 100) version = `${Math.floor(v / 10)}.${v % 10}`;
+      }
+      m.wasmExports.free(out);
+    }
+    let closed = false;
+    return {
+      engine: 'pdfium',
+      pageCount,
+      version,
+      title: () => this.call(() => metaText(m, doc, 'Title')),
+      page: (pageNumber, options) => this.call(() => readPage(m, doc, pageNumber, options)),
+      render: (pageNumber, scale) => this.call(() => renderPage(m, doc, pageNumber, scale)),
+      close: () => {
+        if (closed) return;
+        closed = true;
+        if (this.faulted) return; // its memory goes with the instance
+        m._FPDF_CloseDocument(doc);
+        m.wasmExports.free(data);
+      },
+    };
+  }
+
+  /** Runs a call into the module; a trap or abort marks the instance broken. */
+  private call<T>(fn: () => T): T {
+    if (this.faulted) throw new PdfiumFault(`PDFium is unusable after an earlier fault: ${this.faulted}`, false);
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof RangeError && err.message.startsWith('text limit')) throw err;
+      if (err instanceof PdfiumPageError) throw err;
+      const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+      this.faulted = message;
+      // Near the bound counts as the bound: the allocation that failed (and made PDFium abort)
+      // would have crossed it; a fault far below it is PDFium failing on the file itself.
+      throw new PdfiumFault(message, this.memoryBytes >= this.maxBytes * 0.85);
+    }
+  }
+}
+
+/** A page PDFium cannot load (the document itself is readable). */
+export class PdfiumPageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PdfiumPageError';
+  }
+}
+
+function openError(code: number): PdfiumOpenError {
+  switch (code) {
+    case FPDF_ERR.PASSWORD:
+      return new PdfiumOpenError('password', 'a password is required');
+    case FPDF_ERR.SECURITY:
+      return new PdfiumOpenError('security', 'the encryption scheme is not supported');
+    case FPDF_ERR.FORMAT:
+      return new PdfiumOpenError('format', 'not a PDF, or damaged beyond repair');
+    case FPDF_ERR.FILE:
+      return new PdfiumOpenError('file', 'the file could not be read');
+    default:
+      return new PdfiumOpenError('unknown', `PDFium could not open it (error ${code})`);
+  }
+}
+
+function withPage<T>(m: PdfiumModule, doc: number, pageNumber: number, use: (page: number) => T): T {
+  const page = m._FPDF_LoadPage(doc, pageNumber - 1);
+  if (page === 0) throw new PdfiumPageError(`page ${pageNumber} could not be loaded`);
+  try {
+    return use(page);
+  } finally {
+    m._FPDF_ClosePage(page);
+  }
+}
+
+function readPage(
+  m: PdfiumModule,
+  doc: number,
+  pageNumber: number,
+  options: { maxChars: number; lookForImages: boolean },
+): { text: string; paintsImage: boolean; width: number; height: number } {
+  return withPage(m, doc, pageNumber, (page) => {
+    let text = '';
+    const textPage = m._FPDFText_LoadPage(page);
+    if (textPage !== 0) {
+      try {
+        const count = m._FPDFText_CountChars(textPage);
+        if (count > options.maxChars) throw new RangeError(`text limit: page ${pageNumber} has ${count} characters`);
+        if (count > 0) {
+          const out = m.wasmExports.malloc((count + 1) * 2);
+          if (out === 0) throw new Error('out of memory reading the text');
+          try {
+            const written = m._FPDFText_GetText(textPage, 0, count, out);
+            // UTF-16LE with a terminating NUL counted in `written`.
+            if (written > 1) text = Buffer.from(m.HEAPU8.buffer, out, (written - 1) * 2).toString('utf16le');
+          } finally {
+            m.wasmExports.free(out);
+          }
+        }
+      } finally {
+        m._FPDFText_ClosePage(textPage);
+      }
+    }
+    const paintsImage = options.lookForImages && /\S/.test(text) === false ? hasImage(m, page, false, 0) : false;
+    return { text, paintsImage, width: m._FPDF_GetPageWidthF(page), height: m._FPDF_GetPageHeightF(page) };
+  });
+}
+
+/** True when the page (or a form XObject on it, a few levels deep) holds an image object. */
+function hasImage(m: PdfiumModule, container: number, isForm: boolean, depth: number): boolean {
+  const count = isForm ? m._FPDFFormObj_CountObjects(container) : m._FPDFPage_CountObjects(container);
+  for (let i = 0; i < count; i++) {
+    const object = isForm ? m._FPDFFormObj_GetObject(container, i) : m._FPDFPage_GetObject(container, i);
+    if (object === 0) continue;
+    const type = m._FPDFPageObj_GetType(object);
+    if (type === PAGEOBJ_IMAGE) return true;
+    if (type === PAGEOBJ_FORM && depth < MAX_FORM_DEPTH && hasImage(m, object, true, depth + 1)) return true;
+  }
+  return false;
+}
+
+function renderPage(m: PdfiumModule, doc: number, pageNumber: number, scale: number): GrayBitmap {
+  return withPage(m, doc, pageNumber, (page) => {
+    const width = Math.max(1, Math.floor(m._FPDF_GetPageWidthF(page) * scale));
+    const height = Math.max(1, Math.floor(m._FPDF_GetPageHeightF(page) * scale));
+    const pixels = m.wasmExports.malloc(width * height);
+    if (pixels === 0) throw new PdfiumPageError(`rendering the page needs ${width * height} bytes more than the memory limit allows`);
+    try {
+      const bitmap = m._FPDFBitmap_CreateEx(width, height, BITMAP_GRAY, pixels, width);
+      if (bitmap === 0) throw new PdfiumPageError('the page bitmap could not be created');
+      try {
+        m._FPDFBitmap_FillRect(bitmap, 0, 0, width, height, 0xffffffff);
+        m._FPDF_RenderPageBitmap(bitmap, page, 0, 0, width, height, 0, RENDER_ANNOT | RENDER_GRAYSCALE);
+        return { width, height, data: m.HEAPU8.slice(pixels, pixels + width * height) };
+      } finally {
+        m._FPDFBitmap_Destroy(bitmap);
+      }
+    } finally {
+      m.wasmExports.free(pixels);
+    }
+  });
+}
+
+/** A metadata entry (`Title`, ...) of the Info dictionary, or null. */
+function metaText(m: PdfiumModule, doc: number, tag: string): string | null {
+  const name = m.wasmExports.malloc(tag.length + 1);
+  if (name === 0) return null;
+  try {
+    m.HEAPU8.set(Buffer.from(`${tag}\0`, 'latin1'), name);
+    const bytes = m._FPDF_GetMetaText(doc, name, 0, 0);
+    if (bytes <= 2) return null;
+    const out = m.wasmExports.malloc(bytes);
+    if (out === 0) return null;
+    try {
+      m._FPDF_GetMetaText(doc, name, out, bytes);
+      return Buffer.from(m.HEAPU8.buffer, out, bytes - 2).toString('utf16le');
+    } finally {
+      m.wasmExports.free(out);
+    }
+  } finally {
+    m.wasmExports.free(name);
+  }
+}
