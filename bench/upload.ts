@@ -124,6 +124,8 @@ try {
   console.log(`  direct multipart to the same S3 emulator (SDK):      ${(directMs / 1000).toFixed(1)} s, ${mbps(directMs).toFixed(1)} MiB/s`);
   console.log(`  throughput ratio API / direct: ${(mbps(apiMs) / mbps(directMs)).toFixed(2)}`);
   console.log(`  API RSS: idle ${idle.toFixed(0)} MiB, peak ${peakApi.toFixed(0)} MiB; PDF workers' peak RSS ${peakPdf.toFixed(0)} MiB`);
+  console.log(`upload throughput ratio (API / direct SDK, target >= 0.8): ${(mbps(apiMs) / mbps(directMs)).toFixed(2)}`);
+  console.log(`API RSS growth over idle during the upload, MiB (target < 100): ${(peakApi - idle).toFixed(0)}`);
 } finally {
   await pipeline.stop();
   await emulators.stop();

@@ -6,6 +6,8 @@
  * - Resuming an interrupted split (inputs of some pending chunks missing, their records never
  *   published) writes exactly the missing inputs again, identical to the originals, and
  *   re-publishes every pending chunk.
+ * - Without pagesPerChunk, chunks are planned by tokens page by page, committed after the last page
+ *   with each chunk's first page, and a resume rebuilds missing rows from those starts.
  * - A terminal extraction error after the rows were committed (the text limit, reached in a
  *   later slice) fails the job with that error; nothing is left half-done.
  */
@@ -21,7 +23,9 @@ import {
   createLogger,
   createPdfExtractor,
   createPipelineContext,
+  estimatePageTokens,
   loadConfig,
+  planChunksByTokens,
   resumeSplit,
   splitDocument,
   type Config,
@@ -155,6 +159,44 @@ describe('splitter', () => {
     }
     const counts = await chunkReadyCounts(ctx, documentId);
     for (const r of rows) expect(counts.get(r.index)).toBe((before.get(r.index) ?? 0) + 1);
+  });
+
+  it('plans by tokens without pagesPerChunk: chunks packed to the target, committed after the last page with their starts, resumed from them', async () => {
+    const ctx = context({ CHUNK_TARGET_TOKENS: '2000', CHUNK_MIN_COUNT: '2', FAIR_SHARE_WINDOW: '1000' });
+    const documentId = 'doc-split-tokens';
+    const job = newJob(tenantId, documentId, { pages: PAGES, sizeBytes: pdf.byteLength });
+    delete job.pagesPerChunk;
+    await ctx.blobs.upload(ctx.config.UPLOADS_BUCKET, job.sourceKey, Buffer.from(pdf));
+    await ctx.status.createJob(job);
+    await splitDocument(ctx, { tenantId, documentId });
+
+    const { pages } = await extractAll();
+    const expected = planChunksByTokens(
+      pages.map((p) => ({ page: p.page, tokens: estimatePageTokens(p) })),
+      { targetTokens: 2000, maxPages: ctx.config.CHUNK_MAX_PAGES, minChunks: 2, pagesPerChunk: ctx.config.PAGES_PER_CHUNK },
+    );
+    expect(expected.length).toBeGreaterThan(PAGES / ctx.config.PAGES_PER_CHUNK / 2); // tokens drive it, not the floor
+    const committed = (await ctx.status.getJob(tenantId, documentId)) as Job;
+    expect(committed.status).toBe('processing');
+    expect(committed.chunksTotal).toBe(expected.length);
+    expect(committed.chunkStarts).toEqual(expected.map((c) => c.pages[0]));
+    const rows = await ctx.status.listChunks(tenantId, documentId);
+    expect(rows.map((r) => [r.firstPage, r.lastPage])).toEqual(expected.map((c) => [c.pages[0], c.pages[c.pages.length - 1]]));
+    const counts = await chunkReadyCounts(ctx, documentId);
+    expect([...counts.keys()].sort((a, b) => a - b)).toEqual(rows.map((r) => r.index));
+
+    // A split interrupted after its commit: rows and inputs missing; the redelivery rebuilds them from the starts.
+    const pk = documentPk(tenantId, documentId);
+    for (const index of [1, rows.length - 1]) {
+      await ctx.aws.doc.send(new DeleteCommand({ TableName: ctx.config.STATUS_TABLE, Key: { pk, sk: chunkSk(index) } }));
+      await ctx.aws.s3.send(new DeleteObjectCommand({ Bucket: ctx.config.UPLOADS_BUCKET, Key: chunkInputKey(tenantId, documentId, index) }));
+    }
+    await splitDocument(ctx, { tenantId, documentId });
+    const after = await ctx.status.listChunks(tenantId, documentId);
+    expect(after.map((r) => [r.index, r.firstPage, r.lastPage])).toEqual(rows.map((r) => [r.index, r.firstPage, r.lastPage]));
+    const last = expected[expected.length - 1] as { pages: number[] };
+    const input = await ctx.blobs.getJson<{ pages: Array<{ page: number }> }>(ctx.config.UPLOADS_BUCKET, chunkInputKey(tenantId, documentId, rows.length - 1));
+    expect(input?.pages.map((p) => p.page)).toEqual(last.pages);
   });
 
   it('fails the job with the error when a later slice breaks a limit after the rows were committed', async () => {

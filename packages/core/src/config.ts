@@ -67,7 +67,7 @@ export const configSchema = z.object({
   PDF_TIMEOUT_MS: int(60_000, 1).describe('Longest a single PDF inspection or extraction may take.'),
   PDF_MAX_HEAP_MB: int(768, 64).describe('Heap limit (old generation) of each PDF worker process, in MiB (TOO_LARGE above).'),
   PDF_MAX_TEXT_BYTES: int(64 * 1024 * 1024, 1024).describe('Most extracted text accepted from one document.'),
-  PDF_MAX_BUFFER_MB: int(512, 16).describe('Memory each PDF worker process may hold in decoded streams and other buffers outside its heap, in MiB (TOO_LARGE above).'),
+  PDF_MAX_BUFFER_MB: int(512, 16).describe('Memory each PDF worker process may hold outside its heap, in MiB (TOO_LARGE above): the bound of PDFium\'s WebAssembly memory beyond the file itself, and of its JavaScript buffers.'),
   PDF_NICE: z.coerce.number().int().min(0).max(19).default(0).describe('Scheduling priority (nice, 0-19) of the PDF worker processes. Raise it where parsing competes with latency-sensitive processes on one host; measured here, 10 let a busy local stack starve a small document\'s parse for seconds, so the default leaves it.'),
   PDF_SLICE_PAGES: int(250, 1).describe('Most pages one PDF worker extracts per task; larger selections are split over the workers.'),
   PDF_OCR: z.enum(['on', 'off']).default('on').describe('on: a page without a text layer that paints an image (a scan) is rendered to PNG for a multimodal analyzer; off: it is left empty.'),

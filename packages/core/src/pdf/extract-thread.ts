@@ -40,15 +40,17 @@ process.on('unhandledRejection', (reason) => {
 });
 
 /**
- * The PDFium instance of this process, its WebAssembly memory bounded to the task's buffer budget.
+ * The PDFium instance of this process, its WebAssembly memory bounded to the task's buffer budget
+ * plus the file (which PDFium reads from its own memory).
  * Made again after a fault, and after a document that left its memory above {@link RECYCLE_FRACTION}
- * of the bound (WebAssembly memory never shrinks; a new instance gives it back).
+ * of the budget (WebAssembly memory never shrinks; a new instance gives it back).
  */
 let engine: PdfiumEngine | undefined;
 const RECYCLE_FRACTION = 0.5;
 
 async function pdfium(maxBytes: number): Promise<PdfiumEngine> {
-  if (!engine || engine.broken || engine.maxBytes !== maxBytes) {
+  // A larger bound serves a smaller file too; a smaller one is made again when the memory is released.
+  if (!engine || engine.broken || engine.maxBytes < maxBytes) {
     if (kept) release(kept);
     engine = await PdfiumEngine.create(maxBytes);
   }
@@ -146,8 +148,12 @@ function release(entry: OpenDocument): void {
   void entry.doc.close();
 }
 
+/** PDFium's memory holds the file too: its bound is the budget plus the file, in 64 MiB steps (one compiled module per step). */
+const FILE_STEP = 64 << 20;
+
 async function openDocument(filePath: string, key: string): Promise<OpenDocument> {
-  const engineNow = await pdfium(maxBufferBytes);
+  const { size } = await stat(filePath);
+  const engineNow = await pdfium(maxBufferBytes + Math.ceil(size / FILE_STEP) * FILE_STEP);
   // The bytes are copied into PDFium's memory; this copy is garbage once the document is open.
   const bytes = await readFile(filePath);
   try {
@@ -186,7 +192,7 @@ async function withDocument<T>(filePath: string, use: (entry: OpenDocument) => P
   try {
     if (guard?.exceeded) throw bufferLimit();
     const result = await use(entry);
-    if (engine && !engine.broken && engine.memoryBytes <= engine.maxBytes * RECYCLE_FRACTION && !guard?.exceeded) {
+    if (engine && !engine.broken && engine.memoryBytes <= maxBufferBytes * RECYCLE_FRACTION && !guard?.exceeded) {
       const keep = entry;
       keep.idleTimer = setTimeout(() => release(keep), KEEP_IDLE_MS).unref();
       kept = keep;
@@ -324,7 +330,7 @@ function describe(err: unknown): string {
 
 /** Answers once this worker is up, with PDFium loaded (the first task then pays nothing for it). */
 async function ping(maxBytes?: number): Promise<string> {
-  if (maxBytes !== undefined) await pdfium(maxBytes);
+  if (maxBytes !== undefined) await pdfium(maxBytes + FILE_STEP);
   return 'pong';
 }
 

@@ -53,7 +53,12 @@ export interface ShardConsumerDeps {
 /** A running shard consumer. */
 export class ShardConsumer {
   readonly shardId: string;
+  /** Aborts the handlers of begun records (and the read loop). */
   private readonly abort = new AbortController();
+  /** Ends the read loop only (a hand-off detaches its handlers: they run on). */
+  private readonly readAbort = new AbortController();
+  /** Set once the consumer handed its lease on: records finishing later are not checkpointed here. */
+  private detached = false;
   private readonly tracker = new SequenceTracker();
   private readonly checkpointer: ShardCheckpointer;
   private readonly log: Logger;
@@ -92,12 +97,24 @@ export class ShardConsumer {
   /**
    * Stops reading. With `graceMs`, in-flight records get that long to finish and their
    * watermark is checkpointed; then (or at once without grace) the rest are aborted and left to
-   * the shard's next owner.
+   * the shard's next owner, or, with `detach` (a graceful hand-off), left to finish on their own.
    */
-  async stop(graceMs = 0): Promise<void> {
+  async stop(graceMs = 0, options: { detach?: boolean } = {}): Promise<void> {
     this.stopReading = true;
     if (graceMs > 0 && this.inFlight.size > 0) {
       await Promise.race([Promise.allSettled([...this.inFlight]), sleep(graceMs)]);
+    }
+    if (options.detach) {
+      // A hand-off: records still in flight are NOT aborted. An analysis cut off mid-call would be
+      // made again by the next owner; left running, each finishes its chunk under its claim (the
+      // next owner's delivery of it waits for the claim and then skips a done chunk). The
+      // checkpoint is the watermark reached now; the next owner reads from there.
+      this.readAbort.abort(new Error('shard consumer handed off'));
+      await this.loop;
+      clearTimeout(this.checkpointTimer);
+      await this.flushCheckpoint();
+      this.detached = true;
+      return;
     }
     this.abort.abort(new Error('shard consumer stopped'));
     await this.loop;
@@ -111,7 +128,9 @@ export class ShardConsumer {
   private stopReading = false;
 
   private async run(): Promise<void> {
-    const { signal } = this.abort;
+    const signal = AbortSignal.any([this.abort.signal, this.readAbort.signal]);
+    // Handlers get the consumer's abort only: a hand-off ends the loop and leaves them running.
+    const handlerSignal = this.abort.signal;
     if (this.lease.checkpoint === SentinelCheckpoint.SHARD_END) {
       this.ended = true;
       return;
@@ -164,7 +183,7 @@ export class ShardConsumer {
         lastRead = seq;
         this.tracker.begin(seq);
         const task: Promise<void> = this.deps
-          .dispatch(record, this.shardId, signal)
+          .dispatch(record, this.shardId, handlerSignal)
           .then(() => {
             this.tracker.complete(seq);
             this.scheduleCheckpoint();
@@ -211,7 +230,7 @@ export class ShardConsumer {
   }
 
   private scheduleCheckpoint(): void {
-    if (this.checkpointTimer) return;
+    if (this.checkpointTimer || this.detached) return;
     const wait = Math.max(0, this.lastCheckpointAt + this.deps.checkpointIntervalMs - Date.now());
     this.checkpointTimer = setTimeout(() => {
       this.checkpointTimer = undefined;
@@ -223,7 +242,7 @@ export class ShardConsumer {
   /** Writes the watermark if it moved; a lost lease is logged, never thrown. */
   private async flushCheckpoint(): Promise<void> {
     const safe = this.tracker.safeCheckpoint();
-    if (safe === undefined || this.ended) return;
+    if (safe === undefined || this.ended || this.detached) return;
     this.lastCheckpointAt = Date.now();
     try {
       await this.checkpointer.checkpoint(safe, this.lease.concurrencyToken);

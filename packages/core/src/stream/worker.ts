@@ -242,8 +242,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /**
    * The holder's side of a graceful hand-off: stop reading the shard, let records in flight
-   * finish for up to handoffDrainMs, abort the rest (their handlers hand their chunks back),
-   * checkpoint the watermark, and pass the lease on.
+   * finish for up to handoffDrainMs, checkpoint the watermark, and pass the lease on. Records
+   * still in flight then run on, detached (an analysis is never cut off mid-call to be made
+   * again); the next owner reads them again and finds them claimed or done.
    */
   private async handOff(lease: HeldLease, newOwner: string): Promise<void> {
     const shardId = lease.leaseKey;
@@ -254,7 +255,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       const consumer = this.consumers.get(shardId);
       this.consumers.delete(shardId);
       const inFlight = consumer?.pending ?? 0;
-      if (consumer) await consumer.stop(this.handoffDrainMs);
+      if (consumer) await consumer.stop(this.handoffDrainMs, { detach: true });
       const passed = await this.coordinator.completeHandoff(shardId, lease.concurrencyToken);
       const outcome = passed === 'kept' ? 'hand-off withdrawn; the lease is kept (reading again)' : passed ? 'lease handed off' : 'lease lost during its hand-off';
       this.log.info({ shardId, newOwner, inFlight, left: consumer?.pending ?? 0, ms: Date.now() - startedAt }, outcome);
