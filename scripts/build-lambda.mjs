@@ -55,7 +55,7 @@ export async function buildLambda() {
     conditions: ['docorch-source'],
     // PDF parsing never runs in the aggregator; its modules are only reached from PDF worker processes.
     // piscina starts its threads from its own worker.js: it is shipped as a package (below).
-    external: ['@hyzyla/pdfium', 'fast-png', 'pdfjs-dist', 'piscina'],
+    external: ['@hyzyla/pdfium', 'pngjs', 'pdfjs-dist', 'piscina'],
     // CommonJS dependencies inside an ESM bundle call require().
     banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
     sourcemap: true,
