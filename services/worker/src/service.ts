@@ -74,6 +74,7 @@ export function createWorkerService(ctx: PipelineContext, options: WorkerService
       concurrency: config.STREAM_RECORDS_IN_FLIGHT,
       failoverTimeMs: config.LEASE_FAILOVER_MS,
       handoffDrainMs: config.LEASE_HANDOFF_DRAIN_MS,
+      gracefulHandoff: config.LEASE_GRACEFUL_HANDOFF === 'on',
       idleReadMs: config.STREAM_IDLE_READ_MS,
       ...(options.workerId ? { workerId: options.workerId } : {}),
       onShardRead: (shardId, millisBehindLatest) => metrics.iteratorAgeMs.set({ stream: config.STREAM_NAME, shard: shardId }, millisBehindLatest),
