@@ -132,6 +132,8 @@ interface OpenDocument {
   /** Path, size and modification time: a different or rewritten file is opened afresh. */
   key: string;
   path: string;
+  /** Bytes of the file (sizes PDFium's memory bound). */
+  size: number;
   doc: PdfiumDocument | FallbackDocument;
   idleTimer?: NodeJS.Timeout | undefined;
 }
@@ -151,14 +153,13 @@ function release(entry: OpenDocument): void {
 /** PDFium's memory holds the file too: its bound is the budget plus the file, in 64 MiB steps (one compiled module per step). */
 const FILE_STEP = 64 << 20;
 
-async function openDocument(filePath: string, key: string): Promise<OpenDocument> {
-  const { size } = await stat(filePath);
+async function openDocument(filePath: string, key: string, size: number): Promise<OpenDocument> {
   const engineNow = await pdfium(maxBufferBytes + Math.ceil(size / FILE_STEP) * FILE_STEP);
   // The bytes are copied into PDFium's memory; this copy is garbage once the document is open.
   const bytes = await readFile(filePath);
   try {
     const doc = engineNow.open(bytes);
-    if (doc.pageCount > 0) return { key, path: filePath, doc };
+    if (doc.pageCount > 0) return { key, path: filePath, size, doc };
     doc.close();
     throw new PdfiumOpenError('format', 'PDFium finds no pages in it');
   } catch (err) {
@@ -168,7 +169,7 @@ async function openDocument(filePath: string, key: string): Promise<OpenDocument
     try {
       const doc = await openWithPdfjs(bytes);
       process.stderr.write(`opened with the pdf.js fallback: PDFium refused it (${err.message})\n`);
-      return { key, path: filePath, doc };
+      return { key, path: filePath, size, doc };
     } catch (fallbackErr) {
       if (fallbackErr instanceof FallbackOpenError && fallbackErr.reason === 'password') {
         throw new PdfiumOpenError('password', fallbackErr.message);
@@ -187,7 +188,7 @@ async function withDocument<T>(filePath: string, use: (entry: OpenDocument) => P
     entry = undefined;
   }
   if (entry) clearTimeout(entry.idleTimer);
-  entry ??= await openDocument(filePath, key);
+  entry ??= await openDocument(filePath, key, size);
   kept = undefined;
   try {
     if (guard?.exceeded) throw bufferLimit();
@@ -258,7 +259,7 @@ async function extractPages(
           // PDFium failed inside while rendering (memory): the rest of the task goes on with a
           // fresh instance and the document opened again.
           engine = undefined;
-          entry.doc = (await openDocument(entry.path, entry.key)).doc;
+          entry.doc = (await openDocument(entry.path, entry.key, entry.size)).doc;
         }
       }
       pages.push({ page: pageNumber, text, hasTextLayer, ...(image ? { image } : {}) });
