@@ -154,7 +154,7 @@ export {
 // pipeline
 export { createPipelineContext, closePipelineContext, type PipelineContext } from './pipeline/context.js';
 export { analyzeChunk, chunkPagesOf, toPageText, type ChunkContext } from './pipeline/analyze-chunks.js';
-export { newDocumentId, type Submission } from './pipeline/submission.js';
+export { discardStaged, newDocumentId, stageSource, type StagedSource, type Submission } from './pipeline/submission.js';
 export { runSync, extractSubmission, type RunSyncOptions, type SyncOutcome } from './pipeline/sync.js';
 
 

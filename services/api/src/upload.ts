@@ -1,7 +1,9 @@
 /**
  * Upload intake: multer with a storage engine that streams the file part to a private temp file
- * while hashing it and checking the PDF signature in its first bytes. Nothing is held in memory
- * beyond a stream buffer; every multer limit is set.
+ * (for the PDF workers) and, at the same time, to the uploads bucket (core's stageSource), while
+ * hashing it and checking the PDF signature in its first bytes. The slower of the two sets the pace;
+ * nothing is held in memory beyond a stream buffer and the multipart upload's parts; every multer
+ * limit is set.
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import multer, { type StorageEngine } from 'multer';
@@ -9,9 +11,9 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
+import { PassThrough, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DocorchError } from '@docorch/core';
+import { DocorchError, type StagedSource } from '@docorch/core';
 
 /** The stored upload (multer's file object plus what we computed while streaming). */
 export interface StoredUpload {
@@ -20,7 +22,19 @@ export interface StoredUpload {
   sha256: string;
   originalname: string;
   mimetype: string;
+  /** The copy streamed to the uploads bucket while it was received (when staging is on). */
+  staged?: StagedSource;
 }
+
+/** Where the intake streams a file besides its temp file (the uploads bucket, in the API). */
+export interface SourceStaging {
+  /** Starts storing `body`, the file's bytes as they pass the signature check. */
+  start(req: Request, body: PassThrough): StagedSource;
+  /** Deletes what `start` stored unless a document was created from it. */
+  discard(req: Request, staged: StagedSource): Promise<void>;
+}
+
+type FileInfo = Partial<Express.Multer.File> & { sha256?: string; staged?: StagedSource };
 
 /** PDF readers accept the header anywhere in the first 1024 bytes (ISO 32000 7.5.2 implementation note). */
 const SIGNATURE_WINDOW = 1024;
@@ -49,31 +63,47 @@ function notPdf(): DocorchError {
   return new DocorchError('UNSUPPORTED_MEDIA_TYPE', 'The file is not a PDF (no %PDF- header in its first 1024 bytes)');
 }
 
-/** multer storage engine: temp file + SHA-256 + signature check, in one pass. */
+/** multer storage engine: temp file + staged upload + SHA-256 + signature check, in one pass. */
 class PdfTempStorage implements StorageEngine {
-  constructor(private readonly dir: string) {}
+  constructor(
+    private readonly dir: string,
+    private readonly staging?: SourceStaging,
+  ) {}
 
-  _handleFile(_req: Request, file: Express.Multer.File, cb: (error?: unknown, info?: Partial<Express.Multer.File> & { sha256?: string }) => void): void {
+  _handleFile(req: Request, file: Express.Multer.File, cb: (error?: unknown, info?: FileInfo) => void): void {
     const target = path.join(this.dir, `docorch-upload-${randomUUID()}.pdf`);
     const hash = createHash('sha256');
     let size = 0;
+    const body = this.staging ? new PassThrough({ highWaterMark: 256 * 1024 }) : undefined;
+    const staged = body && this.staging?.start(req, body);
     const meter = new Transform({
       transform(chunk: Buffer, _enc, done) {
         size += chunk.length;
         hash.update(chunk);
-        done(null, chunk);
+        // Back-pressure from the bucket too: the slower of disk and S3 sets the pace.
+        if (body && !body.write(chunk)) body.once('drain', () => done(null, chunk));
+        else done(null, chunk);
+      },
+      flush(done) {
+        body?.end();
+        done();
       },
     });
+    // A failed S3 upload stops reading its body: fail the request instead of waiting on it.
+    staged?.done.catch((err: unknown) => meter.destroy(err instanceof Error ? err : new Error(String(err))));
     pipeline(file.stream, new PdfSignatureCheck(), meter, createWriteStream(target, { mode: 0o600 }))
-      .then(() => cb(null, { path: target, size, sha256: hash.digest('hex') }))
+      .then(() => cb(null, { path: target, size, sha256: hash.digest('hex'), ...(staged ? { staged } : {}) }))
       .catch(async (err: unknown) => {
+        body?.destroy(err instanceof Error ? err : new Error(String(err)));
         await rm(target, { force: true });
+        if (staged) await this.staging?.discard(req, staged).catch(() => undefined);
         cb(err);
       });
   }
 
-  _removeFile(_req: Request, file: Express.Multer.File, cb: (error: Error | null) => void): void {
-    rm(file.path, { force: true }).then(
+  _removeFile(req: Request, file: Express.Multer.File & { staged?: StagedSource }, cb: (error: Error | null) => void): void {
+    const staged = file.staged;
+    Promise.all([rm(file.path, { force: true }), staged ? this.staging?.discard(req, staged) : undefined]).then(
       () => cb(null),
       (err: unknown) => cb(err as Error),
     );
@@ -86,6 +116,8 @@ export interface UploadLimits {
   maxBytes: number;
   /** Temp directory. */
   dir: string;
+  /** Also stream each file to storage while it is received. @defaultValue temp file only */
+  staging?: SourceStaging;
 }
 
 /**
@@ -96,7 +128,7 @@ export interface UploadLimits {
  */
 export function pdfUpload(limits: UploadLimits): RequestHandler {
   const upload = multer({
-    storage: new PdfTempStorage(limits.dir),
+    storage: new PdfTempStorage(limits.dir, limits.staging),
     limits: { fileSize: limits.maxBytes, files: 1, fields: 10, parts: 11, fieldSize: 4096, fieldNameSize: 64, headerPairs: 50 },
   }).single('file');
   const maxBody = maxRequestBytes(limits.maxBytes);
@@ -138,7 +170,7 @@ export function tooLarge(maxBytes: number): DocorchError {
 
 /** The stored upload of a request after {@link pdfUpload}, or undefined when no file part was sent. */
 export function storedUpload(req: Request): StoredUpload | undefined {
-  const f = req.file as (Express.Multer.File & { sha256?: string }) | undefined;
+  const f = req.file as (Express.Multer.File & { sha256?: string; staged?: StagedSource }) | undefined;
   if (!f?.path || !f.sha256) return undefined;
-  return { path: f.path, size: f.size, sha256: f.sha256, originalname: f.originalname, mimetype: f.mimetype };
+  return { path: f.path, size: f.size, sha256: f.sha256, originalname: f.originalname, mimetype: f.mimetype, ...(f.staged ? { staged: f.staged } : {}) };
 }

@@ -7,6 +7,8 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { createAwsClients, loadConfig, sourceKey } from '@docorch/core';
 import { generatePdf, startService, type GeneratedPdf, type ServiceProcess } from '@docorch/testkit';
 import { problemBody, seedTenant, upload } from './helpers.js';
 
@@ -244,5 +246,100 @@ describe('bad input answers problem+json', () => {
     expect(foreignResult.status).toBe(404);
     const unknown = await fetch(`${api.baseUrl}/v1/documents/doesnotexist123`, { headers });
     expect(unknown.status).toBe(404);
+  });
+});
+
+describe('the upload goes to the uploads bucket while it is received', () => {
+  /** The document ids whose source object exists under the tenant's prefix. */
+  async function storedSources(tenantId: string): Promise<string[]> {
+    const config = loadConfig(process.env);
+    const aws = createAwsClients(config);
+    try {
+      const page = await aws.s3.send(new ListObjectsV2Command({ Bucket: config.UPLOADS_BUCKET, Prefix: `tenants/${tenantId}/documents/` }));
+      return (page.Contents ?? []).flatMap((o) => /documents\/([^/]+)\/source\.pdf$/.exec(o.Key ?? '')?.slice(1, 2) ?? []).sort();
+    } finally {
+      aws.destroy();
+    }
+  }
+
+  async function sourceBytes(tenantId: string, documentId: string): Promise<Buffer> {
+    const config = loadConfig(process.env);
+    const aws = createAwsClients(config);
+    try {
+      const out = await aws.s3.send(new GetObjectCommand({ Bucket: config.UPLOADS_BUCKET, Key: sourceKey(tenantId, documentId) }));
+      return Buffer.from(await out.Body!.transformToByteArray());
+    } finally {
+      aws.destroy();
+    }
+  }
+
+  /** Polls until `read` returns `expected` (a replay's staged copy is deleted after its answer). */
+  async function eventually<T>(read: () => Promise<T>, expected: T, timeoutMs = 10_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let value = await read();
+    while (JSON.stringify(value) !== JSON.stringify(expected) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      value = await read();
+    }
+    return value;
+  }
+
+  it('keeps the accepted file byte for byte under its document, and nothing of refused, replayed or aborted uploads', async () => {
+    const staged = await seedTenant('staged');
+    const pdf = await generatePdf({ pages: 3, seed: 21 });
+    const accepted = await upload(api.baseUrl, staged.apiKey, pdf.bytes, { mode: 'async' });
+    expect(accepted.status, await accepted.clone().text()).toBe(202);
+    const { id } = (await accepted.json()) as { id: string };
+    expect((await sourceBytes(staged.tenantId, id)).equals(Buffer.from(pdf.bytes))).toBe(true);
+
+    // Refused after the whole body was stored: each leaves no object behind.
+    const truncated = await upload(api.baseUrl, staged.apiKey, pdf.bytes.subarray(0, Math.floor(pdf.bytes.length / 3)));
+    expect(truncated.status).toBe(422);
+    const encrypted = await upload(api.baseUrl, staged.apiKey, (await generatePdf({ pages: 2, encrypt: { userPassword: 'x' } })).bytes);
+    expect(encrypted.status).toBe(422);
+    const outside = await upload(api.baseUrl, staged.apiKey, pdf.bytes, { pages: '5-9' });
+    expect(outside.status).toBe(422);
+
+    // Idempotency: the first request keeps its file; a replay's and a conflicting reuse's copies go.
+    const keyed = (bytes: Uint8Array) =>
+      fetch(`${api.baseUrl}/v1/documents`, {
+        method: 'POST',
+        body: (() => {
+          const form = new FormData();
+          form.set('mode', 'async');
+          form.set('file', new Blob([bytes], { type: 'application/pdf' }), 'doc.pdf');
+          return form;
+        })(),
+        headers: { authorization: `Bearer ${staged.apiKey}`, 'idempotency-key': `staged-${id}` },
+      });
+    const first = await keyed(pdf.bytes);
+    expect(first.status).toBe(202);
+    const firstId = ((await first.json()) as { id: string }).id;
+    const again = await keyed(pdf.bytes);
+    expect(again.status).toBe(202);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    const reused = await keyed((await generatePdf({ pages: 2, seed: 22 })).bytes);
+    expect(reused.status).toBe(422);
+    expect((await problemBody(reused)).code).toBe('IDEMPOTENCY_KEY_REUSED');
+
+    // A client that goes away mid-body.
+    const aborted = new AbortController();
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode(`--b\r\nContent-Disposition: form-data; name="file"; filename="x.pdf"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.7\n`));
+        controller.enqueue(new Uint8Array(512 * 1024));
+        setTimeout(() => aborted.abort(), 300);
+      },
+    });
+    await fetch(`${api.baseUrl}/v1/documents`, {
+      method: 'POST',
+      body,
+      duplex: 'half',
+      signal: aborted.signal,
+      headers: { authorization: `Bearer ${staged.apiKey}`, 'content-type': 'multipart/form-data; boundary=b' },
+    } as RequestInit).catch(() => undefined);
+
+    expect(await eventually(() => storedSources(staged.tenantId), [id, firstId].sort())).toEqual([id, firstId].sort());
+    expect(await eventually(async () => readdirSync(uploadDir).filter((f) => f.startsWith('docorch-upload-')), [])).toEqual([]);
   });
 });

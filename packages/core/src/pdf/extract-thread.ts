@@ -155,10 +155,8 @@ const FILE_STEP = 64 << 20;
 
 async function openDocument(filePath: string, key: string, size: number): Promise<OpenDocument> {
   const engineNow = await pdfium(maxBufferBytes + Math.ceil(size / FILE_STEP) * FILE_STEP);
-  // The bytes are copied into PDFium's memory; this copy is garbage once the document is open.
-  const bytes = await readFile(filePath);
   try {
-    const doc = engineNow.open(bytes);
+    const doc = engineNow.openFile(filePath, size);
     if (doc.pageCount > 0) return { key, path: filePath, size, doc };
     doc.close();
     throw new PdfiumOpenError('format', 'PDFium finds no pages in it');
@@ -167,7 +165,7 @@ async function openDocument(filePath: string, key: string, size: number): Promis
     // PDFium refuses it as damaged (or finds no page): pdf.js recovers some structures PDFium does not.
     fallbacks += 1;
     try {
-      const doc = await openWithPdfjs(bytes);
+      const doc = await openWithPdfjs(await readFile(filePath));
       process.stderr.write(`opened with the pdf.js fallback: PDFium refused it (${err.message})\n`);
       return { key, path: filePath, size, doc };
     } catch (fallbackErr) {

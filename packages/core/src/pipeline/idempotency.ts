@@ -31,7 +31,8 @@ export type IdempotentOutcome<T> = { kind: 'new'; value: T } | { kind: 'replay';
 
 /**
  * Runs `run(documentId)` once per (tenant, key). A replay returns the original document's job.
- * @param waitMs - how long a duplicate waits for the original's job row. @defaultValue 10000
+ * @param options.documentId - the id a new document gets (a staged upload's). @defaultValue a new id
+ * @param options.waitMs - how long a duplicate waits for the original's job row. @defaultValue 10000
  */
 export async function runIdempotent<T>(
   ctx: PipelineContext,
@@ -39,10 +40,11 @@ export async function runIdempotent<T>(
   key: string,
   requestHash: string,
   run: (documentId: string) => Promise<T>,
-  waitMs = 10_000,
+  options: { documentId?: string; waitMs?: number } = {},
 ): Promise<IdempotentOutcome<T>> {
   if (!KEY_PATTERN.test(key)) throw new DocorchError('INVALID_REQUEST', 'Idempotency-Key must be 1 to 255 visible ASCII characters');
-  const documentId = newDocumentId();
+  const waitMs = options.waitMs ?? 10_000;
+  const documentId = options.documentId ?? newDocumentId();
   const existing = await ctx.files.claimIdempotencyKey(
     tenantId,
     key,

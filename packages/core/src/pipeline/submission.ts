@@ -1,6 +1,7 @@
 /** A validated upload, as the API hands it to the pipeline, and the creation of its document. */
 import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
 import type { AnalysisKind } from '../analysis/types.js';
 import { sourceKey } from '../aws/object-keys.js';
 import type { Job, JobMode, JobStatus } from '../jobs/model.js';
@@ -32,6 +33,44 @@ export interface Submission {
    * QUOTA_PAGES_EXCEEDED, QUOTA_TOKENS_EXCEEDED). @defaultValue no admission (internal callers)
    */
   limits?: QuotaLimits & { maxPages: number };
+  /**
+   * The source, already streaming to the uploads bucket while the request was received
+   * ({@link stageSource}). The document then takes its id, and creating it waits for the object
+   * instead of uploading the file. @defaultValue uploaded from `filePath` when the document is created
+   */
+  staged?: StagedSource;
+}
+
+/**
+ * A source streamed to the uploads bucket as it arrives, under the source key of the document id
+ * it will have: the API tees the request body to disk (for the PDF workers) and to S3, so a large
+ * upload costs one pass instead of a receive and then a copy.
+ */
+export interface StagedSource {
+  documentId: string;
+  /** Settles when the object is stored; rejects when the upload failed or its body was destroyed. */
+  done: Promise<void>;
+}
+
+/**
+ * Starts streaming `body` to the source key of a new document id. Until a document is created with
+ * that id, the object belongs to nobody: {@link discardStaged} deletes it on every path that creates
+ * none (and the uploads bucket's lifecycle expiry covers a process that died in between).
+ */
+export function stageSource(ctx: Pick<PipelineContext, 'blobs' | 'config'>, tenantId: string, body: Readable): StagedSource {
+  const documentId = newDocumentId();
+  // 5 MiB parts (S3's minimum), 4 in flight: about 25 MiB held per upload while it streams.
+  const done = ctx.blobs.upload(ctx.config.UPLOADS_BUCKET, sourceKey(tenantId, documentId), body, { contentType: 'application/pdf', partSize: 5 * 1024 * 1024, queueSize: 4 });
+  // Awaited by whoever creates the document or discards it; never an unhandled rejection meanwhile.
+  done.catch(() => undefined);
+  return { documentId, done };
+}
+
+/** Deletes a staged source unless a document was created for it (a refused, failed or replayed request). */
+export async function discardStaged(ctx: Pick<PipelineContext, 'blobs' | 'config' | 'status'>, tenantId: string, staged: StagedSource): Promise<void> {
+  await staged.done.catch(() => undefined);
+  if (await ctx.status.getJob(tenantId, staged.documentId)) return;
+  await ctx.blobs.deleteObject(ctx.config.UPLOADS_BUCKET, sourceKey(tenantId, staged.documentId));
 }
 
 /** New document id: time-ordered prefix (sortable in logs) + 96 random bits. */
@@ -52,8 +91,9 @@ export interface NewDocument {
 }
 
 /**
- * Creates a document: admission against the tenant's plan (nothing is stored before it), the
- * source in the uploads bucket (streamed from disk), its metadata row, then its job row. The source
+ * Creates a document: admission against the tenant's plan (nothing is stored before it, but a
+ * staged source, deleted by the caller when refused), the source in the uploads bucket (streamed
+ * from disk, or the staged upload awaited), its metadata row, then its job row. The source
  * goes first, so a job row never points at a missing object. An admission whose document could not
  * be created is given back.
  */
@@ -105,7 +145,12 @@ async function storeDocument(ctx: PipelineContext, sub: Submission, doc: NewDocu
     ...(traceparent ? { traceparent } : {}),
     ...(admission ? { admission, pagesDone: 0 } : {}),
   };
-  await ctx.blobs.upload(ctx.config.UPLOADS_BUCKET, job.sourceKey, createReadStream(sub.filePath), { contentType: 'application/pdf' });
+  if (sub.staged) {
+    if (sub.staged.documentId !== doc.documentId) throw new Error(`staged source of ${sub.staged.documentId} given to document ${doc.documentId}`);
+    await sub.staged.done;
+  } else {
+    await ctx.blobs.upload(ctx.config.UPLOADS_BUCKET, job.sourceKey, createReadStream(sub.filePath), { contentType: 'application/pdf' });
+  }
   await ctx.files.putFile({
     tenantId: sub.tenantId,
     documentId: doc.documentId,

@@ -10,6 +10,7 @@ import {
   DocorchError,
   TERMINAL_STATUSES,
   deleteDocument,
+  discardStaged,
   idempotencyRequestHash,
   runIdempotent,
   TenantSlots,
@@ -17,6 +18,7 @@ import {
   progressOf,
   runSync,
   sleep,
+  stageSource,
   submitAsync,
   type AnalysisKind,
   type Job,
@@ -136,9 +138,18 @@ export function documentsRouter(ctx: PipelineContext, options: { handOff?: Abort
 
   router.post(
     '/',
-    pdfUpload({ maxBytes: ctx.config.MAX_UPLOAD_BYTES, dir: ctx.config.UPLOAD_TMP_DIR }),
+    pdfUpload({
+      maxBytes: ctx.config.MAX_UPLOAD_BYTES,
+      dir: ctx.config.UPLOAD_TMP_DIR,
+      // The file goes to the uploads bucket as it arrives, not copied there after it is inspected.
+      staging: {
+        start: (req, body) => stageSource(ctx, tenantIdOf(req), body),
+        discard: (req, staged) => discardStaged(ctx, tenantIdOf(req), staged),
+      },
+    }),
     async (req: Request, res: Response) => {
       const upload = storedUpload(req);
+      let keepStaged = false;
       try {
         if (!upload) throw problem('INVALID_REQUEST', 'No file: send the PDF in a multipart part named "file"');
         const parsed = schema.safeParse(req.body ?? {});
@@ -171,17 +182,23 @@ export function documentsRouter(ctx: PipelineContext, options: { handOff?: Abort
           limits,
           ...(opts.pages !== undefined ? { pages: opts.pages } : {}),
           ...(opts.webhookUrl !== undefined ? { webhookUrl: opts.webhookUrl } : {}),
+          ...(upload.staged ? { staged: upload.staged } : {}),
         };
+        const documentId = upload.staged?.documentId;
         const idempotencyKey = req.get('Idempotency-Key');
         if (idempotencyKey === undefined) {
-          await submit(sub, opts.mode, res);
+          await submit(sub, opts.mode, res, documentId);
+          keepStaged = true;
           return;
         }
         const hash = idempotencyRequestHash(upload.sha256, { ...opts, analyses: sub.analyses });
-        const outcome = await runIdempotent(ctx, sub.tenantId, idempotencyKey, hash, (documentId) => submit({ ...sub, idempotencyKey }, opts.mode, res, documentId));
+        const outcome = await runIdempotent(ctx, sub.tenantId, idempotencyKey, hash, (id) => submit({ ...sub, idempotencyKey }, opts.mode, res, id), documentId ? { documentId } : {});
         if (outcome.kind === 'replay') await replay(outcome.job, res);
+        else keepStaged = true;
       } finally {
         if (upload) await rm(upload.path, { force: true });
+        // Refused, failed before its document was created, or a replay: the staged copy is nobody's.
+        if (upload?.staged && !keepStaged) await discardStaged(ctx, tenantIdOf(req), upload.staged).catch((err: unknown) => ctx.logger.warn({ err, tenantId: tenantIdOf(req), documentId: upload.staged?.documentId }, 'could not delete a staged upload'));
       }
     },
   );
