@@ -23,18 +23,28 @@ function analysis(usage: Usage): ChunkAnalysis {
   return { summary: 's', keyPoints: [], entities: [], sentiment: { label: 'neutral', score: 0 }, textLength: 10, failedPages: [], usage };
 }
 
-/** A context whose tables, bucket and stream are in memory; `steps` are the analyzer's answers in order. */
-function harness(steps: Array<ChunkAnalysis | Error>) {
-  const calls = { analyze: 0, republished: 0, deadLetters: 0 };
+/** An answer that comes only when the analysis is aborted (then it is the abort). */
+type Step = ChunkAnalysis | Error | 'until-aborted';
+
+/**
+ * A context whose tables, bucket and stream are in memory; `steps` are the analyzer's answers in
+ * order. The chunk row keeps its state: claimed, released (pending) or done.
+ */
+function harness(steps: Step[]) {
+  const calls = { analyze: 0, republished: 0, deadLetters: 0, claims: 0 };
   const completed: Array<{ outcome: unknown; usage: Usage | undefined }> = [];
   const stored: ChunkResult[] = [];
   const row: ChunkRow = { index: 0, firstPage: 1, lastPage: 2, status: 'processing', attempt: 1, claimCounter: 1, claimOwner: 'w', updatedAt: '' };
   const analyzer: Pick<Analyzer, 'analyzeChunk'> = {
-    async analyzeChunk() {
+    async analyzeChunk(_input, options) {
       const step = steps[calls.analyze++];
       if (!step) throw new Error('unexpected analysis');
+      if (step === 'until-aborted') {
+        const signal = options?.signal as AbortSignal;
+        await new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+      }
       if (step instanceof Error) throw step;
-      return step;
+      return step as ChunkAnalysis;
     },
   };
   const ctx = {
@@ -54,6 +64,9 @@ function harness(steps: Array<ChunkAnalysis | Error>) {
         return { status: 'processing' };
       },
       async claimChunk() {
+        calls.claims++;
+        if (row.status === 'succeeded' || row.status === 'failed') return { kind: 'done', row };
+        Object.assign(row, { status: 'processing', claimOwner: 'w' });
         return { kind: 'claimed', row };
       },
       async heartbeatChunk() {
@@ -63,10 +76,12 @@ function harness(steps: Array<ChunkAnalysis | Error>) {
         return row;
       },
       async releaseChunk() {
+        Object.assign(row, { status: 'pending', claimOwner: undefined });
         return true;
       },
-      async completeChunk(_t: string, _d: string, _i: number, _claim: unknown, outcome: unknown, usage?: Usage) {
+      async completeChunk(_t: string, _d: string, _i: number, _claim: unknown, outcome: { status: ChunkRow['status'] }, usage?: Usage) {
         completed.push({ outcome, usage });
+        row.status = outcome.status;
         return true;
       },
     },
@@ -91,15 +106,16 @@ function harness(steps: Array<ChunkAnalysis | Error>) {
     createdAt: new Date().toISOString(),
     payload: { tenantId: 't', documentId: 'd', chunkIndex: 0, attempt: 1, analyses: ['summary'] },
   };
-  const run = () => processChunk(ctx, event, { workerId: 'w', limit: new FairQueue(1).run, retry: { baseMs: 1, capMs: 1 } });
-  return { run, calls, completed, stored };
+  const run = (signal?: AbortSignal) =>
+    processChunk(ctx, event, { workerId: 'w', limit: new FairQueue(1).run, retry: { baseMs: 1, capMs: 1 }, ...(signal ? { signal } : {}) });
+  return { run, calls, completed, stored, row };
 }
 
 describe('processChunk and the model errors', () => {
   it('fails the chunk at once on INVALID_MODEL_OUTPUT, keeping the billed usage of the rejected answers', async () => {
     const h = harness([new DocorchError('INVALID_MODEL_OUTPUT', 'bad JSON (after 3 answers)', { details: { usage: USAGE_A } })]);
     expect(await h.run()).toBe('failed');
-    expect(h.calls).toEqual({ analyze: 1, republished: 0, deadLetters: 1 });
+    expect(h.calls).toEqual({ analyze: 1, republished: 0, deadLetters: 1, claims: 1 });
     expect(h.completed).toEqual([
       { outcome: expect.objectContaining({ status: 'failed', error: { code: 'INVALID_MODEL_OUTPUT', message: 'bad JSON (after 3 answers)' } }), usage: USAGE_A },
     ]);
@@ -134,14 +150,33 @@ describe('processChunk and the model errors', () => {
     expect([first, second]).toEqual(['succeeded', 'skipped']);
     expect(h.calls.analyze).toBe(1);
     expect(h.completed).toHaveLength(1);
-    // Once it is done, a later delivery goes through the claim as usual (here: claimed again).
-    expect(await h.run()).not.toBe('skipped');
+    // The duplicate went through the claim after the first (which found the chunk done).
+    expect(h.calls.claims).toBe(2);
+  });
+
+  it('claims a chunk that the delivery it waited for handed back (a lost lease), instead of skipping its record', async () => {
+    // The fault-kill stall: a worker's handlers are aborted (its lease lost), each re-publishes
+    // its chunk and releases it; the re-published record reaches the same worker while the
+    // aborted handler still runs. Skipped "as a duplicate", it was checkpointed, and the released
+    // chunk had no record left: the document stalled one lane short.
+    const h = harness(['until-aborted', analysis(USAGE_B)]);
+    const lease = new AbortController();
+    const first = h.run(lease.signal);
+    while (h.calls.analyze === 0) await new Promise((r) => setTimeout(r, 1));
+    const second = h.run();
+    lease.abort(new Error('lease lost'));
+    await expect(first).rejects.toThrow('lease lost');
+    expect(h.calls.republished).toBe(1); // handed back: re-published, then released
+    expect(await second).toBe('succeeded');
+    expect(h.calls.analyze).toBe(2);
+    expect(h.completed).toHaveLength(1);
+    expect(h.row.status).toBe('succeeded');
   });
 
   it('still retries and re-publishes retryable errors', async () => {
     const unavailable = () => new DocorchError('UPSTREAM_UNAVAILABLE', '503');
     const h = harness([unavailable(), unavailable(), unavailable()]);
     expect(await h.run()).toBe('requeued');
-    expect(h.calls).toEqual({ analyze: 3, republished: 1, deadLetters: 0 });
+    expect(h.calls).toEqual({ analyze: 3, republished: 1, deadLetters: 0, claims: 1 });
   });
 });

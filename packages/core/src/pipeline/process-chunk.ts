@@ -72,9 +72,12 @@ const active = new WeakMap<PipelineContext, Map<string, Promise<ChunkOutcome>>>(
  * Handles one `chunk.ready` record. Resolves when the record may be checkpointed.
  *
  * A second record of a chunk this process is already working on (a duplicate in the stream: a
- * resumed split re-publishes what it cannot know was published) waits for that work and is then
- * skipped: the claim is re-entrant for its owner (so a retried handler can resume it), and two
- * deliveries in one worker would otherwise both analyse the chunk.
+ * resumed split re-publishes what it cannot know was published; a hand-back re-publishes the
+ * chunk it gives up) waits for that work, then goes through the claim like any delivery: the
+ * claim is re-entrant for its owner (so a retried handler can resume it), and two deliveries in
+ * one worker running at once would both analyse the chunk. It is not simply skipped: the work it
+ * waited for may have been aborted (a lost lease, a shutdown) and handed the chunk back, and then
+ * this record, whose handling would otherwise be checkpointed, is the only one left to deliver it.
  */
 export async function processChunk(
   ctx: PipelineContext,
@@ -85,11 +88,10 @@ export async function processChunk(
   let running = active.get(ctx);
   if (!running) active.set(ctx, (running = new Map()));
   const key = `${options.workerId}\u0000${p.tenantId}\u0000${p.documentId}\u0000${p.chunkIndex}`;
-  const current = running.get(key);
-  if (current) {
-    ctx.logger.info({ tenantId: p.tenantId, documentId: p.documentId, chunkIndex: p.chunkIndex }, 'duplicate record of a chunk in progress here; skipped after it');
-    await current.catch(() => undefined);
-    return 'skipped';
+  if (running.has(key)) {
+    ctx.logger.info({ tenantId: p.tenantId, documentId: p.documentId, chunkIndex: p.chunkIndex }, 'duplicate record of a chunk in progress here; handled after it');
+    // Several may wait: each takes its turn (the map is set synchronously after the loop).
+    for (let current = running.get(key); current; current = running.get(key)) await current.catch(() => undefined);
   }
   const work = processOnce(ctx, event, options);
   running.set(key, work);
