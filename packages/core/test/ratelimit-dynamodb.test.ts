@@ -41,7 +41,39 @@ afterAll(async () => {
   await db?.stop();
 });
 
+/** Counts the commands a document client sends, by name (a middleware on the real client). */
+function countCommands(doc: DynamoDBDocumentClient): Map<string, number> {
+  const counts = new Map<string, number>();
+  doc.middlewareStack.add(
+    (next, context) => async (args) => {
+      counts.set(String(context.commandName), (counts.get(String(context.commandName)) ?? 0) + 1);
+      return next(args);
+    },
+    { step: 'initialize', name: 'countCommands' },
+  );
+  return counts;
+}
+
 describe('DynamoDbRateLimiter', () => {
+  it('takes one write per grant while its process is the last writer, and recomputes from the row a lost race returns', async () => {
+    const bucket = `bucket-${randomUUID()}`;
+    const [a, b] = [docClient(), docClient()];
+    const counts = countCommands(a);
+    const options = { tableName, bucket, requestsPerWindow: 10_000, tokensPerWindow: 1_000_000, windowMs: 60_000, marginMs: 0 };
+    const first = new DynamoDbRateLimiter({ ...options, doc: a });
+    for (let i = 0; i < 5; i++) await first.acquire(1);
+    // One read (the row was not known yet), then a conditional write per grant.
+    expect(Object.fromEntries(counts)).toEqual({ GetItemCommand: 1, PutItemCommand: 5 });
+    // Another process writes: the next grant here loses its race, gets the row back with the
+    // failed condition, and writes again from it (no read).
+    await new DynamoDbRateLimiter({ ...options, doc: b }).acquire(1);
+    await first.acquire(1);
+    expect(Object.fromEntries(counts)).toEqual({ GetItemCommand: 1, PutItemCommand: 7 });
+    expect(first.stats()).toMatchObject({ grants: 6, conflicts: 1 });
+    const row = await b.send(new GetCommand({ TableName: tableName, Key: { pk: bucket }, ConsistentRead: true }));
+    expect(row.Item?.version).toBe(7);
+  });
+
   it(
     'N concurrent acquirers over several instances never exceed R per window, and reach close to R',
     async () => {

@@ -106,6 +106,18 @@ export interface AssemblyClaimRef {
 export interface TransitionOptions {
   /** Refused (CONFLICT) once the reconciler fenced the sync job (its own writes after a hand-over). */
   unlessFenced?: boolean;
+  /**
+   * The job as the caller just read or wrote it (e.g. the previous transition's answer): the
+   * terminal transition of an admitted job starts from it instead of reading the row (it is
+   * conditional on what it saw, so a stale copy only costs the read it saved, and a retry).
+   * @defaultValue the row is read
+   */
+  seen?: Job;
+  /**
+   * Usage to meter with the transition, in the same write when the job is admitted (exactly once
+   * with it), else right after it. @defaultValue nothing metered
+   */
+  meter?: { usage: Usage; chunks: number; pages: number };
 }
 
 /** Fields a transition may set together with the status. */
@@ -248,7 +260,10 @@ export class StatusTable {
       const admitted = await this.finishAdmitted(tenantId, documentId, to, patch, statusesLeadingTo(to), undefined, options);
       if (admitted) return admitted;
     }
-    return this.updateStatus(tenantId, documentId, to, patch, statusesLeadingTo(to), options);
+    const job = await this.updateStatus(tenantId, documentId, to, patch, statusesLeadingTo(to), options);
+    const { meter } = options;
+    if (meter && this.usageTableName) await this.doc.send(new UpdateCommand(usageUpdate(this.usageTableName, tenantId, meter.usage, meter.chunks, meter.pages)));
+    return job;
   }
 
   /** The plain conditional status update (no admission to release): from one of `from` to `to`. */
@@ -303,7 +318,7 @@ export class StatusTable {
   ): Promise<Job | undefined> {
     const usageTable = this.usageTableName as string;
     for (let attempt = 1; ; attempt++) {
-      const job = await this.getJob(tenantId, documentId);
+      const job = attempt === 1 && options.seen ? options.seen : await this.getJob(tenantId, documentId);
       if (!job) throw new DocorchError('NOT_FOUND', `Document ${documentId} not found`);
       if (!job.admission) return undefined;
       if (!from.includes(job.status) || (claim !== undefined && (job.assemblyOwner !== claim.owner || job.assemblyEpoch !== claim.epoch)) || (options.unlessFenced && job.syncFenced)) {
@@ -318,6 +333,15 @@ export class StatusTable {
         values[':claimEpoch'] = claim.epoch;
       }
       values[':seenDone'] = job.pagesDone ?? 0;
+      const { meter } = options;
+      const meterItem = meter ? usageUpdate(usageTable, tenantId, meter.usage, meter.chunks, meter.pages) : undefined;
+      // One write per item in a transaction: pages released from the same month's row go in the metering update.
+      const releaseItems = admissionRelease(usageTable, tenantId, job.admission.month, release);
+      const sameRow = meterItem && release > 0 && JSON.stringify(meterItem.Key) === JSON.stringify(usageKey(tenantId, job.admission.month));
+      if (meterItem && sameRow) {
+        meterItem.UpdateExpression += ', pagesCharged :minus';
+        (meterItem.ExpressionAttributeValues as Record<string, unknown>)[':minus'] = -release;
+      }
       try {
         await this.transact([
           {
@@ -330,7 +354,8 @@ export class StatusTable {
               ExpressionAttributeValues: values,
             },
           },
-          ...admissionRelease(usageTable, tenantId, job.admission.month, release),
+          ...(sameRow ? releaseItems.slice(0, 1) : releaseItems),
+          ...(meterItem ? [{ Update: meterItem }] : []),
         ]);
         if (TERMINAL_STATUSES.has(to)) this.onTerminal?.(to);
         return { ...job, ...patch, status: to } as Job;
@@ -356,6 +381,8 @@ export class StatusTable {
   private async finishInTwoSteps(tenantId: string, documentId: string, to: JobStatus, patch: JobPatch, from: readonly JobStatus[], options: TransitionOptions): Promise<Job> {
     await this.updateStatus(tenantId, documentId, to, { ...patch, releasePending: true }, from, options);
     await this.releaseAdmission(tenantId, documentId);
+    const { meter } = options;
+    if (meter && this.usageTableName) await this.doc.send(new UpdateCommand(usageUpdate(this.usageTableName, tenantId, meter.usage, meter.chunks, meter.pages)));
     return (await this.getJob(tenantId, documentId)) as Job;
   }
 

@@ -194,12 +194,11 @@ async function finishSyncFromResult(ctx: PipelineContext, job: Job): Promise<boo
       completedAt: new Date().toISOString(),
       pagesDone: job.pagesSelected ?? 0,
       ...(result.status === 'failed' ? { error: { code: 'ANALYSIS_FAILED', message: 'Too many chunks failed; see failedPages in the result' } } : {}),
-    });
+    }, { meter: { usage: result.usage, chunks: job.chunksTotal, pages: job.pagesSelected ?? 0 } });
   } catch (err) {
     if (err instanceof DocorchError && (err.code === 'CONFLICT' || err.code === 'NOT_FOUND')) return false;
     throw err;
   }
-  await ctx.usage.addUsage(job.tenantId, result.usage, job.chunksTotal, job.pagesSelected ?? 0).catch((err: unknown) => ctx.logger.error({ err }, 'could not meter usage'));
   ctx.logger.warn({ tenantId: job.tenantId, documentId: job.documentId, status: result.status }, 'sync job finished from its stored result');
   return true;
 }

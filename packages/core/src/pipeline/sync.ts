@@ -117,22 +117,28 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
     // between the two transitions leaves a job the reconciler finishes from the stored result
     // (the chunk results of a sync run live only in this process). Refused once the reconciler
     // took the job over (this process was presumed dead): see the catch.
-    await ctx.status.transition(
+    const assembling = await ctx.status.transition(
       sub.tenantId,
       documentId,
       'assembling',
       { chunksSucceeded: succeeded, chunksFailed: chunks.length - succeeded, resultKey: key },
       { unlessFenced: true },
     );
-    await ctx.status.transition(sub.tenantId, documentId, result.status, {
-      resultKey: key,
-      completedAt: new Date().toISOString(),
-      pagesDone: extraction.pages.length,
-      ...(result.status === 'failed'
-        ? { error: { code: 'ANALYSIS_FAILED', message: 'Too many chunks failed; see failedPages in the result' } }
-        : {}),
-    });
-    await ctx.usage.addUsage(sub.tenantId, result.usage, chunks.length, extraction.pages.length).catch((err: unknown) => log.error({ err }, 'could not meter usage'));
+    // Metered with the terminal transition (one write, exactly once), from the job just written.
+    await ctx.status.transition(
+      sub.tenantId,
+      documentId,
+      result.status,
+      {
+        resultKey: key,
+        completedAt: new Date().toISOString(),
+        pagesDone: extraction.pages.length,
+        ...(result.status === 'failed'
+          ? { error: { code: 'ANALYSIS_FAILED', message: 'Too many chunks failed; see failedPages in the result' } }
+          : {}),
+      },
+      { seen: assembling, meter: { usage: result.usage, chunks: chunks.length, pages: extraction.pages.length } },
+    );
     log.info({ status: result.status }, 'sync job finished');
     return { kind: 'completed', documentId, result };
   } catch (err) {

@@ -4,9 +4,12 @@
  * small row in DynamoDB (RATE_LIMIT_TABLE, key `pk` = the bucket name).
  *
  * Algorithm: ./gcra.ts (a token bucket as a theoretical arrival time per dimension). Each
- * acquire reads the row (strongly consistent), reserves the earliest conforming instant, writes
- * the new state with a condition on the row's `version` (optimistic concurrency; on a lost race it
- * re-reads and recomputes), then sleeps until its instant. One successful write per grant; a
+ * acquire takes the row as this process last saw it (read strongly consistent the first time),
+ * reserves the earliest conforming instant, writes the new state with a condition on the row's
+ * `version` (optimistic concurrency), then sleeps until its instant. A lost race returns the
+ * current row with the failed condition (`ReturnValuesOnConditionCheckFailure`), from which it
+ * recomputes: one round trip per grant while this process is the last writer, two otherwise,
+ * never a separate read. One successful write per grant; a
  * waiter never polls the table, and waiters are served in the order their writes landed.
  * A grant that can only be used more than `maxLatenessMs` after its instant (a slow conditional
  * write for an immediate slot, a timer fired late on a busy event loop) is dropped and a new one
@@ -24,7 +27,9 @@
  * The guarantee is therefore: at most the limit in any window as the server sees it, as long as
  * that lateness varies by less than `marginMs`.
  */
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { RATE_LIMIT_TABLE_KEYS } from '../aws/resources.js';
 import type { Config } from '../config.js';
 import { DocorchError } from '../errors.js';
@@ -118,6 +123,8 @@ export class DynamoDbRateLimiter implements RateLimiter {
   private readonly maxConflicts: number;
   private readonly maxLatenessMs: number;
   private readonly counters: RateLimiterStats = { grants: 0, conflicts: 0, waitedMs: 0, staleGrants: 0 };
+  /** The row as last written or returned by DynamoDB (null: known absent; undefined: not known). */
+  private lastSeen: Row | null | undefined;
 
   constructor(private readonly options: DynamoDbRateLimiterOptions) {
     const windowMs = options.windowMs ?? 60_000;
@@ -199,15 +206,19 @@ export class DynamoDbRateLimiter implements RateLimiter {
     }
   }
 
-  /** Reads the row, applies `mutate`, writes it back if nobody wrote in between; else again. */
+  /**
+   * Applies `mutate` to the row as last seen and writes it back if nobody wrote in between; else
+   * again from the row the failed write returned (a row not seen yet is read first).
+   */
   private async update<T>(
     mutate: (state: BucketState, now: number) => { next: BucketState; result: T },
     signal?: AbortSignal,
   ): Promise<T> {
     for (let conflicts = 0; ; ) {
       signal?.throwIfAborted();
-      const row = await this.read();
+      const row = this.lastSeen === undefined ? ((await this.read()) ?? null) : this.lastSeen;
       const { next, result } = mutate(row ?? FULL_BUCKET, this.now());
+      const version = (row?.version ?? 0) + 1;
       try {
         await this.options.doc.send(
           new PutCommand({
@@ -216,17 +227,26 @@ export class DynamoDbRateLimiter implements RateLimiter {
               [RATE_LIMIT_TABLE_KEYS.pk]: this.options.bucket,
               requestTat: next.requestTat,
               tokenTat: next.tokenTat,
-              version: (row?.version ?? 0) + 1,
+              version,
               updatedAt: new Date(this.now()).toISOString(),
             },
             ConditionExpression: row ? '#version = :version' : 'attribute_not_exists(#pk)',
             ExpressionAttributeNames: row ? { '#version': 'version' } : { '#pk': RATE_LIMIT_TABLE_KEYS.pk },
             ...(row ? { ExpressionAttributeValues: { ':version': row.version } } : {}),
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           }),
         );
+        this.lastSeen = { ...next, version };
         return result;
       } catch (err) {
-        if (!(err instanceof Error) || err.name !== 'ConditionalCheckFailedException') throw err;
+        if (!(err instanceof Error) || err.name !== 'ConditionalCheckFailedException') {
+          this.lastSeen = undefined; // the write may or may not have landed: read before the next one
+          throw err;
+        }
+        // Another process wrote since: recompute from the row it left (returned with the failure,
+        // in DynamoDB's wire form: the document client does not convert errors).
+        const item = (err as { Item?: Record<string, AttributeValue> }).Item;
+        this.lastSeen = item ? toRow(unmarshall(item)) : undefined;
         this.counters.conflicts++;
         if (++conflicts >= this.maxConflicts) {
           throw new DocorchError('UPSTREAM_UNAVAILABLE', `Rate limiter: ${conflicts} lost races in a row on ${this.options.bucket}`, {
@@ -247,12 +267,14 @@ export class DynamoDbRateLimiter implements RateLimiter {
         ConsistentRead: true,
       }),
     );
-    const item = out.Item;
-    if (!item) return undefined;
-    return {
-      requestTat: Number(item.requestTat ?? 0),
-      tokenTat: Number(item.tokenTat ?? 0),
-      version: Number(item.version ?? 0),
-    };
+    return out.Item ? toRow(out.Item) : undefined;
   }
+}
+
+function toRow(item: Record<string, unknown>): Row {
+  return {
+    requestTat: Number(item.requestTat ?? 0),
+    tokenTat: Number(item.tokenTat ?? 0),
+    version: Number(item.version ?? 0),
+  };
 }
