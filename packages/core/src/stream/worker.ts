@@ -121,6 +121,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly consumers = new Map<string, ShardConsumer>();
   /** Leases being handed off: held and renewed, but no consumer may start on them. */
   private readonly handingOff = new Set<string>();
+  /** Shards whose failed consumer is stopping (its last checkpoint being written) before it is replaced. */
+  private readonly retiring = new Set<string>();
   private readonly handoffDrainMs: number;
   private readonly log: Logger;
   private readonly concurrency: number;
@@ -302,8 +304,18 @@ export class Worker extends EventEmitter<WorkerEvents> {
         // while the lease is still ours: replace it, after a pause, from the last checkpoint,
         // as the KCL retries a failed shard task. Records it had begun are re-delivered.
         if (Date.now() - existing.failedAt < CONSUMER_RESTART_DELAY_MS) continue;
-        this.consumers.delete(key);
-        void existing.stop(0);
+        // Only once it has stopped: its stop checkpoints what it finished, and the replacement
+        // must start from that checkpoint. Started from the lease as it was before, it would
+        // deliver those records again and have its own checkpoints refused as going backwards.
+        if (!this.retiring.has(key)) {
+          this.retiring.add(key);
+          void existing.stop(0).finally(() => {
+            this.retiring.delete(key);
+            if (this.consumers.get(key) === existing) this.consumers.delete(key);
+            this.reconcile();
+          });
+        }
+        continue;
       } else if (existing) {
         continue; // running, or ended at SHARD_END
       }
