@@ -261,9 +261,13 @@ export class StatusTable {
       if (admitted) return admitted;
     }
     const job = await this.updateStatus(tenantId, documentId, to, patch, statusesLeadingTo(to), options);
-    const { meter } = options;
-    if (meter && this.usageTableName) await this.doc.send(new UpdateCommand(usageUpdate(this.usageTableName, tenantId, meter.usage, meter.chunks, meter.pages)));
+    await this.meterApart(tenantId, options.meter);
     return job;
+  }
+
+  /** Meters `meter` in a write of its own (a transition that could not carry it in its transaction). */
+  private async meterApart(tenantId: string, meter: TransitionOptions['meter']): Promise<void> {
+    if (meter && this.usageTableName) await this.doc.send(new UpdateCommand(usageUpdate(this.usageTableName, tenantId, meter.usage, meter.chunks, meter.pages)));
   }
 
   /** The plain conditional status update (no admission to release): from one of `from` to `to`. */
@@ -336,8 +340,7 @@ export class StatusTable {
       const { meter } = options;
       const meterItem = meter ? usageUpdate(usageTable, tenantId, meter.usage, meter.chunks, meter.pages) : undefined;
       // One write per item in a transaction: pages released from the same month's row go in the metering update.
-      const releaseItems = admissionRelease(usageTable, tenantId, job.admission.month, release);
-      const sameRow = meterItem && release > 0 && JSON.stringify(meterItem.Key) === JSON.stringify(usageKey(tenantId, job.admission.month));
+      const sameRow = meterItem !== undefined && release > 0 && meterItem.Key.pk === usageKey(tenantId, job.admission.month).pk;
       if (meterItem && sameRow) {
         meterItem.UpdateExpression += ', pagesCharged :minus';
         (meterItem.ExpressionAttributeValues as Record<string, unknown>)[':minus'] = -release;
@@ -354,7 +357,7 @@ export class StatusTable {
               ExpressionAttributeValues: values,
             },
           },
-          ...(sameRow ? releaseItems.slice(0, 1) : releaseItems),
+          ...admissionRelease(usageTable, tenantId, job.admission.month, sameRow ? 0 : release),
           ...(meterItem ? [{ Update: meterItem }] : []),
         ]);
         if (TERMINAL_STATUSES.has(to)) this.onTerminal?.(to);
@@ -381,8 +384,7 @@ export class StatusTable {
   private async finishInTwoSteps(tenantId: string, documentId: string, to: JobStatus, patch: JobPatch, from: readonly JobStatus[], options: TransitionOptions): Promise<Job> {
     await this.updateStatus(tenantId, documentId, to, { ...patch, releasePending: true }, from, options);
     await this.releaseAdmission(tenantId, documentId);
-    const { meter } = options;
-    if (meter && this.usageTableName) await this.doc.send(new UpdateCommand(usageUpdate(this.usageTableName, tenantId, meter.usage, meter.chunks, meter.pages)));
+    await this.meterApart(tenantId, options.meter);
     return (await this.getJob(tenantId, documentId)) as Job;
   }
 

@@ -27,7 +27,7 @@ import {
 } from '@docorch/core';
 import { principalOf, tenantIdOf } from '../auth.js';
 import { problem } from '../problem.js';
-import { pdfUpload, storedUpload } from '../upload.js';
+import { pdfUpload, storedUpload, type SourceStaging } from '../upload.js';
 import { eventsHandler } from './events.js';
 import { addDeliveryRoutes } from './deliveries.js';
 import { uploadFields, type AcceptedView, type DocumentView } from '../contract/schemas.js';
@@ -136,17 +136,15 @@ export function documentsRouter(ctx: PipelineContext, options: { handOff?: Abort
     res.status(202).json(accepted(job));
   }
 
+  // The file goes to the uploads bucket as it arrives, not copied there after it is inspected.
+  const staging: SourceStaging = {
+    start: (req, body) => stageSource(ctx, tenantIdOf(req), body),
+    discard: (req, staged) => discardStaged(ctx, tenantIdOf(req), staged),
+  };
+
   router.post(
     '/',
-    pdfUpload({
-      maxBytes: ctx.config.MAX_UPLOAD_BYTES,
-      dir: ctx.config.UPLOAD_TMP_DIR,
-      // The file goes to the uploads bucket as it arrives, not copied there after it is inspected.
-      staging: {
-        start: (req, body) => stageSource(ctx, tenantIdOf(req), body),
-        discard: (req, staged) => discardStaged(ctx, tenantIdOf(req), staged),
-      },
-    }),
+    pdfUpload({ maxBytes: ctx.config.MAX_UPLOAD_BYTES, dir: ctx.config.UPLOAD_TMP_DIR, staging }),
     async (req: Request, res: Response) => {
       const upload = storedUpload(req);
       let keepStaged = false;
@@ -198,7 +196,7 @@ export function documentsRouter(ctx: PipelineContext, options: { handOff?: Abort
       } finally {
         if (upload) await rm(upload.path, { force: true });
         // Refused, failed before its document was created, or a replay: the staged copy is nobody's.
-        if (upload?.staged && !keepStaged) await discardStaged(ctx, tenantIdOf(req), upload.staged).catch((err: unknown) => ctx.logger.warn({ err, tenantId: tenantIdOf(req), documentId: upload.staged?.documentId }, 'could not delete a staged upload'));
+        if (upload?.staged && !keepStaged) await staging.discard(req, upload.staged).catch((err: unknown) => ctx.logger.warn({ err, tenantId: tenantIdOf(req), documentId: upload.staged?.documentId }, 'could not delete a staged upload'));
       }
     },
   );
