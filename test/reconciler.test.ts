@@ -7,8 +7,9 @@
  *   no record): re-published, the document completes;
  * - the API is killed -9 during a sync analysis (the job `processing`, no chunk row): fenced and
  *   resumed on the async path, the document completes;
- * - the API dies between storing a sync result and finishing its job (`assembling`, no chunk
- *   row): the reconciler finishes it from the stored result;
+ * - the API dies between storing a sync result and finishing its job (`processing`, or
+ *   `assembling` as an older version left it; no chunk row): the reconciler finishes it from the
+ *   stored result without analysing it again;
  * - a DELETE of a 300-page document mid-processing: after the drain and the tombstone's purge,
  *   nothing of it is left in either bucket or any table;
  * - SIGTERM of the API during a sync request: new uploads answer 503 SHUTTING_DOWN, the sync
@@ -141,30 +142,45 @@ describe('the reconciler drives stuck documents to a terminal state', () => {
   });
 
   it('the API killed between storing a sync result and finishing its job: the reconciler finishes it from the stored result', { timeout: 60_000 }, async () => {
-    const pdf = await generatePdf({ pages: 4, seed: 44 });
-    const file = path.join(dir, 'sync-assembling.pdf');
+    const pdf = await generatePdf({ pages: 4, seed: 44, label: 'sync-stored' });
+    const file = path.join(dir, 'sync-stored.pdf');
     await writeFile(file, pdf.bytes);
-    const documentId = newDocumentId();
-    // What pipeline/sync.ts has written when its process dies between its two last transitions.
-    await createDocument(
-      ctx,
-      {
-        tenantId: pipeline.tenantId, filePath: file, filename: 'sync.pdf', contentType: 'application/pdf', sizeBytes: pdf.bytes.length, sha256: 'y'.repeat(64),
-        pagesPerChunk: 2, analyses: [...ANALYSIS_KINDS] as AnalysisKind[],
-        limits: { maxPages: 1000, pagesPerMonth: 1_000_000, tokensPerMonth: 1_000_000_000, concurrentDocuments: 100 },
-      },
-      { documentId, mode: 'sync', status: 'processing', pageCount: 4, pagesSelected: 4, chunksTotal: 2 },
-    );
-    const key = resultKey(pipeline.tenantId, documentId);
-    const stored = { documentId, status: 'completed', summary: 'done', chunks: [], usage: { inputTokens: 10, outputTokens: 5, modelCalls: 3 } };
-    await ctx.blobs.putJson(ctx.config.RESULTS_BUCKET, key, stored);
-    await ctx.status.transition(pipeline.tenantId, documentId, 'assembling', { chunksSucceeded: 2, chunksFailed: 0, resultKey: key });
+    const limits = { maxPages: 1000, pagesPerMonth: 1_000_000, tokensPerMonth: 1_000_000_000, concurrentDocuments: 100 };
+    const sub = {
+      tenantId: pipeline.tenantId, filePath: file, filename: 'sync.pdf', contentType: 'application/pdf', sizeBytes: pdf.bytes.length, sha256: 'y'.repeat(64),
+      pagesPerChunk: 2, analyses: [...ANALYSIS_KINDS] as AnalysisKind[], limits,
+    };
+    const chunk = (index: number) => ({ index, pages: [index * 2 + 1, index * 2 + 2], status: 'succeeded', summary: 's', keyPoints: [], entities: [], sentiment: 'neutral', textLength: 1, failedPages: [], usage: { inputTokens: 5, outputTokens: 2, modelCalls: 1 } });
+    /** What pipeline/sync.ts has written when its process dies after storing the result: the job `processing`, the result at its key. */
+    const diedAfterStoring = async () => {
+      const documentId = newDocumentId();
+      const job = await createDocument(ctx, sub, { documentId, mode: 'sync', status: 'processing', pageCount: 4, pagesSelected: 4, chunksTotal: 2 });
+      const key = resultKey(pipeline.tenantId, documentId);
+      await ctx.blobs.putJson(ctx.config.RESULTS_BUCKET, key, { documentId, status: 'completed', summary: 'done', chunks: [chunk(0), chunk(1)], usage: { inputTokens: 10, outputTokens: 5, modelCalls: 3 } });
+      return { documentId, key, createdAt: Date.parse(job.createdAt) };
+    };
+    // This version: the run dies between its result and its terminal write (the job `processing`,
+    // no chunk row). The reconciler waits out the sync budget, fences it, and finishes it from the
+    // result, without analysing it again.
+    const now = await diedAfterStoring();
+    // An older version wrote `assembling` (with the key) in between; such a job is finished too.
+    const old = await diedAfterStoring();
+    await ctx.status.transition(pipeline.tenantId, old.documentId, 'assembling', { chunksSucceeded: 2, chunksFailed: 0, resultKey: old.key });
     const t0 = Date.now();
-    const { job, at } = await terminal(documentId, 30_000);
-    console.log(`sync job left assembling: finished ${at - t0} ms later (stale ${STALE_MS} + sweep ${INTERVAL_MS})`);
-    expect(job.status).toBe('completed');
-    expect(job.pagesDone).toBe(4);
-    expect(at - t0).toBeLessThanOrEqual(STALE_MS + INTERVAL_MS + 1_500);
+    const [current, legacy] = await Promise.all([terminal(now.documentId, SYNC_TIMEOUT_MS + 30_000), terminal(old.documentId, 30_000)]);
+    console.log(`sync run died after storing its result: finished ${current.at - now.createdAt} ms after it started (budget ${SYNC_TIMEOUT_MS} + stale ${STALE_MS} + sweep ${INTERVAL_MS}); left assembling: ${legacy.at - t0} ms`);
+    for (const { job } of [current, legacy]) {
+      expect(job.status).toBe('completed');
+      expect(job.pagesDone).toBe(4);
+      expect(job.chunksSucceeded).toBe(2);
+      expect(job.recoveries ?? 0).toBe(0);
+    }
+    expect(current.job.resultKey).toBe(now.key);
+    expect(current.job.syncFenced).toBe(true);
+    expect(current.at - now.createdAt).toBeLessThanOrEqual(SYNC_TIMEOUT_MS + STALE_MS + INTERVAL_MS + 1_500);
+    expect(legacy.at - t0).toBeLessThanOrEqual(STALE_MS + INTERVAL_MS + 1_500);
+    // Finished from the stored result: no page of it went to the model again.
+    expect(fake.log.some((r) => r.sample.includes('sync-stored'))).toBe(false);
   });
 
   it('DELETE of a 300-page document mid-processing leaves nothing of it in either bucket or any table once drained', { timeout: 180_000 }, async () => {

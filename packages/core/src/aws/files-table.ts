@@ -35,9 +35,12 @@ export class FilesTable {
   ) {}
 
   async putFile(file: FileRecord): Promise<void> {
-    await this.doc.send(
-      new PutCommand({ TableName: this.tableName, Item: { ...file, pk: documentPk(file.tenantId, file.documentId) } }),
-    );
+    await this.doc.send(new PutCommand(this.putItem(file)));
+  }
+
+  /** The Put of a file row, for a transaction that writes it with its job (StatusTable.createJob). */
+  putItem(file: FileRecord): { TableName: string; Item: Record<string, unknown> } {
+    return { TableName: this.tableName, Item: { ...file, pk: documentPk(file.tenantId, file.documentId) } };
   }
 
   async getFile(tenantId: string, documentId: string): Promise<FileRecord | undefined> {

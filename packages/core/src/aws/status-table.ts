@@ -20,7 +20,7 @@ import type { ChunkPlan, ChunkStatus, Job, JobStatus, RecordedError } from '../j
 import { statusesLeadingTo, TERMINAL_STATUSES } from '../jobs/model.js';
 import { isConditionFailure } from './conditions.js';
 import { STATUS_TABLE_KEYS } from './resources.js';
-import { releaseSlotUpdate, usageKey, usageUpdate } from '../store/usage-meter.js';
+import { releaseSlotUpdate, reservePagesUpdate, usageKey, usageUpdate, type PendingAdmission } from '../store/usage-meter.js';
 import type { Usage } from '../analysis/types.js';
 import pLimit from 'p-limit';
 import { sleep, withRetry } from '../retry/backoff.js';
@@ -100,6 +100,14 @@ export interface JobPage {
 export interface AssemblyClaimRef {
   owner: string;
   epoch: number;
+}
+
+/** What {@link StatusTable.createJob} writes with the job row, all or nothing. */
+export interface CreateJobOptions {
+  /** The document's file-metadata row (FilesTable.putItem). @defaultValue none */
+  file?: { TableName: string; Item: Record<string, unknown> };
+  /** An admission whose pages are reserved with the job (UsageMeter.takeSlot). @defaultValue none */
+  reserve?: PendingAdmission;
 }
 
 /** Options of {@link StatusTable.transition}. */
@@ -213,27 +221,46 @@ export class StatusTable {
     private readonly onTerminal?: (status: JobStatus) => void,
   ) {}
 
-  /** Creates the job row; CONFLICT if the document id already exists. */
-  async createJob(job: Job): Promise<void> {
+  /**
+   * Creates the job row; CONFLICT if the document id already exists. With `options`, in one
+   * transaction with what a new document writes beside it: its file-metadata row, and the
+   * reservation of its admitted pages, refused with QUOTA_PAGES_EXCEEDED (no details: see
+   * UsageMeter.pagesRefused) when they no longer fit, so nothing is written.
+   */
+  async createJob(job: Job, options: CreateJobOptions = {}): Promise<void> {
+    const item = {
+      ...job,
+      pk: documentPk(job.tenantId, job.documentId),
+      sk: JOB_SK,
+      entity: 'JOB',
+      gsi1pk: job.tenantId,
+      gsi1sk: `${job.createdAt}#${job.documentId}`,
+      [OPEN_STATUS]: job.status,
+      [OPEN_AT]: job.updatedAt,
+    };
+    const conflict = (err: unknown) => new DocorchError('CONFLICT', `Document ${job.documentId} already exists`, { cause: err });
+    if (!options.file && !options.reserve) {
+      try {
+        await this.doc.send(new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }));
+      } catch (err) {
+        if (isConditionFailure(err)) throw conflict(err);
+        throw err;
+      }
+      return;
+    }
+    if (options.reserve && !this.usageTableName) throw new Error('StatusTable without a usage table cannot reserve pages');
     try {
-      await this.doc.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: {
-            ...job,
-            pk: documentPk(job.tenantId, job.documentId),
-            sk: JOB_SK,
-            entity: 'JOB',
-            gsi1pk: job.tenantId,
-            gsi1sk: `${job.createdAt}#${job.documentId}`,
-            [OPEN_STATUS]: job.status,
-            [OPEN_AT]: job.updatedAt,
-          },
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
-      );
+      await this.transact([
+        { Put: { TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' } },
+        ...(options.reserve ? [{ Update: reservePagesUpdate(this.usageTableName as string, options.reserve) }] : []),
+        ...(options.file ? [{ Put: options.file }] : []),
+      ]);
     } catch (err) {
-      if (isConditionFailure(err)) throw new DocorchError('CONFLICT', `Document ${job.documentId} already exists`, { cause: err });
+      const codes = cancellationCodes(err);
+      if (codes[0] === 'ConditionalCheckFailed') throw conflict(err);
+      if (options.reserve && codes[1] === 'ConditionalCheckFailed') {
+        throw new DocorchError('QUOTA_PAGES_EXCEEDED', `This document's ${options.reserve.pages} pages do not fit the monthly page quota`, { cause: err });
+      }
       throw err;
     }
   }
@@ -1195,6 +1222,12 @@ export function isTransientTransactionError(err: unknown): boolean {
   if (err.name !== 'TransactionCanceledException') return false;
   const codes = ((err as TransactionCanceledException).CancellationReasons ?? []).map((r) => r.Code);
   return !codes.includes('ConditionalCheckFailed') && codes.some((c) => c === 'TransactionConflict' || c === 'ThrottlingError' || c === 'ProvisionedThroughputExceeded');
+}
+
+/** The cancellation reason of each item of a cancelled transaction (empty for any other error). */
+function cancellationCodes(err: unknown): Array<string | undefined> {
+  if (!(err instanceof TransactionCanceledException || (err instanceof Error && err.name === 'TransactionCanceledException'))) return [];
+  return ((err as TransactionCanceledException).CancellationReasons ?? []).map((r) => r.Code);
 }
 
 function isTransactionConflict(err: unknown): boolean {

@@ -20,11 +20,16 @@ export type JobStatus = (typeof JOB_STATUSES)[number];
 /** Statuses a job never leaves. */
 export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['completed', 'completed_with_errors', 'failed', 'cancelled']);
 
-/** Allowed transitions. `processing` may be entered straight from `queued` by the sync path. */
+/**
+ * Allowed transitions. The sync path enters `processing` straight from `queued`, and leaves it
+ * straight for its terminal status: its reduce ran in the request and its result is stored at the
+ * document's result key before that write (the reconciler finishes from it, docs/reconciler.md).
+ * The async path always goes through `assembling` (the assembly claim).
+ */
 const TRANSITIONS: Readonly<Record<JobStatus, readonly JobStatus[]>> = {
   queued: ['splitting', 'processing', 'failed', 'cancelled'],
   splitting: ['processing', 'failed', 'cancelled'],
-  processing: ['assembling', 'failed', 'cancelled'],
+  processing: ['assembling', 'completed', 'completed_with_errors', 'failed', 'cancelled'],
   assembling: ['completed', 'completed_with_errors', 'failed'],
   completed: [],
   completed_with_errors: [],

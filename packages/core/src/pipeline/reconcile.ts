@@ -12,8 +12,9 @@
  * - `queued` / `splitting`: `document.submitted` re-published (the API died before publishing,
  *   or the split died, or its record was lost); a split held by a dead letter is failed with it;
  * - `processing`, sync, no chunk rows, past SYNC_TIMEOUT_MS + the staleness time: the API died
- *   before its hand-off; the job is fenced (the sync path's own writes are refused from then on)
- *   and resumed as a split (pages extracted again, chunks published);
+ *   before its hand-off or its terminal write; the job is fenced (the sync path's own writes are
+ *   refused from then on), then finished from its stored result if it has one, else resumed as a
+ *   split (pages extracted again, chunks published);
  * - `processing`, every chunk counted: assembled here (the aggregator's record was lost);
  * - `processing` with held (dead-lettered) chunks: those are finished as failed with their error;
  * - `processing` otherwise: `document.submitted` (recover) re-published, which re-creates missing
@@ -37,6 +38,7 @@ import { assembleOptionsFrom } from '../jobs/assemble.js';
 import { purgeDocument } from './cancel.js';
 import type { PipelineContext } from './context.js';
 import { finishHeld } from './dead-letter.js';
+import { resultKey } from '../aws/object-keys.js';
 
 /** Options of {@link reconcileOnce}. */
 export interface ReconcileOptions {
@@ -170,6 +172,8 @@ async function reconcileProcessing(ctx: PipelineContext, job: Job, options: Reco
     // process died before the hand-off. The fence makes sure it cannot come back and write.
     if (Date.now() - Date.parse(job.createdAt) < ctx.config.SYNC_TIMEOUT_MS + options.staleMs) return undefined;
     if (!job.syncFenced && !(await ctx.status.fenceSyncJob(tenantId, documentId))) return undefined;
+    // It may have died after storing its result (before its terminal write): finish from that.
+    if (await finishSyncFromResult(ctx, { ...job, resultKey: resultKey(tenantId, documentId) })) return 'reassembled';
     await ctx.queue.add('document.submitted', { tenantId, documentId, recover: true }, { partitionKey: documentId });
     ctx.logger.warn({ tenantId, documentId }, 'sync job orphaned before its hand-off; resumed on the async path');
     return 'sync-resumed';
@@ -185,12 +189,20 @@ async function reconcileProcessing(ctx: PipelineContext, job: Job, options: Reco
   return republish(ctx, job);
 }
 
-/** Finishes a sync job left `assembling` with its result stored (pipeline/sync.ts), metering it as the sync path would have. */
+/**
+ * Finishes a sync job whose run died after storing its result (pipeline/sync.ts): fenced in
+ * `processing`, or left `assembling` by an older version. Metered as the sync path would have.
+ * False when no result is stored (or the job moved meanwhile).
+ */
 async function finishSyncFromResult(ctx: PipelineContext, job: Job): Promise<boolean> {
   const result = await ctx.blobs.getJson<DocumentResult>(ctx.config.RESULTS_BUCKET, job.resultKey as string);
   if (!result) return false;
+  const succeeded = result.chunks.filter((c) => c.status === 'succeeded').length;
   try {
     await ctx.status.transition(job.tenantId, job.documentId, result.status, {
+      resultKey: job.resultKey as string,
+      chunksSucceeded: succeeded,
+      chunksFailed: result.chunks.length - succeeded,
       completedAt: new Date().toISOString(),
       pagesDone: job.pagesSelected ?? 0,
       ...(result.status === 'failed' ? { error: { code: 'ANALYSIS_FAILED', message: 'Too many chunks failed; see failedPages in the result' } } : {}),

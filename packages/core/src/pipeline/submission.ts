@@ -6,7 +6,7 @@ import type { AnalysisKind } from '../analysis/types.js';
 import { sourceKey } from '../aws/object-keys.js';
 import type { Job, JobMode, JobStatus } from '../jobs/model.js';
 import { DocorchError } from '../errors.js';
-import type { QuotaLimits } from '../store/usage-meter.js';
+import type { PendingAdmission, QuotaLimits } from '../store/usage-meter.js';
 import { currentTraceparent } from '../telemetry/tracing.js';
 import type { PipelineContext } from './context.js';
 
@@ -91,31 +91,54 @@ export interface NewDocument {
 }
 
 /**
- * Creates a document: admission against the tenant's plan (nothing is stored before it, but a
- * staged source, deleted by the caller when refused), the source in the uploads bucket (streamed
- * from disk, or the staged upload awaited), its metadata row, then its job row. The source
- * goes first, so a job row never points at a missing object. An admission whose document could not
- * be created is given back.
+ * Creates a document: admission against the tenant's plan (its in-flight slot taken and its quotas
+ * checked before anything is stored, but a staged source, deleted by the caller when refused),
+ * the source in the uploads bucket (streamed from disk, or the staged upload awaited), then one
+ * transaction with its job row, its metadata row and the reservation of its pages (refused when
+ * they no longer fit). The source goes first, so a job row never points at a missing object. A slot
+ * taken for a document that could not be created is given back.
  */
 export async function createDocument(ctx: PipelineContext, sub: Submission, doc: NewDocument): Promise<Job> {
-  let admission;
+  return (await admitDocument(ctx, sub, doc)).store();
+}
+
+/** A document admitted against its tenant's plan and not stored yet ({@link admitDocument}). */
+export interface AdmittedDocument {
+  /** Stores it as {@link createDocument} does; the slot is given back when that fails. */
+  store(): Promise<Job>;
+}
+
+/**
+ * The first half of {@link createDocument}: the admission (throws TOO_MANY_PAGES,
+ * CONCURRENCY_LIMIT, QUOTA_*), with the document stored by the `store` it returns. The sync path
+ * starts its analyses between the two, so storing overlaps the model calls.
+ */
+export async function admitDocument(ctx: PipelineContext, sub: Submission, doc: NewDocument): Promise<AdmittedDocument> {
+  let pending: PendingAdmission | undefined;
   if (sub.limits) {
     if (doc.pageCount > sub.limits.maxPages) {
       throw new DocorchError('TOO_MANY_PAGES', `The PDF has ${doc.pageCount} pages; your plan allows ${sub.limits.maxPages}`, {
         details: { pageCount: doc.pageCount, maxPages: sub.limits.maxPages },
       });
     }
-    admission = await ctx.usage.admit(sub.tenantId, doc.pagesSelected, sub.limits);
+    pending = await ctx.usage.takeSlot(sub.tenantId, doc.pagesSelected, sub.limits);
   }
-  try {
-    return await storeDocument(ctx, sub, doc, admission ? { month: admission.month, pages: admission.pages } : undefined);
-  } catch (err) {
-    if (admission) await ctx.usage.cancelAdmission(admission).catch(() => undefined);
-    throw err;
-  }
+  return {
+    store: async () => {
+      try {
+        return await storeDocument(ctx, sub, doc, pending);
+      } catch (err) {
+        if (!pending) throw err;
+        // The transaction wrote nothing: only the slot is held.
+        if (err instanceof DocorchError && err.code === 'QUOTA_PAGES_EXCEEDED') throw await ctx.usage.pagesRefused(pending);
+        await ctx.usage.releaseSlot(pending.tenantId).catch(() => undefined);
+        throw err;
+      }
+    },
+  };
 }
 
-async function storeDocument(ctx: PipelineContext, sub: Submission, doc: NewDocument, admission: Job['admission']): Promise<Job> {
+async function storeDocument(ctx: PipelineContext, sub: Submission, doc: NewDocument, pending: PendingAdmission | undefined): Promise<Job> {
   const now = new Date().toISOString();
   const traceparent = currentTraceparent();
   const job: Job = {
@@ -143,7 +166,7 @@ async function storeDocument(ctx: PipelineContext, sub: Submission, doc: NewDocu
     ...(sub.webhookUrl !== undefined ? { webhookUrl: sub.webhookUrl } : {}),
     ...(sub.idempotencyKey !== undefined ? { idempotencyKey: sub.idempotencyKey } : {}),
     ...(traceparent ? { traceparent } : {}),
-    ...(admission ? { admission, pagesDone: 0 } : {}),
+    ...(pending ? { admission: { month: pending.month, pages: pending.pages }, pagesDone: 0 } : {}),
   };
   if (sub.staged) {
     if (sub.staged.documentId !== doc.documentId) throw new Error(`staged source of ${sub.staged.documentId} given to document ${doc.documentId}`);
@@ -151,7 +174,7 @@ async function storeDocument(ctx: PipelineContext, sub: Submission, doc: NewDocu
   } else {
     await ctx.blobs.upload(ctx.config.UPLOADS_BUCKET, job.sourceKey, createReadStream(sub.filePath), { contentType: 'application/pdf' });
   }
-  await ctx.files.putFile({
+  const file = ctx.files.putItem({
     tenantId: sub.tenantId,
     documentId: doc.documentId,
     filename: sub.filename,
@@ -162,7 +185,7 @@ async function storeDocument(ctx: PipelineContext, sub: Submission, doc: NewDocu
     key: job.sourceKey,
     createdAt: now,
   });
-  await ctx.status.createJob(job);
+  await ctx.status.createJob(job, { file, ...(pending ? { reserve: pending } : {}) });
   ctx.metrics.documents.inc({ mode: doc.mode });
   return job;
 }

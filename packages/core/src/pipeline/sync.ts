@@ -24,7 +24,7 @@ import { chunkOutcome } from './process-chunk.js';
 import { holdChunkClaim } from '../claims/chunk-claim.js';
 import type { ChunkInputObject } from './split.js';
 import { chunkRecordBase, publishChunks } from './fair-share.js';
-import { createDocument, newDocumentId, type Submission } from './submission.js';
+import { admitDocument, newDocumentId, type Submission } from './submission.js';
 
 /** Options of {@link runSync}. */
 export interface RunSyncOptions {
@@ -60,7 +60,7 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
   const documentId = options.documentId ?? newDocumentId();
   const log = ctx.logger.child({ tenantId: sub.tenantId, documentId });
   const { plan, chunkStarts } = planExtractedPages(ctx.config, extraction.pages, sub.pagesPerChunk);
-  const job = await createDocument(ctx, sub, {
+  const admitted = await admitDocument(ctx, sub, {
     documentId,
     mode: 'sync',
     status: 'processing',
@@ -69,13 +69,19 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
     chunksTotal: plan.length,
     ...(chunkStarts ? { chunkStarts } : {}),
   });
-  log.info({ pages: extraction.pages.length, chunks: plan.length }, 'sync job started');
+  // Admitted (slot held, quotas checked): the document is stored while its analyses start, since
+  // the model calls need no row and only the end of the run (its terminal write, or a hand-off)
+  // needs the job. If storing fails (a page reservation lost to a race with another upload), the
+  // analyses stop and the request fails with nothing stored, as before.
+  const stored = admitted.store();
+  const storeFailed = new AbortController();
 
   // Scanned pages carry their image to the analyzer (and, on a hand-off, into the chunk inputs).
   const pages = new Map(extraction.pages.map((p) => [p.page, toPageText(p)]));
-  const doc = { tenantId: sub.tenantId, documentId, pages, analyses: sub.analyses };
+  const doc = { tenantId: sub.tenantId, documentId, pages, analyses: sub.analyses, signal: storeFailed.signal };
   const done = new Map<number, ChunkResult>();
   const running = new Map<number, Promise<ChunkResult>>();
+  /** Set when the rest is left to the async path (or the run stopped): queued chunks do not start. */
   let handedOff = false;
   const limit = pLimit(ctx.config.ANALYSIS_CONCURRENCY);
   const all = Promise.all(
@@ -90,6 +96,18 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
       }),
     ),
   );
+
+  let job: Job;
+  try {
+    job = await stored;
+  } catch (err) {
+    handedOff = true;
+    limit.clearQueue();
+    storeFailed.abort(err);
+    all.catch(() => undefined);
+    throw err;
+  }
+  log.info({ pages: extraction.pages.length, chunks: plan.length }, 'sync job started');
 
   try {
     const timedOut = await raceDeadline(all, deadline, options.handOff);
@@ -113,23 +131,18 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
     );
     const key = resultKey(sub.tenantId, documentId);
     await ctx.blobs.putJson(ctx.config.RESULTS_BUCKET, key, result);
-    // The result is stored before the job says `assembling` (with its key): a process that dies
-    // between the two transitions leaves a job the reconciler finishes from the stored result
+    // The result is stored (at the document's result key) before the job leaves `processing`: a
+    // process that dies in between leaves a job the reconciler finishes from the stored result
     // (the chunk results of a sync run live only in this process). Refused once the reconciler
-    // took the job over (this process was presumed dead): see the catch.
-    const assembling = await ctx.status.transition(
-      sub.tenantId,
-      documentId,
-      'assembling',
-      { chunksSucceeded: succeeded, chunksFailed: chunks.length - succeeded, resultKey: key },
-      { unlessFenced: true },
-    );
-    // Metered with the terminal transition (one write, exactly once), from the job just written.
+    // took the job over (this process was presumed dead): see the catch. Metered in the same
+    // write (exactly once), which starts from the job as created.
     await ctx.status.transition(
       sub.tenantId,
       documentId,
       result.status,
       {
+        chunksSucceeded: succeeded,
+        chunksFailed: chunks.length - succeeded,
         resultKey: key,
         completedAt: new Date().toISOString(),
         pagesDone: extraction.pages.length,
@@ -137,7 +150,7 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
           ? { error: { code: 'ANALYSIS_FAILED', message: 'Too many chunks failed; see failedPages in the result' } }
           : {}),
       },
-      { seen: assembling, meter: { usage: result.usage, chunks: chunks.length, pages: extraction.pages.length } },
+      { unlessFenced: true, seen: job, meter: { usage: result.usage, chunks: chunks.length, pages: extraction.pages.length } },
     );
     log.info({ status: result.status }, 'sync job finished');
     return { kind: 'completed', documentId, result };

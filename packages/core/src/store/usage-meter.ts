@@ -95,6 +95,30 @@ export interface Admission {
   pages: number;
 }
 
+/** An admission whose slot is taken and whose pages are still to be reserved ({@link UsageMeter.takeSlot}). */
+export interface PendingAdmission extends Admission {
+  /** The month's page quota the reservation must stay within. */
+  pagesPerMonth: number;
+  /** Milliseconds until the quota resets (Retry-After of a refusal). */
+  untilNextMonth: number;
+}
+
+/**
+ * The conditional update that reserves a pending admission's pages on its month's row: refused
+ * (a failed condition) when they would take the month past its quota. Used on its own by
+ * {@link UsageMeter.admit} and inside the transaction that creates a document (StatusTable.createJob).
+ */
+export function reservePagesUpdate(tableName: string, pending: PendingAdmission) {
+  return {
+    TableName: tableName,
+    Key: usageKey(pending.tenantId, pending.month),
+    UpdateExpression: 'SET tenantId = :t, #month = :m ADD pagesCharged :n',
+    ConditionExpression: 'attribute_not_exists(pagesCharged) OR pagesCharged <= :max',
+    ExpressionAttributeNames: { '#month': 'month' },
+    ExpressionAttributeValues: { ':t': pending.tenantId, ':m': pending.month, ':n': pending.pages, ':max': pending.pagesPerMonth - pending.pages },
+  };
+}
+
 /** Usage metering and quota admission. */
 export class UsageMeter {
   constructor(
@@ -109,6 +133,26 @@ export class UsageMeter {
    * (429, with Retry-After where waiting helps).
    */
   async admit(tenantId: string, pages: number, limits: QuotaLimits, at: Date = new Date()): Promise<Admission> {
+    const pending = await this.takeSlot(tenantId, pages, limits, at);
+    try {
+      await this.doc.send(new UpdateCommand(reservePagesUpdate(this.tableName, pending)));
+    } catch (err) {
+      if (!isConditionFailure(err)) {
+        await this.releaseSlot(tenantId);
+        throw err;
+      }
+      throw await this.pagesRefused(pending);
+    }
+    return { tenantId, month: pending.month, pages };
+  }
+
+  /**
+   * The first half of {@link UsageMeter.admit}: checks the token quota and the page count against
+   * the month's quota, and takes the in-flight slot; the pages are then reserved with
+   * {@link reservePagesUpdate}, on its own or inside the transaction that creates the document
+   * (pipeline/submission.ts), and {@link UsageMeter.pagesRefused} answers when they do not fit.
+   */
+  async takeSlot(tenantId: string, pages: number, limits: QuotaLimits, at: Date = new Date()): Promise<PendingAdmission> {
     const month = usageMonth(at);
     const untilNextMonth = msUntilNextMonth(at);
     // The month's row and the in-flight slot at once (one round trip less on every upload); a
@@ -129,26 +173,18 @@ export class UsageMeter {
         }),
       );
     }
-    if (pages > limits.pagesPerMonth) return refuse(pagesExceeded(pages, Number(row?.pagesCharged ?? 0), limits.pagesPerMonth, untilNextMonth));
+    // As the month's row was read: a reservation then refused would only be a race with another upload.
+    const charged = Number(row?.pagesCharged ?? 0);
+    if (charged + pages > limits.pagesPerMonth) return refuse(pagesExceeded(pages, charged, limits.pagesPerMonth, untilNextMonth));
     if (slot.status === 'rejected') throw slot.reason;
-    try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: usageKey(tenantId, month),
-          UpdateExpression: 'SET tenantId = :t, #month = :m ADD pagesCharged :n',
-          ConditionExpression: 'attribute_not_exists(pagesCharged) OR pagesCharged <= :max',
-          ExpressionAttributeNames: { '#month': 'month' },
-          ExpressionAttributeValues: { ':t': tenantId, ':m': month, ':n': pages, ':max': limits.pagesPerMonth - pages },
-        }),
-      );
-    } catch (err) {
-      await this.releaseSlot(tenantId);
-      if (!isConditionFailure(err)) throw err;
-      const now = await this.row(tenantId, month);
-      throw pagesExceeded(pages, Number(now?.pagesCharged ?? 0), limits.pagesPerMonth, untilNextMonth);
-    }
-    return { tenantId, month, pages };
+    return { tenantId, month, pages, pagesPerMonth: limits.pagesPerMonth, untilNextMonth };
+  }
+
+  /** The answer when a pending admission's pages did not fit: its slot is given back, and the 429 says how much is used. */
+  async pagesRefused(pending: PendingAdmission): Promise<DocorchError> {
+    await this.releaseSlot(pending.tenantId);
+    const now = await this.row(pending.tenantId, pending.month);
+    return pagesExceeded(pending.pages, Number(now?.pagesCharged ?? 0), pending.pagesPerMonth, pending.untilNextMonth);
   }
 
   /** Gives back an admission whose document was never created (the request failed on the way). */
