@@ -7,6 +7,9 @@
  * The file is a valid 3-page PDF carrying an unreferenced 500 MB stream (an incremental update
  * appended after its end), so the PDF workers inspect a real document of that size.
  *
+ * Before each timed upload, `sync` writes back what the previous one left dirty in the page cache
+ * (each writes about 1 GB), so neither path is charged with the other's writeback.
+ *
  * Rounds of (API, then direct), paired: prints each round, the medians and the median of the
  * per-round ratios, the API process's RSS idle and its highest peak during the uploads, and the
  * peak RSS of its PDF worker processes (sampled every 50 ms from /proc). The client is node:http
@@ -16,46 +19,18 @@
  *
  * Knobs (env): BENCH_UPLOAD_MB (500), BENCH_UPLOAD_ROUNDS (3).
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { once } from 'node:events';
 import http from 'node:http';
+import { execFileSync } from 'node:child_process';
 import { BlobStore, createAwsClients, loadConfig } from '@docorch/core';
-import { startEmulators, startPipeline, writePdf } from '@docorch/testkit';
+import { startEmulators, startPipeline, writeLargePdf } from '@docorch/testkit';
 import { knob } from './lib.js';
 
 const MB = knob('BENCH_UPLOAD_MB', 500);
 const ROUNDS = knob('BENCH_UPLOAD_ROUNDS', 3);
-
-/** Appends an incremental update holding one unreferenced stream of `bytes` zero bytes. */
-async function writeLargePdf(file: string, bytes: number): Promise<void> {
-  await writePdf(file, { pages: 3, seed: 5 });
-  const base = await readFile(file);
-  const text = base.toString('latin1');
-  const startxref = Number(/startxref\s+(\d+)\s+%%EOF\s*$/.exec(text)?.[1]);
-  const size = Number(/\/Size\s+(\d+)/.exec(text)?.[1]);
-  const root = /\/Root\s+(\d+\s+\d+\s+R)/.exec(text)?.[1];
-  if (!Number.isFinite(startxref) || !Number.isFinite(size) || !root) throw new Error('could not read the base PDF trailer');
-  const out = createWriteStream(file, { flags: 'a' });
-  let offset = base.length;
-  const write = async (chunk: Buffer | string) => {
-    const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
-    offset += buf.length;
-    if (!out.write(buf)) await once(out, 'drain');
-  };
-  await write('\n');
-  const objOffset = offset;
-  await write(`${size} 0 obj\n<< /Length ${bytes} >>\nstream\n`);
-  const block = Buffer.alloc(1024 * 1024);
-  for (let left = bytes; left > 0; left -= block.length) await write(left >= block.length ? block : block.subarray(0, left));
-  await write('\nendstream\nendobj\n');
-  const xref = offset;
-  await write(`xref\n${size} 1\n${String(objOffset).padStart(10, '0')} 00000 n \ntrailer\n<< /Size ${size + 1} /Root ${root} /Prev ${startxref} >>\nstartxref\n${xref}\n%%EOF\n`);
-  out.end();
-  await once(out, 'finish');
-}
 
 /**
  * POSTs `file` as multipart/form-data with node:http, the file part streamed from disk as it is
@@ -127,6 +102,17 @@ async function childrenOf(pid: number): Promise<number[]> {
   return out;
 }
 
+/**
+ * Writes back what the previous upload left dirty in the page cache before the next one is timed:
+ * each upload writes about 1 GB (its parts, then s3rver's concatenated object; the API path also
+ * its temp file), and the kernel's writeback of one upload's pages would otherwise land in the
+ * next one's time, whichever path that is.
+ */
+async function settle(): Promise<void> {
+  execFileSync('sync');
+  await new Promise((r) => setTimeout(r, 500));
+}
+
 const dir = await mkdtemp(path.join(os.tmpdir(), 'docorch-bench-upload-'));
 const emulators = await startEmulators();
 Object.assign(process.env, emulators.env);
@@ -150,6 +136,7 @@ try {
     // Through the API, sampling RSS while it runs: every 50 ms; the PDF worker processes are looked
     // up once a second (a scan of /proc costs far more CPU than reading two status files, and on
     // these 2-core machines CPU is what this benchmark measures).
+    await settle();
     let peakApi = idle;
     let peakPdf = 0;
     let sampling = true;
@@ -169,8 +156,10 @@ try {
     await sampler;
     if (res.status !== 202) throw new Error(`the API answered ${res.status}: ${res.body.slice(0, 300)}`);
 
-    // Direct to the same S3 emulator: the same lib-storage multipart upload (8 MiB parts, 4 at
-    // once) the API streams the request body into.
+    // Direct to the same S3 emulator: lib-storage's multipart upload through core's BlobStore with
+    // its defaults (8 MiB parts, 4 at once; the API streams the request body into the same
+    // Upload, 8 MiB parts, 2 at once).
+    await settle();
     const t1 = performance.now();
     await blobs.upload(pipeline.env.UPLOADS_BUCKET as string, `bench/direct-${round}.pdf`, createReadStream(file), { contentType: 'application/pdf' });
     const directMs = performance.now() - t1;

@@ -107,7 +107,7 @@ export {
 export { normalizePageText } from './pdf/text.js';
 
 // aws
-export { createAwsClients, type AwsClients } from './aws/clients.js';
+export { createAwsClients, unsignedBulkPayloads, type AwsClients } from './aws/clients.js';
 export { BlobStore, type UploadOptions } from './aws/blob-store.js';
 export { chunkInputKey, chunkResultKey, documentPrefix, resultKey, sourceKey } from './aws/object-keys.js';
 export { StatusTable, BY_TENANT_INDEX, isTransientTransactionError, documentPk, type JobPage, type JobPatch } from './aws/status-table.js';

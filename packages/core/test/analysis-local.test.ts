@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { analyzeText, LOCAL_ANALYZER_NAME, reduceText } from '../src/analysis/local/analyze-text.js';
+import { analyzeText, reduceText } from '../src/analysis/local/analyze-text.js';
+import { LOCAL_ANALYZER_NAME } from '../src/analysis/local/local-analyzer.js';
 import { aggregateSentiment } from '../src/analysis/local/sentiment.js';
 import { normalizePageText } from '../src/analysis/local/text.js';
 import {

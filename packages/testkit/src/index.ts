@@ -3,6 +3,7 @@ export {
   generateBlankPagesPdf,
   generateBombPdf,
   generatePdf,
+  writeLargePdf,
   writePdf,
   type BombKind,
   type GeneratePdfOptions,

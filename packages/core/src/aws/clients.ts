@@ -53,6 +53,44 @@ export function injectThrottling(client: WithMiddleware, rate: number, random: (
   );
 }
 
+/** Commands that carry bulk object data (a source of up to MAX_UPLOAD_BYTES goes through them). */
+const BULK_COMMANDS = new Set(['PutObjectCommand', 'UploadPartCommand']);
+
+/** The slice of the S3 client the payload middleware needs. */
+interface WithBuildMiddleware {
+  middlewareStack: {
+    add: (
+      mw: (next: (args: { request?: unknown }) => Promise<unknown>, context: { commandName?: string }) => (args: { request?: unknown }) => Promise<unknown>,
+      options: { step: 'build'; name: string },
+    ) => void;
+  };
+}
+
+/**
+ * Object bodies sent over TLS, or to an endpoint on this machine (the emulator), are not hashed
+ * for their SigV4 signature (`x-amz-content-sha256: UNSIGNED-PAYLOAD`, which S3 accepts): the
+ * signature then covers the headers only, as the Java and Go SDKs sign S3 uploads over HTTPS by
+ * default. A tampered body needs a path between the two ends, which TLS and loopback rule out; on
+ * real S3 the SDK's default CRC32 checksum still checks the bytes end to end. It saves a SHA-256
+ * pass over every uploaded byte (a 500 MB source is about half a CPU-second on these machines).
+ */
+export function unsignedBulkPayloads(client: WithBuildMiddleware): void {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const request = args.request as { protocol?: string; hostname?: string; headers?: Record<string, string> } | undefined;
+      if (request?.headers && BULK_COMMANDS.has(context.commandName ?? '') && (request.protocol === 'https:' || isLoopback(request.hostname))) {
+        request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      }
+      return next(args);
+    },
+    { step: 'build', name: 'docorchUnsignedBulkPayloads' },
+  );
+}
+
+function isLoopback(hostname: string | undefined): boolean {
+  return hostname === 'localhost' || hostname === '::1' || hostname === '[::1]' || (hostname?.startsWith('127.') ?? false);
+}
+
 /** Keep-alive sockets; SDK defaults would cap at 50 sockets per client, too few for a busy worker. */
 function httpHandler(maxSockets: number): NodeHttpHandler {
   return new NodeHttpHandler({
@@ -99,6 +137,7 @@ export function createAwsClients(config: ClientConfig): AwsClients {
     requestHandler: httpHandler(100),
     ...(config.KINESIS_ENDPOINT ? { endpoint: config.KINESIS_ENDPOINT } : {}),
   });
+  unsignedBulkPayloads(s3 as unknown as WithBuildMiddleware);
   for (const client of [s3, dynamodb, kinesis]) injectThrottling(client as unknown as WithMiddleware, config.FAULT_AWS_ERROR_RATE ?? 0);
   return {
     s3,

@@ -12,7 +12,7 @@ import { DocorchError } from '../errors.js';
 import { installMemoryGuard, type MemoryGuard } from './memory-guard.js';
 import { PageImager } from './page-image.js';
 import { parsePageRange } from './page-range.js';
-import { PdfiumEngine, PdfiumFault, PdfiumOpenError, PdfiumPageError, type PdfiumDocument } from './pdfium.js';
+import { IN_MEMORY_MAX_BYTES, PdfiumEngine, PdfiumFault, PdfiumOpenError, PdfiumPageError, type PdfiumDocument } from './pdfium.js';
 // Loads pdf.js now, before the buffer guard is installed by the first task (see that module).
 import { FallbackOpenError, openWithPdfjs, type FallbackDocument } from './pdfjs-fallback.js';
 import {
@@ -150,11 +150,15 @@ function release(entry: OpenDocument): void {
   void entry.doc.close();
 }
 
-/** PDFium's memory holds the file too: its bound is the budget plus the file, in 64 MiB steps (one compiled module per step). */
+/**
+ * PDFium's memory holds a file read into it too (up to IN_MEMORY_MAX_BYTES; larger ones are read on
+ * demand): its bound is the budget plus that, in 64 MiB steps (one compiled module per step).
+ */
 const FILE_STEP = 64 << 20;
 
 async function openDocument(filePath: string, key: string, size: number): Promise<OpenDocument> {
-  const engineNow = await pdfium(maxBufferBytes + Math.ceil(size / FILE_STEP) * FILE_STEP);
+  const held = size <= IN_MEMORY_MAX_BYTES ? size : 0;
+  const engineNow = await pdfium(maxBufferBytes + Math.ceil(held / FILE_STEP) * FILE_STEP);
   try {
     const doc = engineNow.openFile(filePath, size);
     if (doc.pageCount > 0) return { key, path: filePath, size, doc };

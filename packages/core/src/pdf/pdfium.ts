@@ -33,7 +33,15 @@ interface WasmInstance {
 }
 interface WasmApi {
   compile(bytes: Uint8Array): Promise<WasmModule>;
+  Module: new (bytes: Uint8Array) => WasmModule;
   Instance: new (module: WasmModule, imports: object) => WasmInstance;
+}
+interface WasmTable {
+  grow(delta: number): number;
+  set(index: number, value: unknown): void;
+}
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
 }
 const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
@@ -42,6 +50,7 @@ interface PdfiumModule {
   HEAPU8: Uint8Array;
   wasmExports: { malloc(size: number): number; free(ptr: number): void };
   _FPDF_LoadMemDocument(data: number, size: number, password: number): number;
+  _FPDF_LoadCustomDocument(access: number, password: number): number;
   _FPDF_CloseDocument(doc: number): void;
   _FPDF_GetLastError(): number;
   _FPDF_GetPageCount(doc: number): number;
@@ -74,6 +83,14 @@ const BITMAP_GRAY = 1;
 const RENDER_ANNOT = 0x01;
 const RENDER_GRAYSCALE = 0x08;
 const WASM_PAGE = 65_536;
+/** Table slots added to the binary's function table (one is used: the file reader of {@link PdfiumEngine.openFile}). */
+const EXTRA_TABLE_SLOTS = 4;
+/**
+ * Files up to this size are read into PDFium's memory at once (fastest to extract from); larger
+ * ones are read on demand, block by block, as PDFium asks (a 500 MB upload whose pages are a few
+ * KB is then inspected without 500 MB of WebAssembly memory). @defaultValue 32 MiB
+ */
+export const IN_MEMORY_MAX_BYTES = 32 << 20;
 /** Form XObjects nest; a scan is found within a few levels, and a cycle must not loop. */
 const MAX_FORM_DEPTH = 8;
 
@@ -118,16 +135,58 @@ export function boundWasmMemory(binary: Uint8Array, maxBytes: number): Uint8Arra
       const [, end] = readLeb(binary, maxAt);
       if (min > maxPages) throw new Error(`PDFium needs at least ${min * WASM_PAGE} bytes of memory; the bound is ${maxBytes}`);
       const body = [...writeLeb(1), flags, ...writeLeb(min), ...writeLeb(maxPages), ...binary.subarray(end, bodyAt + size)];
-      const section = Uint8Array.from([5, ...writeLeb(body.length), ...body]);
-      const out = new Uint8Array(binary.length - (bodyAt + size - i) + section.length);
-      out.set(binary.subarray(0, i), 0);
-      out.set(section, i);
-      out.set(binary.subarray(bodyAt + size), i + section.length);
-      return out;
+      return replaceSection(binary, i, bodyAt + size, Uint8Array.from([5, ...writeLeb(body.length), ...body]));
     }
     i = bodyAt + size;
   }
   throw new Error('the PDFium binary has no memory section');
+}
+
+/**
+ * Raises the maximum of a WebAssembly binary's (only, defined) function table by `extra` slots, so
+ * that functions can be added to it (emscripten builds it exactly full, with no room to grow).
+ */
+export function widenWasmTable(binary: Uint8Array, extra: number): Uint8Array {
+  let i = 8;
+  while (i < binary.length) {
+    const id = binary[i] as number;
+    const [size, bodyAt] = readLeb(binary, i + 1);
+    if (id === 4) {
+      const [count, typeAt] = readLeb(binary, bodyAt);
+      const flags = binary[typeAt + 1] as number;
+      if (count !== 1 || binary[typeAt] !== 0x70) throw new Error('the PDFium binary does not define one function table');
+      if ((flags & 1) === 0) return binary; // no maximum: it grows already
+      const [min, maxAt] = readLeb(binary, typeAt + 2);
+      const [max, end] = readLeb(binary, maxAt);
+      const body = [...writeLeb(1), 0x70, flags, ...writeLeb(min), ...writeLeb(max + extra), ...binary.subarray(end, bodyAt + size)];
+      return replaceSection(binary, i, bodyAt + size, Uint8Array.from([4, ...writeLeb(body.length), ...body]));
+    }
+    i = bodyAt + size;
+  }
+  throw new Error('the PDFium binary has no table section');
+}
+
+function replaceSection(binary: Uint8Array, start: number, end: number, section: Uint8Array): Uint8Array {
+  const out = new Uint8Array(binary.length - (end - start) + section.length);
+  out.set(binary.subarray(0, start), 0);
+  out.set(section, start);
+  out.set(binary.subarray(end), start + section.length);
+  return out;
+}
+
+/**
+ * A WebAssembly function of type (i32, i32, i32, i32) -> i32 that calls `fn`: what a C function
+ * pointer of PDFium's FPDF_FILEACCESS.m_GetBlock must be (only a WebAssembly function can sit in
+ * its table). A module of one import re-exported, written out by hand.
+ */
+function wasmFunction(fn: (a: number, b: number, c: number, d: number) => number): unknown {
+  const bytes = Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+    0x01, 0x09, 0x01, 0x60, 0x04, 0x7f, 0x7f, 0x7f, 0x7f, 0x01, 0x7f, // type 0: (i32 x4) -> i32
+    0x02, 0x07, 0x01, 0x01, 0x65, 0x01, 0x66, 0x00, 0x00, // import "e" "f": func of type 0
+    0x07, 0x05, 0x01, 0x01, 0x66, 0x00, 0x00, // export "f": func 0
+  ]);
+  return new wasm.Instance(new wasm.Module(bytes), { e: { f: fn } }).exports['f'];
 }
 
 function readLeb(bytes: Uint8Array, at: number): [value: number, next: number] {
@@ -160,7 +219,7 @@ async function compile(maxBytes: number): Promise<WasmModule> {
   let module = compiled.get(maxBytes);
   if (!module) {
     const file = createRequire(import.meta.url).resolve('@hyzyla/pdfium/pdfium.wasm');
-    module = readFile(file).then((binary) => wasm.compile(boundWasmMemory(binary, maxBytes)));
+    module = readFile(file).then((binary) => wasm.compile(boundWasmMemory(widenWasmTable(binary, EXTRA_TABLE_SLOTS), maxBytes)));
     compiled.set(maxBytes, module);
   }
   return module;
@@ -194,25 +253,42 @@ export interface PdfiumDocument {
 /** One instance of the module with its memory bound; discarded after a fault. */
 export class PdfiumEngine {
   private faulted: string | undefined;
+  /** Open files read on demand, by the id their FPDF_FILEACCESS carries. */
+  private readonly files = new Map<number, number>();
+  private nextFileId = 1;
+  /** Table index of {@link PdfiumEngine.readBlock} as a C function pointer. */
+  private readonly readBlockPointer: number;
 
   private constructor(
     private readonly m: PdfiumModule,
     /** The memory bound in bytes. */
     readonly maxBytes: number,
-  ) {}
+    private readonly memory: WasmMemory,
+    table: WasmTable,
+  ) {
+    this.readBlockPointer = table.grow(1);
+    table.set(this.readBlockPointer, wasmFunction((id, position, buffer, size) => this.readBlock(id, position, buffer, size)));
+  }
 
   /** Instantiates PDFium with its WebAssembly memory bounded to `maxBytes`. */
   static async create(maxBytes: number): Promise<PdfiumEngine> {
     const module = await compile(maxBytes);
+    let exports: Record<string, unknown> = {};
     const library = await PDFiumLibrary.init({
       // emscripten calls back with (instance, module); the package's typing names them otherwise.
       instantiateWasm: (imports, done) => {
         const instance = new wasm.Instance(module, imports);
+        exports = instance.exports;
         (done as unknown as (instance: WasmInstance, module: WasmModule) => void)(instance, module);
         return instance.exports as never;
       },
     });
-    return new PdfiumEngine((library as unknown as { module: PdfiumModule }).module, maxBytes);
+    return new PdfiumEngine(
+      (library as unknown as { module: PdfiumModule }).module,
+      maxBytes,
+      exports['memory'] as WasmMemory,
+      exports['__indirect_function_table'] as WasmTable,
+    );
   }
 
   /** Bytes of WebAssembly memory the instance holds now (it never shrinks). */
@@ -229,15 +305,18 @@ export class PdfiumEngine {
   open(bytes: Uint8Array): PdfiumDocument {
     const data = this.alloc(bytes.length);
     this.m.HEAPU8.set(bytes, data);
-    return this.load(data, bytes.length);
+    return this.load(this.call(() => this.m._FPDF_LoadMemDocument(data, bytes.length, 0)), () => this.free(data));
   }
 
   /**
-   * Opens a PDF file of `size` bytes, read straight into the module's memory: no copy of the file
-   * on the JavaScript heap (for a 500 MB upload that was 500 MB more per inspection, and its copy).
-   * Synchronous reads, so nothing else can run (and grow the memory under the view) meanwhile.
+   * Opens a PDF file of `size` bytes. Up to {@link IN_MEMORY_MAX_BYTES} it is read straight into
+   * the module's memory (no copy of it on the JavaScript heap); a larger one is read on demand
+   * through FPDF_LoadCustomDocument, its file descriptor kept open until the document is closed,
+   * so PDFium's memory holds only what it parses. Synchronous reads, so nothing else can run (and
+   * grow the memory under the view) meanwhile.
    */
-  openFile(filePath: string, size: number): PdfiumDocument {
+  openFile(filePath: string, size: number, options: { inMemoryMaxBytes?: number } = {}): PdfiumDocument {
+    if (size > (options.inMemoryMaxBytes ?? IN_MEMORY_MAX_BYTES)) return this.openOnDemand(filePath, size);
     const data = this.alloc(size);
     const fd = openSync(filePath, 'r');
     try {
@@ -252,7 +331,57 @@ export class PdfiumEngine {
     } finally {
       closeSync(fd);
     }
-    return this.load(data, size);
+    return this.load(this.call(() => this.m._FPDF_LoadMemDocument(data, size, 0)), () => this.free(data));
+  }
+
+  private openOnDemand(filePath: string, size: number): PdfiumDocument {
+    if (size > 0xffff_ffff) throw new PdfiumOpenError('file', `the file (${size} bytes) is past the 4 GiB PDFium can address`);
+    const access = this.alloc(12);
+    const id = this.nextFileId++;
+    const fd = openSync(filePath, 'r');
+    this.files.set(id, fd);
+    // FPDF_FILEACCESS { unsigned long m_FileLen; m_GetBlock (a table index); void* m_Param }: 32-bit fields.
+    const view = new DataView(this.memory.buffer, access, 12);
+    view.setUint32(0, size, true);
+    view.setUint32(4, this.readBlockPointer, true);
+    view.setUint32(8, id, true);
+    const release = () => {
+      this.files.delete(id);
+      closeSync(fd);
+      this.free(access);
+    };
+    try {
+      return this.load(this.call(() => this.m._FPDF_LoadCustomDocument(access, 0)), release);
+    } catch (err) {
+      if (this.files.has(id)) release();
+      throw err;
+    }
+  }
+
+  /**
+   * FPDF_FILEACCESS.m_GetBlock: copies `size` bytes at `position` of file `id` to `buffer` in the
+   * module's memory; 1 when done, 0 on any failure (PDFium then treats the file as damaged). It
+   * never throws: an exception must not unwind through PDFium's frames.
+   */
+  private readBlock(id: number, position: number, buffer: number, size: number): number {
+    const fd = this.files.get(id);
+    if (fd === undefined) return 0;
+    try {
+      const target = new Uint8Array(this.memory.buffer, buffer >>> 0, size >>> 0);
+      for (let done = 0; done < target.length; ) {
+        const n = readSync(fd, target, done, target.length - done, (position >>> 0) + done);
+        if (n === 0) return 0;
+        done += n;
+      }
+      return 1;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Frees module memory, unless the instance faulted (its memory then goes with it). */
+  private free(pointer: number): void {
+    if (!this.faulted) this.m.wasmExports.free(pointer);
   }
 
   private alloc(size: number): number {
@@ -261,13 +390,12 @@ export class PdfiumEngine {
     return data;
   }
 
-  /** Opens the document whose `size` bytes are at `data` in the module's memory (freed with it). */
-  private load(data: number, size: number): PdfiumDocument {
+  /** Wraps a document handle just opened (0: the open failed; `release` frees what it read from). */
+  private load(doc: number, release: () => void): PdfiumDocument {
     const m = this.m;
-    const doc = this.call(() => m._FPDF_LoadMemDocument(data, size, 0));
     if (doc === 0) {
       const code = m._FPDF_GetLastError();
-      m.wasmExports.free(data);
+      release();
       throw openError(code);
     }
     const pageCount = this.call(() => m._FPDF_GetPageCount(doc));
@@ -291,9 +419,8 @@ export class PdfiumEngine {
       close: () => {
         if (closed) return;
         closed = true;
-        if (this.faulted) return; // its memory goes with the instance
-        m._FPDF_CloseDocument(doc);
-        m.wasmExports.free(data);
+        if (!this.faulted) m._FPDF_CloseDocument(doc); // else its memory goes with the instance
+        release();
       },
     };
   }

@@ -59,8 +59,9 @@ export interface StagedSource {
  */
 export function stageSource(ctx: Pick<PipelineContext, 'blobs' | 'config'>, tenantId: string, body: Readable): StagedSource {
   const documentId = newDocumentId();
-  // 5 MiB parts (S3's minimum), 4 in flight: about 25 MiB held per upload while it streams.
-  const done = ctx.blobs.upload(ctx.config.UPLOADS_BUCKET, sourceKey(tenantId, documentId), body, { contentType: 'application/pdf', partSize: 5 * 1024 * 1024, queueSize: 4 });
+  // 8 MiB parts, 2 in flight: about 24 MiB held per upload while it streams. Measured with
+  // bench:upload against 5 MiB x 4: as fast or faster (fewer requests), and no more memory.
+  const done = ctx.blobs.upload(ctx.config.UPLOADS_BUCKET, sourceKey(tenantId, documentId), body, { contentType: 'application/pdf', partSize: 8 * 1024 * 1024, queueSize: 2 });
   // Awaited by whoever creates the document or discards it; never an unhandled rejection meanwhile.
   done.catch(() => undefined);
   return { documentId, done };

@@ -3,7 +3,9 @@
  * dates and amounts of money, with a chosen sentiment, one "Page N" marker per page.
  * Used by unit tests, the local stack and `bench/extract.ts`.
  */
-import { writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createDeflate, crc32, deflateSync } from 'node:zlib';
 import PDFDocument from 'pdfkit';
@@ -351,6 +353,38 @@ export async function writePdf(path: string, options: GeneratePdfOptions): Promi
   const pdf = await generatePdf(options);
   await writeFile(path, pdf.bytes);
   return pdf;
+}
+
+/**
+ * Writes a valid 3-page PDF of about `bytes` bytes: {@link writePdf}'s document with an incremental
+ * update appended that holds one unreferenced stream of `bytes` zero bytes (so a reader that
+ * follows the structure never reads it, and one that loads the whole file holds all of it).
+ */
+export async function writeLargePdf(file: string, bytes: number): Promise<void> {
+  await writePdf(file, { pages: 3, seed: 5 });
+  const base = await readFile(file);
+  const text = base.toString('latin1');
+  const startxref = Number(/startxref\s+(\d+)\s+%%EOF\s*$/.exec(text)?.[1]);
+  const size = Number(/\/Size\s+(\d+)/.exec(text)?.[1]);
+  const root = /\/Root\s+(\d+\s+\d+\s+R)/.exec(text)?.[1];
+  if (!Number.isFinite(startxref) || !Number.isFinite(size) || !root) throw new Error('could not read the base PDF trailer');
+  const out = createWriteStream(file, { flags: 'a' });
+  let offset = base.length;
+  const write = async (chunk: Buffer | string) => {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
+    offset += buf.length;
+    if (!out.write(buf)) await once(out, 'drain');
+  };
+  await write('\n');
+  const objOffset = offset;
+  await write(`${size} 0 obj\n<< /Length ${bytes} >>\nstream\n`);
+  const block = Buffer.alloc(1024 * 1024);
+  for (let left = bytes; left > 0; left -= block.length) await write(left >= block.length ? block : block.subarray(0, left));
+  await write('\nendstream\nendobj\n');
+  const xref = offset;
+  await write(`xref\n${size} 1\n${String(objOffset).padStart(10, '0')} 00000 n \ntrailer\n<< /Size ${size + 1} /Root ${root} /Prev ${startxref} >>\nstartxref\n${xref}\n%%EOF\n`);
+  out.end();
+  await once(out, 'finish');
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -19,9 +19,6 @@ import type { WeightedScore } from './sentiment.js';
 import { aggregateSentiment } from './sentiment.js';
 import { collapseWhitespace, isCleanSentence, normalizePageText, textKey, truncate } from './text.js';
 
-/** Name the local analyzer records in results. */
-export const LOCAL_ANALYZER_NAME = 'local/wink-nlp';
-
 /** Most sentences in a summary (fewer for short texts). */
 export const SUMMARY_MAX_SENTENCES = 5;
 /** Fewest sentences in a summary when the text has that many. */

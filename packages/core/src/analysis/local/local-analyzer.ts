@@ -17,7 +17,13 @@ import type {
   SummaryReduceInput,
   SummaryReduceOutput,
 } from '../types.js';
-import { LOCAL_ANALYZER_NAME } from './analyze-text.js';
+
+/**
+ * Name the local analyzer records in results. Defined here, not beside the analysis: importing
+ * analyze-text.ts loads the NLP models (compromise, wink), about 25 MB of heap that only the
+ * analysis threads need, into every process that imports core.
+ */
+export const LOCAL_ANALYZER_NAME = 'local/wink-nlp';
 
 /** Options of {@link createLocalAnalyzer}. */
 export interface LocalAnalyzerOptions {

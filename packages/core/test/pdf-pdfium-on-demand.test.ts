@@ -1,0 +1,134 @@
+/**
+ * PDFium reads a large file on demand (FPDF_LoadCustomDocument, pdf/pdfium.ts openFile) instead
+ * of copying it into its memory: a 200 MB document whose pages are a few KB is opened without
+ * its WebAssembly memory growing by the file, and reads exactly as when held in memory; every
+ * real-world file of the shared corpus reads the same both ways (page count, the text of its
+ * first pages, the same refusals); a file that shrinks under an open document fails its reads,
+ * not the process; closing a document closes its file.
+ */
+import { existsSync, readdirSync, readlinkSync, statSync, truncateSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeLargePdf, writePdf } from '@docorch/testkit';
+import { PdfiumEngine, type PdfiumDocument } from '../src/pdf/pdfium.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const corpus = path.resolve(repoRoot, '../shared/corpus');
+const corpusPresent = existsSync(path.join(corpus, 'pdfjs')) && existsSync(path.join(corpus, 'qpdf'));
+if (!corpusPresent) console.warn(`pdf-pdfium-on-demand.test: the corpus comparison is skipped, the shared corpus is absent (looked in ${corpus})`);
+
+const IN_MEMORY = { inMemoryMaxBytes: Number.MAX_SAFE_INTEGER };
+const ON_DEMAND = { inMemoryMaxBytes: 0 };
+
+/** Page count and the text of the first `pages` pages, or why it could not be opened. */
+function readAll(engine: PdfiumEngine, file: string, options: { inMemoryMaxBytes: number }, pages = 20): string {
+  let doc: PdfiumDocument;
+  try {
+    doc = engine.openFile(file, statSync(file).size, options);
+  } catch (err) {
+    return `refused: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  try {
+    const texts: string[] = [];
+    for (let p = 1; p <= Math.min(doc.pageCount, pages); p++) {
+      try {
+        texts.push(doc.page(p, { maxChars: 1_000_000, lookForImages: true }).text);
+      } catch (err) {
+        texts.push(`page error: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    return `${doc.pageCount} pages\n${texts.join('\f')}`;
+  } finally {
+    doc.close();
+  }
+}
+
+/** Files this process has open (Linux). */
+function openFiles(): string[] {
+  return readdirSync('/proc/self/fd').flatMap((fd) => {
+    try {
+      return [readlinkSync(`/proc/self/fd/${fd}`)];
+    } catch {
+      return [];
+    }
+  });
+}
+
+describe('PDFium reading a file on demand', () => {
+  let engine: PdfiumEngine;
+  let dir: string;
+
+  beforeAll(async () => {
+    engine = await PdfiumEngine.create(256 << 20);
+    dir = await mkdtemp(path.join(os.tmpdir(), 'docorch-on-demand-'));
+  });
+
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('opens a 200 MB document without holding it, and reads it as from memory', { timeout: 60_000 }, async () => {
+    const large = path.join(dir, 'large.pdf');
+    await writeLargePdf(large, 200 << 20);
+    const before = engine.memoryBytes;
+    const doc = engine.openFile(large, statSync(large).size);
+    expect(doc.pageCount).toBe(3);
+    const text = doc.page(1, { maxChars: 100_000, lookForImages: false }).text;
+    expect(text).toContain('Page 1');
+    expect(openFiles()).toContain(large);
+    doc.close();
+    expect(openFiles()).not.toContain(large);
+    // The file never entered the module's memory (it would have grown by 200 MB).
+    expect(engine.memoryBytes - before).toBeLessThan(32 << 20);
+
+    const small = path.join(dir, 'small.pdf');
+    await writePdf(small, { pages: 12, seed: 12 });
+    expect(readAll(engine, small, ON_DEMAND)).toBe(readAll(engine, small, IN_MEMORY));
+  });
+
+  it('fails the reads of a file cut short under an open document, and keeps working', async () => {
+    const file = path.join(dir, 'cut.pdf');
+    await writePdf(file, { pages: 30, seed: 30 });
+    const doc = engine.openFile(file, statSync(file).size, ON_DEMAND);
+    truncateSync(file, 2_000);
+    // PDFium asks for blocks past the end: they fail, and so does the page (or it reads empty).
+    for (let p = 1; p <= doc.pageCount; p++) {
+      try {
+        doc.page(p, { maxChars: 100_000, lookForImages: false });
+      } catch {
+        // a page it cannot load: fine, as long as the process and the engine survive
+      }
+    }
+    doc.close();
+    expect(engine.broken).toBe(false);
+    expect(openFiles()).not.toContain(file);
+    const again = path.join(dir, 'again.pdf');
+    await writePdf(again, { pages: 2, seed: 2 });
+    expect(readAll(engine, again, ON_DEMAND)).toMatch(/^2 pages\n/);
+  });
+
+  it.skipIf(!corpusPresent)('reads every corpus file the same on demand as from memory', { timeout: 120_000 }, () => {
+    const files = ['pdfjs', 'qpdf'].flatMap((folder) =>
+      readdirSync(path.join(corpus, folder))
+        .filter((name) => name.toLowerCase().endsWith('.pdf'))
+        .map((name) => path.join(corpus, folder, name)),
+    );
+    const differ: string[] = [];
+    let engineNow = engine;
+    for (const file of files) {
+      const memory = readAll(engineNow, file, IN_MEMORY);
+      if (engineNow.broken) {
+        differ.push(`${path.basename(file)}: the engine faulted from memory`);
+        break;
+      }
+      const demand = readAll(engineNow, file, ON_DEMAND);
+      if (demand !== memory) differ.push(`${path.basename(file)}: ${memory.slice(0, 60)} | ${demand.slice(0, 60)}`);
+    }
+    console.log(`PDFium on demand vs in memory: ${files.length} corpus files, ${differ.length} differ`);
+    expect(differ).toEqual([]);
+    expect(files.length).toBeGreaterThan(400);
+  });
+});
