@@ -1,10 +1,10 @@
 /**
  * The sync path stores its document while its analyses start (pipeline/sync.ts): the admission
- * (slot, quotas checked against the month's row as read) comes first, then the transaction that
- * writes the job row, the file row and the page reservation runs beside the first model calls.
- * Here another upload reserves the month's last pages between the two, so that transaction is
- * refused: the request answers 429 QUOTA_PAGES_EXCEEDED, the model call it started is aborted,
- * and nothing of the document is left (no job row, no source object, its slot given back).
+ * (slot, quotas checked against the month's row as read) comes first, then the page reservation
+ * and the job and file rows are written beside the first model calls. Here another upload
+ * reserves the month's last pages between the two, so the reservation is refused: the request
+ * answers 429 QUOTA_PAGES_EXCEEDED, the model call it started is aborted, and nothing of the
+ * document is left (no job row, no source object, its slot given back).
  *
  * The API app in process on the real emulators; the analyzer is a stub that holds each call until
  * it is aborted (no model is needed to see that the call stops).

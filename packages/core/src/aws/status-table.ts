@@ -20,7 +20,7 @@ import type { ChunkPlan, ChunkStatus, Job, JobStatus, RecordedError } from '../j
 import { statusesLeadingTo, TERMINAL_STATUSES } from '../jobs/model.js';
 import { isConditionFailure } from './conditions.js';
 import { STATUS_TABLE_KEYS } from './resources.js';
-import { releaseSlotUpdate, reservePagesUpdate, usageKey, usageUpdate, type PendingAdmission } from '../store/usage-meter.js';
+import { releaseSlotUpdate, usageKey, usageUpdate } from '../store/usage-meter.js';
 import type { Usage } from '../analysis/types.js';
 import pLimit from 'p-limit';
 import { sleep, withRetry } from '../retry/backoff.js';
@@ -106,8 +106,6 @@ export interface AssemblyClaimRef {
 export interface CreateJobOptions {
   /** The document's file-metadata row (FilesTable.putItem). @defaultValue none */
   file?: { TableName: string; Item: Record<string, unknown> };
-  /** An admission whose pages are reserved with the job (UsageMeter.takeSlot). @defaultValue none */
-  reserve?: PendingAdmission;
 }
 
 /** Options of {@link StatusTable.transition}. */
@@ -222,10 +220,8 @@ export class StatusTable {
   ) {}
 
   /**
-   * Creates the job row; CONFLICT if the document id already exists. With `options`, in one
-   * transaction with what a new document writes beside it: its file-metadata row, and the
-   * reservation of its admitted pages, refused with QUOTA_PAGES_EXCEEDED (no details: see
-   * UsageMeter.pagesRefused) when they no longer fit, so nothing is written.
+   * Creates the job row; CONFLICT if the document id already exists. With `options.file`, in one
+   * transaction with the document's file-metadata row (both or neither).
    */
   async createJob(job: Job, options: CreateJobOptions = {}): Promise<void> {
     const item = {
@@ -239,28 +235,11 @@ export class StatusTable {
       [OPEN_AT]: job.updatedAt,
     };
     const conflict = (err: unknown) => new DocorchError('CONFLICT', `Document ${job.documentId} already exists`, { cause: err });
-    if (!options.file && !options.reserve) {
-      try {
-        await this.doc.send(new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }));
-      } catch (err) {
-        if (isConditionFailure(err)) throw conflict(err);
-        throw err;
-      }
-      return;
-    }
-    if (options.reserve && !this.usageTableName) throw new Error('StatusTable without a usage table cannot reserve pages');
     try {
-      await this.transact([
-        { Put: { TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' } },
-        ...(options.reserve ? [{ Update: reservePagesUpdate(this.usageTableName as string, options.reserve) }] : []),
-        ...(options.file ? [{ Put: options.file }] : []),
-      ]);
+      if (!options.file) await this.doc.send(new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }));
+      else await this.transact([{ Put: { TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' } }, { Put: options.file }]);
     } catch (err) {
-      const codes = cancellationCodes(err);
-      if (codes[0] === 'ConditionalCheckFailed') throw conflict(err);
-      if (options.reserve && codes[1] === 'ConditionalCheckFailed') {
-        throw new DocorchError('QUOTA_PAGES_EXCEEDED', `This document's ${options.reserve.pages} pages do not fit the monthly page quota`, { cause: err });
-      }
+      if (isConditionFailure(err) || cancellationCodes(err)[0] === 'ConditionalCheckFailed') throw conflict(err);
       throw err;
     }
   }

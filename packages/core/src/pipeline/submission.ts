@@ -6,7 +6,7 @@ import type { AnalysisKind } from '../analysis/types.js';
 import { sourceKey } from '../aws/object-keys.js';
 import type { Job, JobMode, JobStatus } from '../jobs/model.js';
 import { DocorchError } from '../errors.js';
-import type { PendingAdmission, QuotaLimits } from '../store/usage-meter.js';
+import type { Admission, PendingAdmission, QuotaLimits } from '../store/usage-meter.js';
 import { currentTraceparent } from '../telemetry/tracing.js';
 import type { PipelineContext } from './context.js';
 
@@ -94,10 +94,10 @@ export interface NewDocument {
 /**
  * Creates a document: admission against the tenant's plan (its in-flight slot taken and its quotas
  * checked before anything is stored, but a staged source, deleted by the caller when refused),
- * the source in the uploads bucket (streamed from disk, or the staged upload awaited), then one
- * transaction with its job row, its metadata row and the reservation of its pages (refused when
- * they no longer fit). The source goes first, so a job row never points at a missing object. A slot
- * taken for a document that could not be created is given back.
+ * the reservation of its pages (refused when they no longer fit), the source in the uploads bucket
+ * (streamed from disk, or the staged upload awaited), then one transaction with its job row and
+ * its metadata row. The source goes first, so a job row never points at a missing object. An
+ * admission whose document could not be created is given back.
  */
 export async function createDocument(ctx: PipelineContext, sub: Submission, doc: NewDocument): Promise<Job> {
   return (await admitDocument(ctx, sub, doc)).store();
@@ -126,20 +126,19 @@ export async function admitDocument(ctx: PipelineContext, sub: Submission, doc: 
   }
   return {
     store: async () => {
+      // Refused (the slot given back) when another upload took the pages since the row was read.
+      const admission = pending ? await ctx.usage.reservePages(pending) : undefined;
       try {
-        return await storeDocument(ctx, sub, doc, pending);
+        return await storeDocument(ctx, sub, doc, admission);
       } catch (err) {
-        if (!pending) throw err;
-        // The transaction wrote nothing: only the slot is held.
-        if (err instanceof DocorchError && err.code === 'QUOTA_PAGES_EXCEEDED') throw await ctx.usage.pagesRefused(pending);
-        await ctx.usage.releaseSlot(pending.tenantId).catch(() => undefined);
+        if (admission) await ctx.usage.cancelAdmission(admission).catch(() => undefined);
         throw err;
       }
     },
   };
 }
 
-async function storeDocument(ctx: PipelineContext, sub: Submission, doc: NewDocument, pending: PendingAdmission | undefined): Promise<Job> {
+async function storeDocument(ctx: PipelineContext, sub: Submission, doc: NewDocument, admission: Admission | undefined): Promise<Job> {
   const now = new Date().toISOString();
   const traceparent = currentTraceparent();
   const job: Job = {
@@ -167,7 +166,7 @@ async function storeDocument(ctx: PipelineContext, sub: Submission, doc: NewDocu
     ...(sub.webhookUrl !== undefined ? { webhookUrl: sub.webhookUrl } : {}),
     ...(sub.idempotencyKey !== undefined ? { idempotencyKey: sub.idempotencyKey } : {}),
     ...(traceparent ? { traceparent } : {}),
-    ...(pending ? { admission: { month: pending.month, pages: pending.pages }, pagesDone: 0 } : {}),
+    ...(admission ? { admission: { month: admission.month, pages: admission.pages }, pagesDone: 0 } : {}),
   };
   if (sub.staged) {
     if (sub.staged.documentId !== doc.documentId) throw new Error(`staged source of ${sub.staged.documentId} given to document ${doc.documentId}`);
@@ -186,7 +185,7 @@ async function storeDocument(ctx: PipelineContext, sub: Submission, doc: NewDocu
     key: job.sourceKey,
     createdAt: now,
   });
-  await ctx.status.createJob(job, { file, ...(pending ? { reserve: pending } : {}) });
+  await ctx.status.createJob(job, { file });
   ctx.metrics.documents.inc({ mode: doc.mode });
   return job;
 }

@@ -106,7 +106,7 @@ export interface PendingAdmission extends Admission {
 /**
  * The conditional update that reserves a pending admission's pages on its month's row: refused
  * (a failed condition) when they would take the month past its quota. Used on its own by
- * {@link UsageMeter.admit} and inside the transaction that creates a document (StatusTable.createJob).
+ * {@link UsageMeter.reservePages}.
  */
 export function reservePagesUpdate(tableName: string, pending: PendingAdmission) {
   return {
@@ -133,24 +133,34 @@ export class UsageMeter {
    * (429, with Retry-After where waiting helps).
    */
   async admit(tenantId: string, pages: number, limits: QuotaLimits, at: Date = new Date()): Promise<Admission> {
-    const pending = await this.takeSlot(tenantId, pages, limits, at);
+    return this.reservePages(await this.takeSlot(tenantId, pages, limits, at));
+  }
+
+  /**
+   * The second half of {@link UsageMeter.admit}: reserves a pending admission's pages with one
+   * conditional update. When they no longer fit (another upload took them since the row was
+   * read), or the write fails, the slot is given back and the error thrown (QUOTA_PAGES_EXCEEDED).
+   * Its own write, not part of the transaction that creates the document: the month's row is
+   * where every chunk completion counts its usage, and a transaction on a hot item is cancelled
+   * by each concurrent one.
+   */
+  async reservePages(pending: PendingAdmission): Promise<Admission> {
     try {
       await this.doc.send(new UpdateCommand(reservePagesUpdate(this.tableName, pending)));
     } catch (err) {
       if (!isConditionFailure(err)) {
-        await this.releaseSlot(tenantId);
+        await this.releaseSlot(pending.tenantId);
         throw err;
       }
       throw await this.pagesRefused(pending);
     }
-    return { tenantId, month: pending.month, pages };
+    return { tenantId: pending.tenantId, month: pending.month, pages: pending.pages };
   }
 
   /**
    * The first half of {@link UsageMeter.admit}: checks the token quota and the page count against
-   * the month's quota, and takes the in-flight slot; the pages are then reserved with
-   * {@link reservePagesUpdate}, on its own or inside the transaction that creates the document
-   * (pipeline/submission.ts), and {@link UsageMeter.pagesRefused} answers when they do not fit.
+   * the month's quota, and takes the in-flight slot; {@link UsageMeter.reservePages} then reserves
+   * the pages (pipeline/submission.ts does so while the sync path's analyses start).
    */
   async takeSlot(tenantId: string, pages: number, limits: QuotaLimits, at: Date = new Date()): Promise<PendingAdmission> {
     const month = usageMonth(at);
@@ -181,7 +191,7 @@ export class UsageMeter {
   }
 
   /** The answer when a pending admission's pages did not fit: its slot is given back, and the 429 says how much is used. */
-  async pagesRefused(pending: PendingAdmission): Promise<DocorchError> {
+  private async pagesRefused(pending: PendingAdmission): Promise<DocorchError> {
     await this.releaseSlot(pending.tenantId);
     const now = await this.row(pending.tenantId, pending.month);
     return pagesExceeded(pending.pages, Number(now?.pagesCharged ?? 0), pending.pagesPerMonth, pending.untilNextMonth);
