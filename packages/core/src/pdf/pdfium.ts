@@ -1,8 +1,8 @@
 /**
  * PDFium, the PDF engine Chrome ships (fuzzed continuously), compiled to WebAssembly
  * (@hyzyla/pdfium's build), used from inside a PDF worker process (./extract-thread.ts) through
- * its C API: open a document from memory, count pages, read a page's text, tell a scanned page
- * from a blank one, render a page to a bitmap.
+ * its C API: open a document (read into its memory, or read on demand when large), count pages,
+ * read a page's text, tell a scanned page from a blank one, render a page to a bitmap.
  *
  * Why the C API and not the wrapper's classes: the wrapper copies the file into memory without
  * checking the allocation, never closes the pages it loads, and renders in colour only through
