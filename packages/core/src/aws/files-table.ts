@@ -34,10 +34,6 @@ export class FilesTable {
     readonly tableName: string,
   ) {}
 
-  async putFile(file: FileRecord): Promise<void> {
-    await this.doc.send(new PutCommand(this.putItem(file)));
-  }
-
   /** The Put of a file row, for a transaction that writes it with its job (StatusTable.createJob). */
   putItem(file: FileRecord): { TableName: string; Item: Record<string, unknown> } {
     return { TableName: this.tableName, Item: { ...file, pk: documentPk(file.tenantId, file.documentId) } };

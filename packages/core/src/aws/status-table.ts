@@ -1198,8 +1198,7 @@ export function isTransientTransactionError(err: unknown): boolean {
   // redoing its work (a chunk analysed again). The transaction's conditions make a retry of an
   // applied one harmless.
   if (err.name === 'InternalServerError' || THROTTLING.has(err.name) || (err as { $retryable?: { throttling?: boolean } }).$retryable?.throttling === true) return true;
-  if (err.name !== 'TransactionCanceledException') return false;
-  const codes = ((err as TransactionCanceledException).CancellationReasons ?? []).map((r) => r.Code);
+  const codes = cancellationCodes(err);
   return !codes.includes('ConditionalCheckFailed') && codes.some((c) => c === 'TransactionConflict' || c === 'ThrottlingError' || c === 'ProvisionedThroughputExceeded');
 }
 
@@ -1211,9 +1210,7 @@ function cancellationCodes(err: unknown): Array<string | undefined> {
 
 function isTransactionConflict(err: unknown): boolean {
   if (isConditionFailure(err)) return true;
-  if (!(err instanceof TransactionCanceledException || (err instanceof Error && err.name === 'TransactionCanceledException'))) return false;
-  const reasons = (err as TransactionCanceledException).CancellationReasons ?? [];
   // Only a failed condition is a conflict; a transaction conflict with a concurrent writer or
   // throttling is transient and is thrown for the caller's retry.
-  return reasons.some((r) => r.Code === 'ConditionalCheckFailed');
+  return cancellationCodes(err).includes('ConditionalCheckFailed');
 }

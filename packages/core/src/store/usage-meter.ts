@@ -105,10 +105,9 @@ export interface PendingAdmission extends Admission {
 
 /**
  * The conditional update that reserves a pending admission's pages on its month's row: refused
- * (a failed condition) when they would take the month past its quota. Used on its own by
- * {@link UsageMeter.reservePages}.
+ * (a failed condition) when they would take the month past its quota ({@link UsageMeter.reservePages}).
  */
-export function reservePagesUpdate(tableName: string, pending: PendingAdmission) {
+function reservePagesUpdate(tableName: string, pending: PendingAdmission) {
   return {
     TableName: tableName,
     Key: usageKey(pending.tenantId, pending.month),
