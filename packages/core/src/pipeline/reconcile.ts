@@ -39,6 +39,7 @@ import { purgeDocument } from './cancel.js';
 import type { PipelineContext } from './context.js';
 import { finishHeld } from './dead-letter.js';
 import { resultKey } from '../aws/object-keys.js';
+import { syncTerminalPatch } from './sync.js';
 
 /** Options of {@link reconcileOnce}. */
 export interface ReconcileOptions {
@@ -197,16 +198,8 @@ async function reconcileProcessing(ctx: PipelineContext, job: Job, options: Reco
 async function finishSyncFromResult(ctx: PipelineContext, job: Job): Promise<boolean> {
   const result = await ctx.blobs.getJson<DocumentResult>(ctx.config.RESULTS_BUCKET, job.resultKey as string);
   if (!result) return false;
-  const succeeded = result.chunks.filter((c) => c.status === 'succeeded').length;
   try {
-    await ctx.status.transition(job.tenantId, job.documentId, result.status, {
-      resultKey: job.resultKey as string,
-      chunksSucceeded: succeeded,
-      chunksFailed: result.chunks.length - succeeded,
-      completedAt: new Date().toISOString(),
-      pagesDone: job.pagesSelected ?? 0,
-      ...(result.status === 'failed' ? { error: { code: 'ANALYSIS_FAILED', message: 'Too many chunks failed; see failedPages in the result' } } : {}),
-    }, { meter: { usage: result.usage, chunks: job.chunksTotal, pages: job.pagesSelected ?? 0 } });
+    await ctx.status.transition(job.tenantId, job.documentId, result.status, syncTerminalPatch(result, result.chunks, job.resultKey as string, job.pagesSelected ?? 0), { meter: { usage: result.usage, chunks: job.chunksTotal, pages: job.pagesSelected ?? 0 } });
   } catch (err) {
     if (err instanceof DocorchError && (err.code === 'CONFLICT' || err.code === 'NOT_FOUND')) return false;
     throw err;

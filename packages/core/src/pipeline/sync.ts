@@ -15,6 +15,7 @@ import { addUsage, type PageText } from '../analysis/types.js';
 import { toDocorchError } from '../errors.js';
 import { assembleOptionsFrom, assembleResult } from '../jobs/assemble.js';
 import type { ChunkPlan, ChunkStatus, Job } from '../jobs/model.js';
+import type { JobPatch } from '../aws/status-table.js';
 import { planExtractedPages } from '../jobs/planner.js';
 import type { ChunkResult, DocumentResult } from '../jobs/result.js';
 import type { ExtractionResult } from '../pdf/types.js';
@@ -117,7 +118,6 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
       return { kind: 'continued', documentId, job: await handOff(ctx, job, plan, pages, done, running) };
     }
     const chunks = plan.map((c) => done.get(c.index) as ChunkResult);
-    const succeeded = chunks.filter((c) => c.status === 'succeeded').length;
     const result = await assembleResult(
       {
         documentId,
@@ -140,16 +140,7 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
       sub.tenantId,
       documentId,
       result.status,
-      {
-        chunksSucceeded: succeeded,
-        chunksFailed: chunks.length - succeeded,
-        resultKey: key,
-        completedAt: new Date().toISOString(),
-        pagesDone: extraction.pages.length,
-        ...(result.status === 'failed'
-          ? { error: { code: 'ANALYSIS_FAILED', message: 'Too many chunks failed; see failedPages in the result' } }
-          : {}),
-      },
+      syncTerminalPatch(result, chunks, key, extraction.pages.length),
       { unlessFenced: true, seen: job, meter: { usage: result.usage, chunks: chunks.length, pages: extraction.pages.length } },
     );
     log.info({ status: result.status }, 'sync job finished');
@@ -170,6 +161,23 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
       .catch((markErr: unknown) => log.error({ err: markErr }, 'could not mark job failed'));
     throw e;
   }
+}
+
+/**
+ * The fields a sync run's terminal transition writes from its result: chunk counts (from `chunks`,
+ * the chunk results it was assembled from), result key, pages done and, when failed, the error.
+ * Written by the run itself, or by the reconciler finishing a dead run from its stored result.
+ */
+export function syncTerminalPatch(result: DocumentResult, chunks: readonly ChunkResult[], key: string, pagesDone: number): JobPatch {
+  const succeeded = chunks.filter((c) => c.status === 'succeeded').length;
+  return {
+    chunksSucceeded: succeeded,
+    chunksFailed: chunks.length - succeeded,
+    resultKey: key,
+    completedAt: new Date().toISOString(),
+    pagesDone,
+    ...(result.status === 'failed' ? { error: { code: 'ANALYSIS_FAILED', message: 'Too many chunks failed; see failedPages in the result' } } : {}),
+  };
 }
 
 /** Resolves true when the deadline passes (or `handOff` aborts) first, false when `work` settles first. */
