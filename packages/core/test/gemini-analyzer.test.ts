@@ -317,6 +317,31 @@ describe('Gemini analyzer: rate limiter and circuit breaker hooks', () => {
     expectUsageMatchesServer(addUsage(...results.map((r) => r.usage)));
   }, 30_000);
 
+  it('a call that waited for the rate limiter while the circuit opened is not sent', async () => {
+    let now = 0;
+    const breaker = new CircuitBreaker({ minimumCalls: 2, failureRateThreshold: 0.5, openMs: 1_000, probes: 1, windowMs: 10_000, clock: { nowMs: () => now } });
+    let letGo: () => void = () => undefined;
+    const waiting = new Promise<void>((resolve) => (letGo = resolve));
+    let asked = 0;
+    const a = analyzer({
+      circuitBreaker: breaker,
+      retry: { maxAttempts: 3, baseMs: 1, capMs: 1 },
+      rateLimiter: { acquire: async () => void (++asked === 1 ? await waiting : undefined) },
+    });
+    const held = a.analyzeChunk(chunk); // permit taken while closed, then held by the limiter
+    await new Promise((r) => setTimeout(r, 20));
+    expect(asked).toBe(1);
+    breaker.onFailure();
+    breaker.onFailure();
+    expect(breaker.state).toBe('open');
+    letGo();
+    const err = await rejection(held);
+    expect(err.code).toBe('UPSTREAM_UNAVAILABLE');
+    expect(err.details?.reason).toBe('circuit-open');
+    expect(fake.log).toHaveLength(0); // and not retried around the open circuit either
+    expect(breaker.state).toBe('open');
+  });
+
   it('an open circuit fails fast without an HTTP call, and probes close it again', async () => {
     let now = 0;
     const breaker = new CircuitBreaker({ minimumCalls: 2, failureRateThreshold: 0.5, openMs: 1_000, probes: 1, windowMs: 10_000, clock: { nowMs: () => now } });

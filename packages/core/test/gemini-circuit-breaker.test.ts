@@ -98,6 +98,21 @@ describe('CircuitBreaker', () => {
     expect(breaker.snapshot().probesInFlight).toBe(0);
   });
 
+  it('a permit stands until the next transition', () => {
+    const { breaker, clock } = harness();
+    const early = breaker.tryAcquire();
+    if (!early) throw new Error('closed circuit refused a permit');
+    expect(breaker.stillValid(early)).toBe(true);
+    for (let i = 0; i < 4; i++) breaker.onFailure();
+    expect(breaker.stillValid(early)).toBe(false);
+    clock.now = 5_000;
+    const probe = breaker.tryAcquire();
+    if (!probe) throw new Error('half-open circuit refused a probe');
+    expect(breaker.stillValid(probe)).toBe(true);
+    breaker.onFailure(probe);
+    expect(breaker.stillValid(probe)).toBe(false);
+  });
+
   it('outcomes without a permit count while closed and are ignored while open', () => {
     const { breaker } = harness({ minimumCalls: 1, failureRateThreshold: 1 });
     breaker.onFailure();

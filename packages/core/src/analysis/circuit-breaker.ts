@@ -174,6 +174,16 @@ export class CircuitBreaker {
     return { generation: this.generation, probe: false };
   }
 
+  /**
+   * Whether a permit still stands: the circuit has not changed state since it was issued. A call
+   * that waited (for the rate limiter) after taking its permit asks this before it leaves, so a
+   * circuit that opened meanwhile stops it.
+   */
+  stillValid(permit: CircuitPermit): boolean {
+    this.advance();
+    return permit.generation === this.generation;
+  }
+
   /** Gives back a permit whose call was never made (e.g. aborted while waiting for the rate limit). */
   release(permit: CircuitPermit): void {
     if (permit.generation === this.generation && permit.probe) this.probesInFlight = Math.max(0, this.probesInFlight - 1);

@@ -55,6 +55,8 @@ import { InvalidModelOutput, chunkResponseSchema, parseChunkOutput, parseReduceO
 export interface CircuitBreakerHook {
   /** A permit for one call, or undefined when the circuit refuses calls. */
   tryAcquire(): CircuitPermit | undefined;
+  /** Whether the circuit is still in the state the permit was issued in. */
+  stillValid(permit: CircuitPermit): boolean;
   /** Gives back a permit whose call was never made. */
   release(permit: CircuitPermit): void;
   onSuccess(permit?: CircuitPermit): void;
@@ -147,6 +149,14 @@ interface Tally {
 /** Finish reasons that mean the model refused the content. */
 const BLOCKED_FINISH = new Set(['SAFETY', 'PROHIBITED_CONTENT', 'BLOCKLIST', 'SPII', 'IMAGE_SAFETY', 'IMAGE_PROHIBITED_CONTENT']);
 
+/** The fail-fast error of a call the open circuit refuses. */
+function circuitOpen(breaker: CircuitBreakerHook): DocorchError {
+  return new DocorchError('UPSTREAM_UNAVAILABLE', 'The model circuit breaker is open', {
+    retryAfterMs: breaker.retryAfterMs(),
+    details: { reason: 'circuit-open' },
+  });
+}
+
 /** Creates the Gemini analyzer (`gemini/<model>`). Safe to call concurrently. */
 export function createGeminiAnalyzer(options: GeminiAnalyzerOptions): GeminiAnalyzer {
   const model = options.model ?? 'gemini-2.5-flash';
@@ -199,6 +209,8 @@ export function createGeminiAnalyzer(options: GeminiAnalyzerOptions): GeminiAnal
         // between the grant and the server's count of the request (see ratelimit/gcra.ts).
         const limitedFetch: Fetch = async (input, init) => {
           await limiter?.acquire(estimatedTokens, signal);
+          // The circuit may have opened (or its probe slot been superseded) during the wait.
+          if (permit && breaker && !breaker.stillValid(permit)) throw circuitOpen(breaker);
           attempt = ++tally.httpCalls;
           started = performance.now();
           timer = setTimeout(() => {
@@ -271,13 +283,7 @@ export function createGeminiAnalyzer(options: GeminiAnalyzerOptions): GeminiAnal
   function acquirePermit(): CircuitPermit | undefined {
     if (!breaker) return undefined;
     const permit = breaker.tryAcquire();
-    if (!permit) {
-      const retryAfterMs = breaker.retryAfterMs();
-      throw new DocorchError('UPSTREAM_UNAVAILABLE', 'The model circuit breaker is open', {
-        retryAfterMs,
-        details: { reason: 'circuit-open' },
-      });
-    }
+    if (!permit) throw circuitOpen(breaker);
     return permit;
   }
 
