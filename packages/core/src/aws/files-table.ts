@@ -80,6 +80,37 @@ export class FilesTable {
     }
   }
 
+  /**
+   * Moves a binding from the document it names (`seen`, as read) to `next`, on condition that it
+   * still names `seen`'s document: of two requests taking over one binding, one wins. Returns
+   * whether this one did.
+   */
+  async takeOverIdempotencyKey(tenantId: string, key: string, seen: IdempotencyRecord, next: IdempotencyRecord, ttlSeconds = 24 * 3600): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk: `${tenantId}#idem#${key}`, ...next, expiresAt: Math.floor(Date.now() / 1000) + ttlSeconds },
+          ConditionExpression: 'documentId = :seen',
+          ExpressionAttributeValues: { ':seen': seen.documentId },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * The condition, for the transaction that creates a document (StatusTable.createJob), that the
+   * request's idempotency key is still bound to that document: a request whose binding was taken
+   * over by a retry (it was presumed dead) can then never create a second document.
+   */
+  bindingCheck(tenantId: string, key: string, documentId: string): { TableName: string; Key: Record<string, unknown>; ConditionExpression: string; ExpressionAttributeValues: Record<string, unknown> } {
+    return { TableName: this.tableName, Key: { pk: `${tenantId}#idem#${key}` }, ConditionExpression: 'documentId = :doc', ExpressionAttributeValues: { ':doc': documentId } };
+  }
+
   /** Releases an idempotency key (the request it guarded failed before creating anything durable). */
   async releaseIdempotencyKey(tenantId: string, key: string): Promise<void> {
     await this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: `${tenantId}#idem#${key}` } }));

@@ -106,6 +106,11 @@ export interface AssemblyClaimRef {
 export interface CreateJobOptions {
   /** The document's file-metadata row (FilesTable.putItem). @defaultValue none */
   file?: { TableName: string; Item: Record<string, unknown> };
+  /**
+   * The request's idempotency binding must still name this document (FilesTable.bindingCheck);
+   * when a retry took it over, nothing is written and CONFLICT is thrown. @defaultValue none
+   */
+  binding?: { TableName: string; Key: Record<string, unknown>; ConditionExpression: string; ExpressionAttributeValues: Record<string, unknown> };
 }
 
 /** Options of {@link StatusTable.transition}. */
@@ -220,8 +225,9 @@ export class StatusTable {
   ) {}
 
   /**
-   * Creates the job row; CONFLICT if the document id already exists. With `options.file`, in one
-   * transaction with the document's file-metadata row (both or neither).
+   * Creates the job row; CONFLICT if the document id already exists. With `options`, in one
+   * transaction with the document's file-metadata row (both or neither) and on condition that the
+   * request's idempotency binding still names this document.
    */
   async createJob(job: Job, options: CreateJobOptions = {}): Promise<void> {
     const item = {
@@ -236,10 +242,20 @@ export class StatusTable {
     };
     const conflict = (err: unknown) => new DocorchError('CONFLICT', `Document ${job.documentId} already exists`, { cause: err });
     try {
-      if (!options.file) await this.doc.send(new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }));
-      else await this.transact([{ Put: { TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' } }, { Put: options.file }]);
+      if (!options.file && !options.binding) await this.doc.send(new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }));
+      else {
+        await this.transact([
+          { Put: { TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' } },
+          ...(options.binding ? [{ ConditionCheck: options.binding }] : []),
+          ...(options.file ? [{ Put: options.file }] : []),
+        ]);
+      }
     } catch (err) {
-      if (isConditionFailure(err) || cancellationCodes(err)[0] === 'ConditionalCheckFailed') throw conflict(err);
+      const codes = cancellationCodes(err);
+      if (options.binding && codes[1] === 'ConditionalCheckFailed') {
+        throw new DocorchError('CONFLICT', `A retry with this request's Idempotency-Key took it over; document ${job.documentId} was not created`, { cause: err });
+      }
+      if (isConditionFailure(err) || codes[0] === 'ConditionalCheckFailed') throw conflict(err);
       throw err;
     }
   }

@@ -10,6 +10,10 @@
  * original has not created its job within `waitMs` answers 409 IDEMPOTENCY_IN_PROGRESS with
  * Retry-After; never a second document, never a second usage charge. A request that fails before
  * its document exists (a 4xx such as a quota, or an error) gives the key back, so a retry may run.
+ * One whose process died in between leaves its binding: a duplicate arriving 30 s or more after it
+ * was bound takes it over and runs; the document's creation is conditional on its binding
+ * (StatusTable.createJob), so a first request that was only slow fails with CONFLICT there instead
+ * of creating a second document.
  */
 import { createHash } from 'node:crypto';
 import { DocorchError } from '../errors.js';
@@ -33,6 +37,8 @@ export type IdempotentOutcome<T> = { kind: 'new'; value: T } | { kind: 'replay';
  * Runs `run(documentId)` once per (tenant, key). A replay returns the original document's job.
  * @param options.documentId - the id a new document gets (a staged upload's). @defaultValue a new id
  * @param options.waitMs - how long a duplicate waits for the original's job row. @defaultValue 10000
+ * @param options.takeOverMs - how old a binding whose document was never created must be for a
+ *   duplicate to take it over and run (the first request presumed dead). @defaultValue 30000
  */
 export async function runIdempotent<T>(
   ctx: PipelineContext,
@@ -40,7 +46,7 @@ export async function runIdempotent<T>(
   key: string,
   requestHash: string,
   run: (documentId: string) => Promise<T>,
-  options: { documentId?: string; waitMs?: number } = {},
+  options: { documentId?: string; waitMs?: number; takeOverMs?: number } = {},
 ): Promise<IdempotentOutcome<T>> {
   if (!KEY_PATTERN.test(key)) throw new DocorchError('INVALID_REQUEST', 'Idempotency-Key must be 1 to 255 visible ASCII characters');
   const waitMs = options.waitMs ?? 10_000;
@@ -51,15 +57,7 @@ export async function runIdempotent<T>(
     { documentId, requestHash, createdAt: new Date().toISOString() },
     ctx.config.IDEMPOTENCY_TTL_HOURS * 3600,
   );
-  if (!existing) {
-    try {
-      return { kind: 'new', value: await run(documentId) };
-    } catch (err) {
-      // Nothing was created under this key: give it back so the client's retry can run.
-      if (!(await ctx.status.getJob(tenantId, documentId))) await ctx.files.releaseIdempotencyKey(tenantId, key).catch(() => undefined);
-      throw err;
-    }
-  }
+  if (!existing) return runBound(ctx, tenantId, key, documentId, run);
   if (existing.requestHash !== requestHash) {
     throw new DocorchError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used with another file or other options', {
       details: { documentId: existing.documentId },
@@ -70,8 +68,38 @@ export async function runIdempotent<T>(
     const job = await ctx.status.getJob(tenantId, existing.documentId);
     if (job) return { kind: 'replay', job };
     if (Date.now() > deadline) {
+      // Bound long ago and still no document: the first request's process most likely died
+      // between binding the key and creating the document (a request that fails gives the key
+      // back). This one takes the binding over; the document's creation is conditional on its
+      // binding, so were the first request only slow, it would fail there rather than make a
+      // second document.
+      const takeOverMs = options.takeOverMs ?? TAKE_OVER_MS;
+      if (Date.now() - Date.parse(existing.createdAt) >= takeOverMs) {
+        const mine = { documentId, requestHash, createdAt: new Date().toISOString() };
+        if (await ctx.files.takeOverIdempotencyKey(tenantId, key, existing, mine, ctx.config.IDEMPOTENCY_TTL_HOURS * 3600)) {
+          return runBound(ctx, tenantId, key, documentId, run);
+        }
+      }
       throw new DocorchError('IDEMPOTENCY_IN_PROGRESS', 'The first request with this Idempotency-Key is still being processed', { retryAfterMs: 2_000 });
     }
     await sleep(250);
+  }
+}
+
+/**
+ * How old a binding without a document must be before a retry takes it over: past anything the
+ * first request does between binding and creating its document (the upload is received before the
+ * key is bound; then the PDF's inspection, admission and the source's last part).
+ */
+const TAKE_OVER_MS = 30_000;
+
+/** Runs the request that holds the binding; a failure before its document exists gives the key back. */
+async function runBound<T>(ctx: PipelineContext, tenantId: string, key: string, documentId: string, run: (documentId: string) => Promise<T>): Promise<IdempotentOutcome<T>> {
+  try {
+    return { kind: 'new', value: await run(documentId) };
+  } catch (err) {
+    // Nothing was created under this key: give it back so the client's retry can run.
+    if (!(await ctx.status.getJob(tenantId, documentId))) await ctx.files.releaseIdempotencyKey(tenantId, key).catch(() => undefined);
+    throw err;
   }
 }

@@ -185,7 +185,10 @@ async function storeDocument(ctx: PipelineContext, sub: Submission, doc: NewDocu
     key: job.sourceKey,
     createdAt: now,
   });
-  await ctx.status.createJob(job, { file });
+  await ctx.status.createJob(job, {
+    file,
+    ...(sub.idempotencyKey !== undefined ? { binding: ctx.files.bindingCheck(sub.tenantId, sub.idempotencyKey, doc.documentId) } : {}),
+  });
   ctx.metrics.documents.inc({ mode: doc.mode });
   return job;
 }
