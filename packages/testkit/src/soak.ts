@@ -14,7 +14,7 @@
  * Used by `pnpm soak -- --minutes N` (bench/soak.ts) and, bounded, by test/soak.test.ts in CI.
  */
 import { randomUUID } from 'node:crypto';
-import { createAwsClients, loadConfig, StatusTable, TenantStore, type Job } from '@docorch/core';
+import { createAwsClients, FilesTable, loadConfig, StatusTable, TenantStore, type Job } from '@docorch/core';
 import { startFakeGemini, type FakeGemini } from './fake-gemini/index.js';
 import { generatePdf } from './pdf/generate.js';
 import { startPipeline, type Pipeline } from './pipeline.js';
@@ -61,6 +61,16 @@ const STALE_MS = 5_000;
 const INTERVAL_MS = 1_000;
 const DEADLINE_MS = 120_000;
 
+/** The chunk size the soak asks for. */
+const PAGES_PER_CHUNK = 5;
+
+/** A sync upload not answered yet: its client's Idempotency-Key finds its document. */
+interface AwaitedSync {
+  tenantId: string;
+  key: string;
+  pages: number;
+}
+
 interface Submitted {
   id: string;
   label: string;
@@ -103,6 +113,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakRound[]> {
   const config = loadConfig({ ...process.env, ...pipeline.env, FAULT_AWS_ERROR_RATE: '0' });
   const aws = createAwsClients(config);
   const status = new StatusTable(aws.doc, config.STATUS_TABLE);
+  const files = new FilesTable(aws.doc, config.FILES_TABLE);
   const tenants = new TenantStore(aws.doc, config.TENANTS_TABLE);
   const keys = new Map<string, string>([[pipeline.tenantId, pipeline.apiKey]]);
   for (const name of ['soak-b', 'soak-c']) {
@@ -121,23 +132,47 @@ export async function runSoak(options: SoakOptions): Promise<SoakRound[]> {
   const workerIds = pipeline.workers.map((_, i) => `w${i + 1}`);
   /** Every document not seen terminal yet (any round): where in-flight work is counted. */
   const open: Submitted[] = [];
+  /** Sync uploads whose answer the submitters are still waiting for (not acknowledged yet). */
+  const awaiting = new Set<AwaitedSync>();
+  /** The API's in-flight chunks of one sync document (its job as read, if any). */
+  const syncInFlight = async (tenantId: string, documentId: string, job: Job | undefined, chunks: number): Promise<number> => {
+    if (job && (TERMINAL.has(job.status) || job.mode !== 'sync')) return 0;
+    const rows = job ? await status.listChunks(tenantId, documentId).catch(() => []) : [];
+    // Not handed off to the fleet yet: every chunk may be analysed again.
+    if (rows.length === 0) return job?.chunksTotal ?? chunks;
+    return rows.filter((r) => r.status === 'processing' && r.claimOwner?.startsWith('sync-')).length;
+  };
   /**
    * Chunks in flight in a process at the moment it is killed or stopped: those it holds claims on
    * (a worker: claimed, analysing or waiting for an analysis slot), or, for the API, the chunks of
-   * its sync requests not handed off yet (all of them may be analysed again). The aggregator
-   * analyses no chunk.
+   * its sync requests not handed off yet (all of them may be analysed again), including requests
+   * not answered yet: the sync path starts analysing while it writes the job row, and a retry with
+   * the same Idempotency-Key takes over a request that died before that row existed. The
+   * aggregator analyses no chunk.
    */
   const inFlightIn = async (role: 'api' | 'aggregator' | 'worker', workerId?: string): Promise<number> => {
     if (role === 'aggregator') return 0;
+    // Snapshots: a submission moves from `awaiting` to `open` in one step, so it is counted once.
+    const acknowledged = [...open];
+    const unanswered = [...awaiting];
     let n = 0;
-    for (const d of open) {
+    for (const d of acknowledged) {
       const job = await status.getJob(d.tenantId, d.id).catch(() => undefined);
       if (!job || TERMINAL.has(job.status)) continue;
-      const rows = await status.listChunks(d.tenantId, d.id).catch(() => []);
-      if (role === 'api') {
-        if (job.mode === 'sync' && rows.length === 0) n += job.chunksTotal;
-        n += rows.filter((r) => r.status === 'processing' && r.claimOwner?.startsWith('sync-')).length;
-      } else n += rows.filter((r) => r.status === 'processing' && r.claimOwner === workerId).length;
+      if (role === 'api') n += await syncInFlight(d.tenantId, d.id, job, job.chunksTotal);
+      else {
+        const rows = await status.listChunks(d.tenantId, d.id).catch(() => []);
+        n += rows.filter((r) => r.status === 'processing' && r.claimOwner === workerId).length;
+      }
+    }
+    if (role === 'api') {
+      for (const s of unanswered) {
+        // Unbound: the request has not started any work.
+        const binding = await files.getIdempotencyKey(s.tenantId, s.key).catch(() => undefined);
+        if (!binding) continue;
+        const job = await status.getJob(s.tenantId, binding.documentId).catch(() => undefined);
+        n += await syncInFlight(s.tenantId, binding.documentId, job, Math.ceil(s.pages / PAGES_PER_CHUNK));
+      }
     }
     return n;
   };
@@ -158,7 +193,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakRound[]> {
           const pages = small ? 1 + Math.floor(rand() * 6) : 10 + Math.floor(rand() * 70);
           const label = `soak-${round}-${randomUUID().slice(0, 8)}`;
           const pdf = await generatePdf({ pages, seed: Math.floor(rand() * 1e6), label });
-          const id = await submit(apiUrl, apiKey, pdf.bytes, small ? 'auto' : 'async');
+          const key = randomUUID();
+          const sync: AwaitedSync | undefined = small ? { tenantId, key, pages } : undefined;
+          if (sync) awaiting.add(sync);
+          const id = await submit(apiUrl, apiKey, key, pdf.bytes, small ? 'auto' : 'async');
+          if (sync) awaiting.delete(sync);
           if (id) {
             const doc = { id, label, tenantId, pages, submittedAt: Date.now() };
             docs.push(doc);
@@ -282,13 +321,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakRound[]> {
  * connection, 429 and 5xx (honouring Retry-After) for up to 60 s. Returns the document id once
  * acknowledged (200 or 202), undefined when the API never took it.
  */
-async function submit(baseUrl: string, apiKey: string, bytes: Uint8Array, mode: string): Promise<string | undefined> {
-  const key = randomUUID();
+async function submit(baseUrl: string, apiKey: string, key: string, bytes: Uint8Array, mode: string): Promise<string | undefined> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     const form = new FormData();
     form.set('mode', mode);
-    form.set('pagesPerChunk', '5');
+    form.set('pagesPerChunk', String(PAGES_PER_CHUNK));
     form.set('file', new Blob([bytes], { type: 'application/pdf' }), 'soak.pdf');
     try {
       const res = await fetch(`${baseUrl}/v1/documents`, {

@@ -75,9 +75,16 @@ export class FilesTable {
       return undefined;
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
-      const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk }, ConsistentRead: true }));
-      return out.Item as IdempotencyRecord | undefined;
+      return this.getIdempotencyKey(tenantId, key);
     }
+  }
+
+  /** The document an idempotency key is bound to, if it is (a consistent read). */
+  async getIdempotencyKey(tenantId: string, key: string): Promise<IdempotencyRecord | undefined> {
+    const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: `${tenantId}#idem#${key}` }, ConsistentRead: true }));
+    if (!out.Item) return undefined;
+    const { documentId, requestHash, createdAt } = out.Item as IdempotencyRecord;
+    return { documentId, requestHash, createdAt };
   }
 
   /**
