@@ -60,6 +60,17 @@ describe('an idempotency binding left by a request that died', () => {
     expect(replay.kind === 'replay' && replay.job.documentId).toBe('doc-retry');
   });
 
+  it('an old binding is taken over at once, not after the duplicate has waited for its document', async () => {
+    const key = 'key-old-at-once';
+    await ctx.files.claimIdempotencyKey(tenantId, key, { documentId: 'doc-old', requestHash: 'h', createdAt: new Date(Date.now() - 20_000).toISOString() });
+    // A wait far longer than the test's timeout: only an immediate takeover finishes in time.
+    const outcome = await runIdempotent(ctx, tenantId, key, 'h', async (documentId) => {
+      await create(documentId, key);
+      return documentId;
+    }, { documentId: 'doc-old-retry', waitMs: 600_000 });
+    expect(outcome).toEqual({ kind: 'new', value: 'doc-old-retry' });
+  }, 20_000);
+
   it('is not taken over while young: the duplicate answers 409 and the first request creates its document', async () => {
     const key = 'key-young';
     await ctx.files.claimIdempotencyKey(tenantId, key, { documentId: 'doc-young', requestHash: 'h', createdAt: new Date().toISOString() });

@@ -10,8 +10,8 @@
  * original has not created its job within `waitMs` answers 409 IDEMPOTENCY_IN_PROGRESS with
  * Retry-After; never a second document, never a second usage charge. A request that fails before
  * its document exists (a 4xx such as a quota, or an error) gives the key back, so a retry may run.
- * One whose process died in between leaves its binding: a duplicate arriving 30 s or more after it
- * was bound takes it over and runs; the document's creation is conditional on its binding
+ * One whose process died in between leaves its binding: a duplicate seeing it 15 s or more after it
+ * was bound takes it over and runs (without first waiting out `waitMs`); the document's creation is conditional on its binding
  * (StatusTable.createJob), so a first request that was only slow fails with CONFLICT there instead
  * of creating a second document.
  */
@@ -38,7 +38,7 @@ export type IdempotentOutcome<T> = { kind: 'new'; value: T } | { kind: 'replay';
  * @param options.documentId - the id a new document gets (a staged upload's). @defaultValue a new id
  * @param options.waitMs - how long a duplicate waits for the original's job row. @defaultValue 10000
  * @param options.takeOverMs - how old a binding whose document was never created must be for a
- *   duplicate to take it over and run (the first request presumed dead). @defaultValue 30000
+ *   duplicate to take it over and run (the first request presumed dead). @defaultValue 15000
  */
 export async function runIdempotent<T>(
   ctx: PipelineContext,
@@ -63,23 +63,27 @@ export async function runIdempotent<T>(
       details: { documentId: existing.documentId },
     });
   }
+  let seen = existing;
   const deadline = Date.now() + waitMs;
+  const takeOverMs = options.takeOverMs ?? TAKE_OVER_MS;
   for (;;) {
-    const job = await ctx.status.getJob(tenantId, existing.documentId);
+    const job = await ctx.status.getJob(tenantId, seen.documentId);
     if (job) return { kind: 'replay', job };
-    if (Date.now() > deadline) {
+    if (Date.now() - Date.parse(seen.createdAt) >= takeOverMs) {
       // Bound long ago and still no document: the first request's process most likely died
       // between binding the key and creating the document (a request that fails gives the key
       // back). This one takes the binding over; the document's creation is conditional on its
       // binding, so were the first request only slow, it would fail there rather than make a
       // second document.
-      const takeOverMs = options.takeOverMs ?? TAKE_OVER_MS;
-      if (Date.now() - Date.parse(existing.createdAt) >= takeOverMs) {
-        const mine = { documentId, requestHash, createdAt: new Date().toISOString() };
-        if (await ctx.files.takeOverIdempotencyKey(tenantId, key, existing, mine, ctx.config.IDEMPOTENCY_TTL_HOURS * 3600)) {
-          return runBound(ctx, tenantId, key, documentId, run);
-        }
+      const mine = { documentId, requestHash, createdAt: new Date().toISOString() };
+      if (await ctx.files.takeOverIdempotencyKey(tenantId, key, seen, mine, ctx.config.IDEMPOTENCY_TTL_HOURS * 3600)) {
+        return runBound(ctx, tenantId, key, documentId, run);
       }
+      // Another retry took it over first: wait for its document like any duplicate.
+      const current = await ctx.files.getIdempotencyKey(tenantId, key);
+      if (current) seen = current;
+    }
+    if (Date.now() > deadline) {
       throw new DocorchError('IDEMPOTENCY_IN_PROGRESS', 'The first request with this Idempotency-Key is still being processed', { retryAfterMs: 2_000 });
     }
     await sleep(250);
@@ -89,9 +93,10 @@ export async function runIdempotent<T>(
 /**
  * How old a binding without a document must be before a retry takes it over: past anything the
  * first request does between binding and creating its document (the upload is received before the
- * key is bound; then the PDF's inspection, admission and the source's last part).
+ * key is bound; then the PDF's inspection, admission and the source's last part, seconds at most).
+ * A first request that was only slower than this loses nothing but its own answer (CONFLICT).
  */
-const TAKE_OVER_MS = 30_000;
+const TAKE_OVER_MS = 15_000;
 
 /** Runs the request that holds the binding; a failure before its document exists gives the key back. */
 async function runBound<T>(ctx: PipelineContext, tenantId: string, key: string, documentId: string, run: (documentId: string) => Promise<T>): Promise<IdempotentOutcome<T>> {
