@@ -2,7 +2,8 @@
  * `pnpm bench:upload`: a 500 MB upload through the API (mode async: it answers 202 once the file
  * is stored and inspected) against a direct multipart upload of the same file to the same S3
  * emulator with the SDK (lib-storage's Upload through core's BlobStore, 8 MiB parts, 4 at once),
- * in the same run.
+ * in the same run. The services run compiled, as `npm start` and the images run them (the script
+ * builds first).
  *
  * The file is a valid 3-page PDF carrying an unreferenced 500 MB stream (an incremental update
  * appended after its end), so the PDF workers inspect a real document of that size.
@@ -120,6 +121,8 @@ const pipeline = await startPipeline({
   workers: 0,
   shards: 1,
   prefix: 'benchup',
+  // As `npm start` and the images run it: the tsx loader's memory and work are not the API's.
+  compiled: true,
   env: { MAX_UPLOAD_BYTES: String((MB + 16) * 1024 * 1024) },
 });
 try {

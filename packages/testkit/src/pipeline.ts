@@ -24,6 +24,8 @@ export interface StartPipelineOptions {
    * a fleet in steady state does; leases move one steal per take interval. @defaultValue false
    */
   waitForBalance?: boolean;
+  /** Run the services compiled, as `npm start` does (see StartServiceOptions.compiled). @defaultValue false */
+  compiled?: boolean;
 }
 
 /** The shards each worker reports in /healthz. */
@@ -80,10 +82,11 @@ export async function startPipeline(options: StartPipelineOptions = {}): Promise
   const { key: apiKey } = await tenants.createKey(tenantId, { name: 'test' });
   aws.destroy();
 
-  const startWorker = (id: string) => startService({ service: 'worker', env: { ...env, WORKER_ID: id }, portEnv: 'WORKER_PORT' });
+  const compiled = options.compiled ?? false;
+  const startWorker = (id: string) => startService({ service: 'worker', env: { ...env, WORKER_ID: id }, portEnv: 'WORKER_PORT', compiled });
   const started = await Promise.allSettled([
-    startService({ service: 'api', env }),
-    startService({ service: 'aggregator', env }),
+    startService({ service: 'api', env, compiled }),
+    startService({ service: 'aggregator', env, compiled }),
     ...Array.from({ length: options.workers ?? 3 }, (_, i) => startWorker(`w${i + 1}`)),
   ]);
   // A service that fails to start must not leave the others running (nor its resources behind).

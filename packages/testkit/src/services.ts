@@ -1,6 +1,7 @@
 /**
  * Starts docorch services as real child processes for tests (from TypeScript source through
- * tsx, so no build is needed), bound to 127.0.0.1 on a free port.
+ * tsx, so no build is needed; or compiled, as `npm start` and the images run them), bound to
+ * 127.0.0.1 on a free port.
  */
 import { recorderNodeArgs } from './contract/recorder.js';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -51,15 +52,24 @@ export interface StartServiceOptions {
   startTimeoutMs?: number;
   /** Env variable naming the HTTP port the service listens on. @defaultValue 'PORT' */
   portEnv?: 'PORT' | 'WORKER_PORT';
+  /**
+   * Run `services/<name>/dist/main.js` (needs `pnpm build`), as `npm start` and the images do:
+   * for benchmarks, where the tsx loader's own memory and work would be measured too.
+   * @defaultValue false (the TypeScript source through tsx)
+   */
+  compiled?: boolean;
 }
 
-/** Starts `services/<name>/src/main.ts` and waits until its health path answers. */
+/** Starts `services/<name>/src/main.ts` (or its compiled `dist/main.js`) and waits until its health path answers. */
 export async function startService(options: StartServiceOptions): Promise<ServiceProcess> {
   const portEnv = options.portEnv ?? 'PORT';
   const port = Number(options.env[portEnv] ?? (await freePort()));
+  const entry = options.compiled
+    ? [...recorderNodeArgs(options.service, false), path.join(repoRoot, 'services', options.service, 'dist/main.js')]
+    : ['--conditions=docorch-source', '--import', 'tsx', ...recorderNodeArgs(options.service, true), path.join(repoRoot, 'services', options.service, 'src/main.ts')];
   const child = spawn(
     process.execPath,
-    ['--conditions=docorch-source', '--import', 'tsx', ...recorderNodeArgs(options.service, true), path.join(repoRoot, 'services', options.service, 'src/main.ts')],
+    entry,
     { cwd: repoRoot, env: { ...process.env, ...options.env, [portEnv]: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const output: string[] = [];
