@@ -104,6 +104,8 @@ export function openApiDocument(serverUrl = '/'): ReturnType<typeof createDocume
             ...problems([
               ...V1_COMMON,
               'IDEMPOTENCY_IN_PROGRESS',
+              // A request so slow that a retry with its Idempotency-Key took the key over: the retry's document stands.
+              'CONFLICT',
               'TOO_LARGE',
               'UNSUPPORTED_MEDIA_TYPE',
               'BAD_PDF',
