@@ -71,6 +71,29 @@ describe('an idempotency binding left by a request that died', () => {
     expect(outcome).toEqual({ kind: 'new', value: 'doc-old-retry' });
   }, 20_000);
 
+  it("a slow first request that fails after a retry took its key over leaves the retry's binding in place", async () => {
+    const key = 'key-slow-first';
+    let letGo: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (letGo = resolve));
+    const first = runIdempotent(ctx, tenantId, key, 'h', async (documentId) => {
+      await gate;
+      await create(documentId, key);
+      return documentId;
+    }, { documentId: 'doc-slow' }).catch((err: unknown) => err);
+    await new Promise((r) => setTimeout(r, 200)); // the first request has bound the key
+    const retry = await runIdempotent(ctx, tenantId, key, 'h', async (documentId) => {
+      await create(documentId, key);
+      return documentId;
+    }, { documentId: 'doc-second', waitMs: 300, takeOverMs: 0 });
+    expect(retry).toEqual({ kind: 'new', value: 'doc-second' });
+    letGo();
+    expect(await first).toMatchObject({ code: 'CONFLICT' });
+    // Its failure gave back nothing that was not its own: the key still names the retry's document.
+    expect((await ctx.files.getIdempotencyKey(tenantId, key))?.documentId).toBe('doc-second');
+    const replay = await runIdempotent(ctx, tenantId, key, 'h', () => Promise.reject(new Error('not run')), { waitMs: 300 });
+    expect(replay.kind === 'replay' && replay.job.documentId).toBe('doc-second');
+  });
+
   it('is not taken over while young: the duplicate answers 409 and the first request creates its document', async () => {
     const key = 'key-young';
     await ctx.files.claimIdempotencyKey(tenantId, key, { documentId: 'doc-young', requestHash: 'h', createdAt: new Date().toISOString() });

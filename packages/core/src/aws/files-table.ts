@@ -118,8 +118,23 @@ export class FilesTable {
     return { TableName: this.tableName, Key: { pk: `${tenantId}#idem#${key}` }, ConditionExpression: 'documentId = :doc', ExpressionAttributeValues: { ':doc': documentId } };
   }
 
-  /** Releases an idempotency key (the request it guarded failed before creating anything durable). */
-  async releaseIdempotencyKey(tenantId: string, key: string): Promise<void> {
-    await this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: `${tenantId}#idem#${key}` } }));
+  /**
+   * Releases an idempotency key (the request it guarded failed before creating anything durable,
+   * or its document was deleted), on condition that it still names `documentId`: a request whose
+   * binding a retry took over must not remove the retry's.
+   */
+  async releaseIdempotencyKey(tenantId: string, key: string, documentId: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: { pk: `${tenantId}#idem#${key}` },
+          ConditionExpression: 'documentId = :doc',
+          ExpressionAttributeValues: { ':doc': documentId },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
   }
 }

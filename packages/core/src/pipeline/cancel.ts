@@ -49,7 +49,7 @@ async function deleteData(ctx: PipelineContext, job: Job): Promise<void> {
     ctx.blobs.deletePrefix(ctx.config.UPLOADS_BUCKET, prefix),
     ctx.blobs.deletePrefix(ctx.config.RESULTS_BUCKET, prefix),
     ctx.files.deleteFile(tenantId, documentId),
-    job.idempotencyKey ? ctx.files.releaseIdempotencyKey(tenantId, job.idempotencyKey) : undefined,
+    job.idempotencyKey ? ctx.files.releaseIdempotencyKey(tenantId, job.idempotencyKey, documentId) : undefined,
     ctx.status.deleteChunks(tenantId, documentId),
     ctx.deadLetters.deleteDocument(tenantId, documentId),
   ]);

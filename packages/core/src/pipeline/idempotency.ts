@@ -103,8 +103,9 @@ async function runBound<T>(ctx: PipelineContext, tenantId: string, key: string, 
   try {
     return { kind: 'new', value: await run(documentId) };
   } catch (err) {
-    // Nothing was created under this key: give it back so the client's retry can run.
-    if (!(await ctx.status.getJob(tenantId, documentId))) await ctx.files.releaseIdempotencyKey(tenantId, key).catch(() => undefined);
+    // Nothing was created under this key: give it back so the client's retry can run (unless a
+    // retry has taken it over already: then it is the retry's).
+    if (!(await ctx.status.getJob(tenantId, documentId))) await ctx.files.releaseIdempotencyKey(tenantId, key, documentId).catch(() => undefined);
     throw err;
   }
 }
