@@ -60,16 +60,26 @@ export interface StartServiceOptions {
   compiled?: boolean;
 }
 
+/**
+ * How a service is started: its compiled `dist/main.js` (as `npm start` and the images run it),
+ * or `src/main.ts` through the tsx loader (no build needed). Under the contract test, API
+ * processes also record their responses (contract/recorder.ts).
+ */
+export function serviceEntry(service: string, compiled: boolean): { script: string; nodeArgs: string[] } {
+  const recorder = recorderNodeArgs(service, !compiled);
+  return compiled
+    ? { script: path.join(repoRoot, 'services', service, 'dist/main.js'), nodeArgs: recorder }
+    : { script: path.join(repoRoot, 'services', service, 'src/main.ts'), nodeArgs: ['--conditions=docorch-source', '--import', 'tsx', ...recorder] };
+}
+
 /** Starts `services/<name>/src/main.ts` (or its compiled `dist/main.js`) and waits until its health path answers. */
 export async function startService(options: StartServiceOptions): Promise<ServiceProcess> {
   const portEnv = options.portEnv ?? 'PORT';
   const port = Number(options.env[portEnv] ?? (await freePort()));
-  const entry = options.compiled
-    ? [...recorderNodeArgs(options.service, false), path.join(repoRoot, 'services', options.service, 'dist/main.js')]
-    : ['--conditions=docorch-source', '--import', 'tsx', ...recorderNodeArgs(options.service, true), path.join(repoRoot, 'services', options.service, 'src/main.ts')];
+  const { script, nodeArgs } = serviceEntry(options.service, options.compiled ?? false);
   const child = spawn(
     process.execPath,
-    entry,
+    [...nodeArgs, script],
     { cwd: repoRoot, env: { ...process.env, ...options.env, [portEnv]: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const output: string[] = [];

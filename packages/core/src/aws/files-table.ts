@@ -27,6 +27,11 @@ export interface IdempotencyRecord {
   createdAt: string;
 }
 
+/** The row key of a tenant's Idempotency-Key binding. */
+function idempotencyPk(tenantId: string, key: string): string {
+  return `${tenantId}#idem#${key}`;
+}
+
 /** Repository of file rows. */
 export class FilesTable {
   constructor(
@@ -63,7 +68,7 @@ export class FilesTable {
     record: IdempotencyRecord,
     ttlSeconds = 24 * 3600,
   ): Promise<IdempotencyRecord | undefined> {
-    const pk = `${tenantId}#idem#${key}`;
+    const pk = idempotencyPk(tenantId, key);
     try {
       await this.doc.send(
         new PutCommand({
@@ -81,7 +86,7 @@ export class FilesTable {
 
   /** The document an idempotency key is bound to, if it is (a consistent read). */
   async getIdempotencyKey(tenantId: string, key: string): Promise<IdempotencyRecord | undefined> {
-    const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: `${tenantId}#idem#${key}` }, ConsistentRead: true }));
+    const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: idempotencyPk(tenantId, key) }, ConsistentRead: true }));
     if (!out.Item) return undefined;
     const { documentId, requestHash, createdAt } = out.Item as IdempotencyRecord;
     return { documentId, requestHash, createdAt };
@@ -97,7 +102,7 @@ export class FilesTable {
       await this.doc.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { pk: `${tenantId}#idem#${key}`, ...next, expiresAt: Math.floor(Date.now() / 1000) + ttlSeconds },
+          Item: { pk: idempotencyPk(tenantId, key), ...next, expiresAt: Math.floor(Date.now() / 1000) + ttlSeconds },
           ConditionExpression: 'documentId = :seen',
           ExpressionAttributeValues: { ':seen': seen.documentId },
         }),
@@ -115,7 +120,7 @@ export class FilesTable {
    * over by a retry (it was presumed dead) can then never create a second document.
    */
   bindingCheck(tenantId: string, key: string, documentId: string): { TableName: string; Key: Record<string, unknown>; ConditionExpression: string; ExpressionAttributeValues: Record<string, unknown> } {
-    return { TableName: this.tableName, Key: { pk: `${tenantId}#idem#${key}` }, ConditionExpression: 'documentId = :doc', ExpressionAttributeValues: { ':doc': documentId } };
+    return { TableName: this.tableName, Key: { pk: idempotencyPk(tenantId, key) }, ConditionExpression: 'documentId = :doc', ExpressionAttributeValues: { ':doc': documentId } };
   }
 
   /**
@@ -128,7 +133,7 @@ export class FilesTable {
       await this.doc.send(
         new DeleteCommand({
           TableName: this.tableName,
-          Key: { pk: `${tenantId}#idem#${key}` },
+          Key: { pk: idempotencyPk(tenantId, key) },
           ConditionExpression: 'documentId = :doc',
           ExpressionAttributeValues: { ':doc': documentId },
         }),

@@ -10,10 +10,11 @@
  * original has not created its job within `waitMs` answers 409 IDEMPOTENCY_IN_PROGRESS with
  * Retry-After; never a second document, never a second usage charge. A request that fails before
  * its document exists (a 4xx such as a quota, or an error) gives the key back, so a retry may run.
- * One whose process died in between leaves its binding: a duplicate seeing it 15 s or more after it
- * was bound takes it over and runs (without first waiting out `waitMs`); the document's creation is conditional on its binding
- * (StatusTable.createJob), so a first request that was only slow fails with CONFLICT there instead
- * of creating a second document.
+ * One whose process died in between leaves its binding: a duplicate seeing it 15 s or more after
+ * it was bound takes it over and runs (without first waiting out `waitMs`); the document's
+ * creation is conditional on its binding (StatusTable.createJob), so a first request that was
+ * only slow fails with CONFLICT there instead of creating a second document, and its failure
+ * gives back only a binding that still names its own document.
  */
 import { createHash } from 'node:crypto';
 import { DocorchError } from '../errors.js';

@@ -199,7 +199,7 @@ async function finishSyncFromResult(ctx: PipelineContext, job: Job): Promise<boo
   const result = await ctx.blobs.getJson<DocumentResult>(ctx.config.RESULTS_BUCKET, job.resultKey as string);
   if (!result) return false;
   try {
-    await ctx.status.transition(job.tenantId, job.documentId, result.status, syncTerminalPatch(result, result.chunks, job.resultKey as string, job.pagesSelected ?? 0), { meter: { usage: result.usage, chunks: job.chunksTotal, pages: job.pagesSelected ?? 0 } });
+    await ctx.status.transition(job.tenantId, job.documentId, result.status, syncTerminalPatch(result, job.resultKey as string, job.pagesSelected ?? 0), { meter: { usage: result.usage, chunks: job.chunksTotal, pages: job.pagesSelected ?? 0 } });
   } catch (err) {
     if (err instanceof DocorchError && (err.code === 'CONFLICT' || err.code === 'NOT_FOUND')) return false;
     throw err;

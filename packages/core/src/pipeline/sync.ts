@@ -140,7 +140,7 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
       sub.tenantId,
       documentId,
       result.status,
-      syncTerminalPatch(result, chunks, key, extraction.pages.length),
+      syncTerminalPatch(result, key, extraction.pages.length),
       { unlessFenced: true, seen: job, meter: { usage: result.usage, chunks: chunks.length, pages: extraction.pages.length } },
     );
     log.info({ status: result.status }, 'sync job finished');
@@ -164,15 +164,15 @@ export async function runSync(ctx: PipelineContext, sub: Submission, options: Ru
 }
 
 /**
- * The fields a sync run's terminal transition writes from its result: chunk counts (from `chunks`,
- * the chunk results it was assembled from), result key, pages done and, when failed, the error.
+ * The fields a sync run's terminal transition writes from its result: chunk counts (from the
+ * chunk results it was assembled from), result key, pages done and, when failed, the error.
  * Written by the run itself, or by the reconciler finishing a dead run from its stored result.
  */
-export function syncTerminalPatch(result: DocumentResult, chunks: readonly ChunkResult[], key: string, pagesDone: number): JobPatch {
-  const succeeded = chunks.filter((c) => c.status === 'succeeded').length;
+export function syncTerminalPatch(result: DocumentResult, key: string, pagesDone: number): JobPatch {
+  const succeeded = result.chunks.filter((c) => c.status === 'succeeded').length;
   return {
     chunksSucceeded: succeeded,
-    chunksFailed: chunks.length - succeeded,
+    chunksFailed: result.chunks.length - succeeded,
     resultKey: key,
     completedAt: new Date().toISOString(),
     pagesDone,

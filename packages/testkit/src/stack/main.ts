@@ -2,7 +2,6 @@
  * The embedded local stack (`npm start`): emulators with data under .data/, resources created
  * idempotently, a dev tenant, and the services as separate processes.
  */
-import { recorderNodeArgs } from '../contract/recorder.js';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +17,7 @@ import {
 import { seedDevTenant } from './dev-tenant.js';
 import { startEmulators } from '../emulators/index.js';
 import { Supervisor } from './supervisor.js';
+import { serviceEntry } from '../services.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
 const startConfig = loadConfig();
@@ -46,13 +46,8 @@ async function devApiKey(tenants: TenantStore): Promise<string> {
  * `src/main.ts` with the tsx loader when the stack itself runs from source (tests), so that a
  * test never depends on a build of the services.
  */
-function serviceEntry(name: string): { script: string; nodeArgs: string[] } {
-  const source = import.meta.url.endsWith('.ts');
-  // Under the contract test, API processes record their responses (contract/recorder.ts).
-  const recorder = recorderNodeArgs(name, source);
-  return source
-    ? { script: path.join(root, 'services', name, 'src/main.ts'), nodeArgs: ['--conditions=docorch-source', '--import', 'tsx', ...recorder] }
-    : { script: path.join(root, 'services', name, 'dist/main.js'), nodeArgs: recorder };
+function entryOf(name: string): { script: string; nodeArgs: string[] } {
+  return serviceEntry(name, !import.meta.url.endsWith('.ts'));
 }
 
 async function waitForHealth(url: string, timeoutMs: number): Promise<void> {
@@ -90,18 +85,18 @@ async function main(): Promise<void> {
 
   const supervisor = new Supervisor(logger);
   const baseUrl = `http://${config.HOST}:${config.PORT}`;
-  supervisor.start({ name: 'api', ...serviceEntry('api'), env });
+  supervisor.start({ name: 'api', ...entryOf('api'), env });
   // Workers and the aggregator get their own HTTP ports (health, metrics) next to the API's.
   for (let i = 1; i <= config.WORKERS; i++) {
     supervisor.start({
       name: `worker-${i}`,
-      ...serviceEntry('worker'),
+      ...entryOf('worker'),
       env: { ...env, WORKER_PORT: String(config.PORT + 10 + i), WORKER_ID: `local-worker-${i}` },
     });
   }
   supervisor.start({
     name: 'aggregator',
-    ...serviceEntry('aggregator'),
+    ...entryOf('aggregator'),
     env: { ...env, PORT: String(config.PORT + 10) },
   });
   await waitForHealth(`${baseUrl}/healthz`, 60_000);
