@@ -100,19 +100,25 @@ describe('DynamoDbRateLimiter lateness', () => {
 
   it('drops an immediate grant whose conditional write landed too late', async () => {
     let now = 5_000_000;
-    let reads = 0;
+    const doc = DynamoDBDocumentClient.from(client);
+    // The first conditional write takes 800 ms (on the limiter's clock): its grant, reserved for
+    // the instant it was computed, can only be used 800 ms late.
+    let writes = 0;
+    doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        if (context.commandName === 'PutItemCommand' && ++writes === 1) now += 800;
+        return out;
+      },
+      { step: 'initialize', name: 'slowFirstWrite' },
+    );
     const limiter = new DynamoDbRateLimiter({
-      doc: DynamoDBDocumentClient.from(client),
+      doc,
       tableName,
       bucket: `b-${randomUUID()}`,
       requestsPerWindow: 60,
       tokensPerWindow: 1_000_000,
-      // The clock jumps 800 ms between the reservation and the check, as a slow write would.
-      now: () => {
-        reads++;
-        if (reads === 2) now += 800;
-        return now;
-      },
+      now: () => now,
       sleep: async (ms) => {
         now += ms;
       },

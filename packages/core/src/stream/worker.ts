@@ -157,8 +157,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.emit('leaseTaken', lease.leaseKey);
       this.reconcile();
     });
-    this.coordinator.on('leaseLost', (lease) => {
-      this.log.warn({ shardId: lease.leaseKey }, 'lease lost');
+    this.coordinator.on('leaseLost', (lease, reason) => {
+      this.log.warn({ shardId: lease.leaseKey, reason }, 'lease lost');
       this.emit('leaseLost', lease.leaseKey);
       const consumer = this.consumers.get(lease.leaseKey);
       this.consumers.delete(lease.leaseKey);
