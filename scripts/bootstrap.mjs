@@ -113,7 +113,9 @@ function main() {
       child = spawn(process.execPath, ['packages/testkit/dist/stack/main.js', ...rest], { cwd: root, stdio: 'inherit', env });
       break;
     case 'test':
-      child = spawn(pnpm, ['exec', 'vitest', 'run', ...rest], { cwd: root, stdio: 'inherit', env });
+      // Just built: the service processes the tests start run compiled, as `npm start` runs them
+      // (packages/testkit/src/services.ts servicesCompiledByDefault).
+      child = spawn(pnpm, ['exec', 'vitest', 'run', ...rest], { cwd: root, stdio: 'inherit', env: { DOCORCH_TEST_SERVICES: 'compiled', ...env } });
       break;
     case 'docorch':
       child = spawn(process.execPath, [cli, ...rest], { cwd: process.env.INIT_CWD ?? root, stdio: 'inherit', env });

@@ -19,6 +19,7 @@ import {
 } from '@aws-sdk/client-kinesis';
 import { createAwsClients, decodeEvent, loadConfig, StatusTable, type AwsClients, type Config, type Job, type StreamEvent } from '@docorch/core';
 import {
+  entryArgs,
   generatePdf,
   repoRoot,
   startFakeGemini,
@@ -519,9 +520,9 @@ export function expectEveryChunkSucceeded(result: Record<string, any>, chunks: n
   expect(result.failedPages).toEqual([]);
 }
 
-/** Runs the `docorch` command line (from source) against a stack file; returns exit code and output. */
+/** Runs the `docorch` command line (compiled under `npm test`, else from source) against a stack file; returns exit code and output. */
 export async function docorch(args: string[], stackFile: string): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawn(process.execPath, ['--conditions=docorch-source', '--import', 'tsx', path.join(repoRoot, 'packages/cli/src/main.ts'), ...args, '--stack', stackFile], {
+  const child = spawn(process.execPath, [...entryArgs('packages/cli/src/main.ts', 'packages/cli/dist/main.js'), ...args, '--stack', stackFile], {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -14,7 +14,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot, startFakeGemini, type FakeGemini } from '@docorch/testkit';
+import { entryArgs, repoRoot, startFakeGemini, type FakeGemini } from '@docorch/testkit';
 import { getResult, getStatus, submitGenerated, waitFor, waitForTerminal, type ApiTarget } from './helpers.js';
 
 const PAGES = 150;
@@ -58,7 +58,7 @@ async function portIsFree(port: number): Promise<boolean> {
 }
 
 function startStack(env: Record<string, string>): Stack {
-  const child = spawn(process.execPath, ['--conditions=docorch-source', '--import', 'tsx', path.join(repoRoot, 'packages/testkit/src/stack/main.ts')], {
+  const child = spawn(process.execPath, entryArgs('packages/testkit/src/stack/main.ts', 'packages/testkit/dist/stack/main.js'), {
     cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -28,8 +28,10 @@ export {
 } from './emulators/index.js';
 export type { ProvidedEmulators } from './vitest/global-setup.js';
 export {
+  entryArgs,
   freePort,
   repoRoot,
+  servicesCompiledByDefault,
   startService,
   type ServiceProcess,
   type StartServiceOptions,

@@ -5,7 +5,7 @@
  */
 import { createAwsClients, loadConfig, TenantStore, type Plan } from '@docorch/core';
 import { createIsolatedResources, type IsolatedResources } from './emulators/index.js';
-import { startService, type ServiceProcess } from './services.js';
+import { servicesCompiledByDefault, startService, type ServiceProcess } from './services.js';
 
 /** Options of {@link startPipeline}. */
 export interface StartPipelineOptions {
@@ -24,7 +24,7 @@ export interface StartPipelineOptions {
    * a fleet in steady state does; leases move one steal per take interval. @defaultValue false
    */
   waitForBalance?: boolean;
-  /** Run the services compiled, as `npm start` does (see StartServiceOptions.compiled). @defaultValue false */
+  /** Run the services compiled, as `npm start` does (see StartServiceOptions.compiled). @defaultValue servicesCompiledByDefault() */
   compiled?: boolean;
 }
 
@@ -82,7 +82,7 @@ export async function startPipeline(options: StartPipelineOptions = {}): Promise
   const { key: apiKey } = await tenants.createKey(tenantId, { name: 'test' });
   aws.destroy();
 
-  const compiled = options.compiled ?? false;
+  const compiled = options.compiled ?? servicesCompiledByDefault();
   const startWorker = (id: string) => startService({ service: 'worker', env: { ...env, WORKER_ID: id }, portEnv: 'WORKER_PORT', compiled });
   const started = await Promise.allSettled([
     startService({ service: 'api', env, compiled }),

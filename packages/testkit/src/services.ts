@@ -55,9 +55,32 @@ export interface StartServiceOptions {
   /**
    * Run `services/<name>/dist/main.js` (needs `pnpm build`), as `npm start` and the images do:
    * for benchmarks, where the tsx loader's own memory and work would be measured too.
-   * @defaultValue false (the TypeScript source through tsx)
+   * @defaultValue {@link servicesCompiledByDefault}: true under `npm test`, which builds first;
+   *   else false (the TypeScript source through tsx, no build needed)
    */
   compiled?: boolean;
+}
+
+/**
+ * Whether services start compiled when a caller does not say: `DOCORCH_TEST_SERVICES=compiled`,
+ * which `npm test` sets right after its build. Each source start costs about 1.2 s of CPU in the
+ * tsx loader (and its PDF threads the same), which a whole run of the suite on two cores felt.
+ * A bare `vitest run` leaves it unset and runs the source as edited, with no build.
+ */
+export function servicesCompiledByDefault(): boolean {
+  return process.env.DOCORCH_TEST_SERVICES === 'compiled';
+}
+
+/**
+ * Node arguments that run an entry of this repository: its compiled twin when
+ * {@link servicesCompiledByDefault} (under `npm test`), else the TypeScript source through tsx.
+ * @param source the entry's source, relative to the repository root (e.g. `packages/cli/src/main.ts`)
+ * @param compiled its compiled file, likewise (e.g. `packages/cli/dist/main.js`)
+ */
+export function entryArgs(source: string, compiled: string): string[] {
+  return servicesCompiledByDefault()
+    ? [path.join(repoRoot, compiled)]
+    : ['--conditions=docorch-source', '--import', 'tsx', path.join(repoRoot, source)];
 }
 
 /**
@@ -76,7 +99,7 @@ export function serviceEntry(service: string, compiled: boolean): { script: stri
 export async function startService(options: StartServiceOptions): Promise<ServiceProcess> {
   const portEnv = options.portEnv ?? 'PORT';
   const port = Number(options.env[portEnv] ?? (await freePort()));
-  const { script, nodeArgs } = serviceEntry(options.service, options.compiled ?? false);
+  const { script, nodeArgs } = serviceEntry(options.service, options.compiled ?? servicesCompiledByDefault());
   const child = spawn(
     process.execPath,
     [...nodeArgs, script],
