@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StatusTable, TenantStore, type ChunkRow } from '@docorch/core';
 import { generatePdf, type FakeGeminiRequest, type ServiceProcess } from '@docorch/testkit';
 import { seedTenant } from '../services/api/test/helpers.js';
-import { getStatus, startFleet, submitPdf, waitFor, waitForTerminal, workerHealth, type ApiTarget, type Fleet, type WorkerHealth } from './helpers.js';
+import { getStatus, startFleet, submitPdf, waitFor, waitForTerminal, workerHealth, type ApiTarget, type Fleet } from './helpers.js';
 
 /** The emulators' endpoints and the fleet's resource names: what a tenant seed needs. */
 function seedEnv(fleet: Fleet): NodeJS.ProcessEnv {
@@ -174,8 +174,8 @@ describe('fair share of the model quota by plan weight', () => {
       while (polling) {
         await Promise.all(
           fleet.workers.map(async (w, i) => {
-            const h = (await workerHealth(w).catch(() => undefined)) as (WorkerHealth & { analyses?: { waitingByTenant?: Record<string, number> } }) | undefined;
-            const waiting = h?.analyses?.waitingByTenant ?? {};
+            const h = await workerHealth(w).catch(() => undefined);
+            const waiting = h?.analyses.waitingByTenant ?? {};
             if (h) backlog.push({ at: Date.now(), worker: i + 1, a: waiting[fleet.pipeline.tenantId] ?? 0, b: waiting[tenantOfB] ?? 0, shards: h.shards.length });
           }),
         );

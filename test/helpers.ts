@@ -120,6 +120,8 @@ export interface WorkerHealth {
   workerId: string;
   shards: string[];
   inFlight: number;
+  /** Its analysis slots: running, waiting, and waiting and served per tenant (services/worker). */
+  analyses: { running: number; waiting: number; waitingByTenant: Record<string, number>; servedByTenant: Record<string, number> };
 }
 
 /** A worker's /healthz answer. */

@@ -78,10 +78,11 @@ export function servicesCompiledByDefault(): boolean {
  * @param compiled its compiled file, likewise (e.g. `packages/cli/dist/main.js`)
  */
 export function entryArgs(source: string, compiled: string): string[] {
-  return servicesCompiledByDefault()
-    ? [path.join(repoRoot, compiled)]
-    : ['--conditions=docorch-source', '--import', 'tsx', path.join(repoRoot, source)];
+  return servicesCompiledByDefault() ? [path.join(repoRoot, compiled)] : [...SOURCE_NODE_ARGS, path.join(repoRoot, source)];
 }
+
+/** Node flags that run this repository's TypeScript source: its source export condition, the tsx loader. */
+const SOURCE_NODE_ARGS = ['--conditions=docorch-source', '--import', 'tsx'] as const;
 
 /**
  * How a service is started: its compiled `dist/main.js` (as `npm start` and the images run it),
@@ -92,7 +93,7 @@ export function serviceEntry(service: string, compiled: boolean): { script: stri
   const recorder = recorderNodeArgs(service, !compiled);
   return compiled
     ? { script: path.join(repoRoot, 'services', service, 'dist/main.js'), nodeArgs: recorder }
-    : { script: path.join(repoRoot, 'services', service, 'src/main.ts'), nodeArgs: ['--conditions=docorch-source', '--import', 'tsx', ...recorder] };
+    : { script: path.join(repoRoot, 'services', service, 'src/main.ts'), nodeArgs: [...SOURCE_NODE_ARGS, ...recorder] };
 }
 
 /** Starts `services/<name>/src/main.ts` (or its compiled `dist/main.js`) and waits until its health path answers. */
