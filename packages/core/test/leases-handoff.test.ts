@@ -104,8 +104,8 @@ interface Observed {
   handoffs: Array<{ lease: HeldLease; newOwner: string }>;
 }
 
-function worker(workerId: string, scheduler: ManualScheduler, options: Partial<LeaseCoordinatorOptions> = {}): Observed {
-  const coordinator = new LeaseCoordinator(refresher, {
+function worker(workerId: string, scheduler: ManualScheduler, options: Partial<LeaseCoordinatorOptions> = {}, leases: LeaseRefresher = refresher): Observed {
+  const coordinator = new LeaseCoordinator(leases, {
     workerId,
     failoverTimeMs: F,
     epsilonMs: 0,
@@ -209,6 +209,43 @@ describe('graceful hand-off between coordinators', () => {
     await s.advance(R, settled());
     expect(a.lost).toEqual([b.taken[0]?.leaseKey]);
     expect(heldKeys(a)).toHaveLength(1);
+  });
+
+  it("a take that loses a race with the holder's renewal stays asked for: the taker takes the lease at its next look", async () => {
+    await createLeases(2);
+    const s = new ManualScheduler(clock);
+    const a = worker('A', s);
+    a.coordinator.on('leaseHandoff', (lease, newOwner) => a.handoffs.push({ lease, newOwner })); // never completes
+    await a.coordinator.start();
+    await s.advance(0, settled());
+    // B's first take of the lease it asked for reads it, then the holder renews (the counter
+    // moves) before B's conditional write lands: the write fails its condition, as it does when
+    // the two meet on a real table.
+    let races = 1;
+    class RacedRefresher extends LeaseRefresher {
+      override async takeLease(lease: Lease, owner: string): Promise<Lease | undefined> {
+        if (races > 0) {
+          races--;
+          await a.coordinator.runLeaseRenewer();
+        }
+        return super.takeLease(lease, owner);
+      }
+    }
+    const b = worker('B', s, {}, new RacedRefresher({ client: table.doc, tableName: table.tableName }));
+    await b.coordinator.start();
+    await s.advance(0, settled());
+    const [asked] = (await refresher.listLeases()).filter((l) => l.checkpointOwner === 'A');
+    await s.advance(H - P, settled());
+    expect(races).toBe(1); // not yet due
+    // Due at H: the first take loses the race; the next look, a poll later, takes it.
+    await s.advance(2 * P, settled());
+    expect(races).toBe(0);
+    expect(b.taken.map((l) => l.leaseKey)).toEqual([asked?.leaseKey]);
+    expect(b.coordinator.getCurrentlyHeldLeases().has(asked?.leaseKey as string)).toBe(true);
+    await s.advance(R, settled());
+    expect(a.lost).toEqual([asked?.leaseKey]);
+    expect(heldKeys(a)).toHaveLength(1);
+    expect(heldKeys(b)).toHaveLength(1);
   });
 
   it('without a leaseHandoff listener the holder passes the lease on at once', async () => {

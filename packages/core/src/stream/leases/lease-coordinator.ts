@@ -66,6 +66,8 @@ export class LeaseCoordinator extends EventEmitter<LeaseCoordinatorEvents> {
   private takePass: Promise<unknown> | undefined;
   private handoffTimer: TimerHandle | undefined;
   private handoffPass: Promise<unknown> | undefined;
+  /** Hand-offs this coordinator is completing on its own (no `leaseHandoff` listener). */
+  private readonly completions = new Set<Promise<void>>();
   /** Hand-offs asked for and not completed after this long are ended by an outright take. */
   readonly handoffTimeoutMs: number;
   private readonly handoffPollMs: number;
@@ -97,7 +99,7 @@ export class LeaseCoordinator extends EventEmitter<LeaseCoordinatorEvents> {
       onLeaseLost: (lease, reason) => this.emit('leaseLost', lease, reason),
       onHandoffRequested: (lease, newOwner) => {
         if (this.listenerCount('leaseHandoff') > 0) this.emit('leaseHandoff', lease, newOwner);
-        else void this.completeHandoff(lease.leaseKey, lease.concurrencyToken).catch(() => undefined);
+        else this.trackCompletion(this.completeHandoff(lease.leaseKey, lease.concurrencyToken));
       },
     });
   }
@@ -154,8 +156,12 @@ export class LeaseCoordinator extends EventEmitter<LeaseCoordinatorEvents> {
       if (forced && this.clock.nowMs() - askedAt < this.handoffTimeoutMs) continue;
       const sentAt = this.clock.nowMs();
       const taken = await this.refresher.takeLease(lease, this.workerId);
-      this.taker.settleHandoff(leaseKey);
+      // Lost a race (the holder renewed, or completed, between the read and the take): still ours
+      // to take, so it stays asked for and the next look tries again. Forgotten here, it stayed
+      // named for this worker (counted as its own by every taker) while nobody read it, until
+      // the holder's renewals stopped and it expired.
       if (!taken) continue;
+      this.taker.settleHandoff(leaseKey);
       if (this.lifecycle !== 'running' || this.takerStopped) {
         await this.refresher.evictLease(taken).catch(() => undefined);
         continue;
@@ -219,9 +225,24 @@ export class LeaseCoordinator extends EventEmitter<LeaseCoordinatorEvents> {
     this.renewer.dropLease(leaseKey);
   }
 
-  /** Resolves when no taker or renewer pass is running (tests; shutdown). */
+  /** Resolves when no taker, renewer or hand-off pass, nor a hand-off completion, is running (tests; shutdown). */
   async whenIdle(): Promise<void> {
-    while (this.renewPass || this.takePass || this.handoffPass) await Promise.all([this.renewPass, this.takePass, this.handoffPass]);
+    while (this.renewPass || this.takePass || this.handoffPass || this.completions.size > 0) {
+      await Promise.all([this.renewPass, this.takePass, this.handoffPass, ...this.completions]);
+    }
+  }
+
+  /**
+   * A hand-off completed without a listener runs after the renewal that saw the request (queued
+   * behind it on the lease): kept here so that {@link LeaseCoordinator.whenIdle} and stop wait
+   * for it too.
+   */
+  private trackCompletion(completion: Promise<unknown>): void {
+    const tracked: Promise<void> = completion.then(
+      () => undefined,
+      () => undefined,
+    ).finally(() => this.completions.delete(tracked));
+    this.completions.add(tracked);
   }
 
   /**
