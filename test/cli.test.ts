@@ -11,14 +11,12 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generatePdf, repoRoot, startFakeGemini, startPipeline, type FakeGemini, type Pipeline } from '@docorch/testkit';
+import { entryArgs, generatePdf, repoRoot, startFakeGemini, startPipeline, type FakeGemini, type Pipeline } from '@docorch/testkit';
 
 const TMUX = spawnSync('tmux', ['-V']).status === 0;
-// From source (no build needed); tsx by path, since the command runs in the user's folder.
-const TSX = pathToFileURL(path.join(repoRoot, 'node_modules/tsx/dist/loader.mjs')).href;
-const CLI = [process.execPath, '--conditions=docorch-source', '--import', TSX, path.join(repoRoot, 'packages/cli/src/main.ts')];
+// Compiled under `npm test`, else from source (no build needed); it runs in the user's folder.
+const CLI = [process.execPath, ...entryArgs('packages/cli/src/main.ts', 'packages/cli/dist/main.js')];
 const sh = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
 
 function runCli(args: string[], env: Record<string, string>, cwd: string): Promise<{ code: number | null; out: string; err: string }> {

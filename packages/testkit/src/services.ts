@@ -7,7 +7,7 @@ import { recorderNodeArgs } from './contract/recorder.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** Repository root (this file is packages/testkit/src/services.ts or dist/services.js). */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -81,8 +81,12 @@ export function entryArgs(source: string, compiled: string): string[] {
   return servicesCompiledByDefault() ? [path.join(repoRoot, compiled)] : [...SOURCE_NODE_ARGS, path.join(repoRoot, source)];
 }
 
-/** Node flags that run this repository's TypeScript source: its source export condition, the tsx loader. */
-const SOURCE_NODE_ARGS = ['--conditions=docorch-source', '--import', 'tsx'] as const;
+/**
+ * Node flags that run this repository's TypeScript source: its source export condition, the tsx
+ * loader. The loader by path, so that an entry started in another folder (the command line in a
+ * user's folder) finds it too.
+ */
+const SOURCE_NODE_ARGS = ['--conditions=docorch-source', '--import', pathToFileURL(path.join(repoRoot, 'node_modules/tsx/dist/loader.mjs')).href] as const;
 
 /**
  * How a service is started: its compiled `dist/main.js` (as `npm start` and the images run it),
