@@ -95,7 +95,8 @@ export {
 // pdf
 export { parsePageRange, isPageRangeSyntax } from './pdf/page-range.js';
 export { unavailableExtractor } from './pdf/unavailable.js';
-export type { ExtractedPage, ExtractOptions, ExtractionResult, PdfExtractor, PdfInfo } from './pdf/types.js';
+export { FileGapError } from './pdf/types.js';
+export type { ExtractedPage, ExtractOptions, ExtractionResult, FileGap, InspectOptions, PdfExtractor, PdfInfo } from './pdf/types.js';
 export {
   ProcessPdfExtractor,
   createPdfExtractor,
@@ -155,6 +156,7 @@ export {
 export { createPipelineContext, closePipelineContext, type PipelineContext } from './pipeline/context.js';
 export { analyzeChunk, chunkPagesOf, toPageText, type ChunkContext } from './pipeline/analyze-chunks.js';
 export { discardStaged, newDocumentId, stageSource, type StagedSource, type Submission } from './pipeline/submission.js';
+export { DEFAULT_TAIL_BYTES, inspectSubmission, PartialCopyWriter, wholeLocalCopy, type PartialCopyOptions } from './pipeline/local-copy.js';
 export { runSync, extractSubmission, type RunSyncOptions, type SyncOutcome } from './pipeline/sync.js';
 
 

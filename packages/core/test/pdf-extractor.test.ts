@@ -3,6 +3,7 @@
  * every failure must be a classified DocorchError, and the calling process must stay small
  * and alive whatever the file does.
  */
+import { statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,11 +12,13 @@ import {
   generateBlankPagesPdf,
   generateBombPdf,
   generatePdf,
+  writeLargePdf,
   type GeneratedPdf,
 } from '../../testkit/src/pdf/generate.js';
 import { loadConfig } from '../src/config.js';
 import { DocorchError } from '../src/errors.js';
 import { createPdfExtractor, type PdfExtractorConfig, type ProcessPdfExtractor } from '../src/pdf/extractor.js';
+import { FileGapError } from '../src/pdf/types.js';
 import { createLogger } from '../src/telemetry/logger.js';
 
 const logger = createLogger({ service: 'pdf-extractor-test', level: 'silent' });
@@ -140,6 +143,26 @@ describe('extracting generated PDFs', () => {
 
   it('inspects without extracting', async () => {
     expect(await extractor.inspect(file('embedded.pdf'))).toMatchObject({ pageCount: 3, version: '1.3' });
+  });
+
+  it('inspects a file with a gap from the rest, or answers FileGapError, never a verdict read from the gap', { timeout: 60_000 }, async () => {
+    const ends = file('gap-ends.pdf');
+    await writeLargePdf(ends, 12 << 20);
+    const gap = { start: 1 << 20, end: statSync(ends).size - (1 << 20) };
+    expect(await extractor.inspect(ends, { gap })).toEqual(await extractor.inspect(ends));
+    const spread = file('gap-spread.pdf');
+    await writeLargePdf(spread, 12 << 20, { updates: 3 });
+    const spreadGap = { start: 1 << 20, end: statSync(spread).size - (1 << 20) };
+    const needed = await rejection(extractor.inspect(spread, { gap: spreadGap }));
+    expect(needed).toBeInstanceOf(FileGapError);
+    expect((needed as FileGapError).gap).toEqual(spreadGap);
+    // Damaged: PDFium scans the file for objects, and the pdf.js fallback would read it all.
+    const damaged = file('gap-damaged.pdf');
+    await writeFile(damaged, Buffer.concat([Buffer.from('%PDF-1.7\n'), Buffer.alloc(4 << 20, 0x20)]));
+    expect(await rejection(extractor.inspect(damaged, { gap: { start: 1 << 20, end: 3 << 20 } }))).toBeInstanceOf(FileGapError);
+    expect((await rejection(extractor.inspect(damaged))).code).toBe('BAD_PDF');
+    // The worker that answered FileGapError goes on with whole files.
+    expect(await extractor.inspect(file('embedded.pdf'))).toMatchObject({ pageCount: 3 });
   });
 
   it('splits a large selection over the workers and keeps every page in order', async () => {

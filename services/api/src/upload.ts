@@ -2,8 +2,9 @@
  * Upload intake: multer with a storage engine that streams the file part to a private temp file
  * (for the PDF workers) and, at the same time, to the uploads bucket (core's stageSource), while
  * hashing it and checking the PDF signature in its first bytes. The slower of the two sets the pace;
- * nothing is held in memory beyond a stream buffer and the multipart upload's parts; every multer
- * limit is set.
+ * nothing is held in memory beyond a stream buffer, the multipart upload's parts and the kept end of
+ * a large file; every multer limit is set. With staging, the temp file of a large upload keeps only
+ * its ends (core's PartialCopyWriter): the bucket has the whole file.
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import multer, { type StorageEngine } from 'multer';
@@ -13,7 +14,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DocorchError, type StagedSource } from '@docorch/core';
+import { DocorchError, PartialCopyWriter, type FileGap, type StagedSource } from '@docorch/core';
 
 /** The stored upload (multer's file object plus what we computed while streaming). */
 export interface StoredUpload {
@@ -24,6 +25,8 @@ export interface StoredUpload {
   mimetype: string;
   /** The copy streamed to the uploads bucket while it was received (when staging is on). */
   staged?: StagedSource;
+  /** Bytes of `path` not on disk (a large staged upload keeps only its ends locally). */
+  gap?: FileGap;
 }
 
 /** Where the intake streams a file besides its temp file (the uploads bucket, in the API). */
@@ -34,7 +37,7 @@ export interface SourceStaging {
   discard(req: Request, staged: StagedSource): Promise<void>;
 }
 
-type FileInfo = Partial<Express.Multer.File> & { sha256?: string; staged?: StagedSource };
+type FileInfo = Partial<Express.Multer.File> & { sha256?: string; staged?: StagedSource; gap?: FileGap };
 
 /** PDF readers accept the header anywhere in the first 1024 bytes (ISO 32000 7.5.2 implementation note). */
 const SIGNATURE_WINDOW = 1024;
@@ -68,6 +71,7 @@ class PdfTempStorage implements StorageEngine {
   constructor(
     private readonly dir: string,
     private readonly staging?: SourceStaging,
+    private readonly wholeBytes = 0,
   ) {}
 
   _handleFile(req: Request, file: Express.Multer.File, cb: (error?: unknown, info?: FileInfo) => void): void {
@@ -91,8 +95,13 @@ class PdfTempStorage implements StorageEngine {
     });
     // A failed S3 upload stops reading its body: fail the request instead of waiting on it.
     staged?.done.catch((err: unknown) => meter.destroy(err instanceof Error ? err : new Error(String(err))));
-    pipeline(file.stream, new PdfSignatureCheck(), meter, createWriteStream(target, { mode: 0o600 }))
-      .then(() => cb(null, { path: target, size, sha256: hash.digest('hex'), ...(staged ? { staged } : {}) }))
+    // Only a staged file may have a gap: the bucket holds what the temp file does not.
+    const copy = staged ? new PartialCopyWriter(target, { headBytes: this.wholeBytes }) : createWriteStream(target, { mode: 0o600 });
+    pipeline(file.stream, new PdfSignatureCheck(), meter, copy)
+      .then(() => {
+        const gap = copy instanceof PartialCopyWriter ? copy.gap : undefined;
+        cb(null, { path: target, size, sha256: hash.digest('hex'), ...(staged ? { staged } : {}), ...(gap ? { gap } : {}) });
+      })
       .catch(async (err: unknown) => {
         body?.destroy(err instanceof Error ? err : new Error(String(err)));
         await rm(target, { force: true });
@@ -118,6 +127,11 @@ export interface UploadLimits {
   dir: string;
   /** Also stream each file to storage while it is received. @defaultValue temp file only */
   staging?: SourceStaging;
+  /**
+   * With `staging`: a file larger than this keeps only its first this-many bytes and its last
+   * 4 MiB in the temp file (see core's PartialCopyWriter). @defaultValue 0 (ends only)
+   */
+  wholeBytes?: number;
 }
 
 /**
@@ -128,7 +142,7 @@ export interface UploadLimits {
  */
 export function pdfUpload(limits: UploadLimits): RequestHandler {
   const upload = multer({
-    storage: new PdfTempStorage(limits.dir, limits.staging),
+    storage: new PdfTempStorage(limits.dir, limits.staging, limits.wholeBytes),
     limits: { fileSize: limits.maxBytes, files: 1, fields: 10, parts: 11, fieldSize: 4096, fieldNameSize: 64, headerPairs: 50 },
   }).single('file');
   const maxBody = maxRequestBytes(limits.maxBytes);
@@ -170,7 +184,7 @@ export function tooLarge(maxBytes: number): DocorchError {
 
 /** The stored upload of a request after {@link pdfUpload}, or undefined when no file part was sent. */
 export function storedUpload(req: Request): StoredUpload | undefined {
-  const f = req.file as (Express.Multer.File & { sha256?: string; staged?: StagedSource }) | undefined;
+  const f = req.file as (Express.Multer.File & { sha256?: string; staged?: StagedSource; gap?: FileGap }) | undefined;
   if (!f?.path || !f.sha256) return undefined;
-  return { path: f.path, size: f.size, sha256: f.sha256, originalname: f.originalname, mimetype: f.mimetype, ...(f.staged ? { staged: f.staged } : {}) };
+  return { path: f.path, size: f.size, sha256: f.sha256, originalname: f.originalname, mimetype: f.mimetype, ...(f.staged ? { staged: f.staged } : {}), ...(f.gap ? { gap: f.gap } : {}) };
 }

@@ -2,6 +2,7 @@
  * The synchronous path end to end: the real API process (child), real emulators, the real PDF
  * extractor and the local analyzer.
  */
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -9,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { createAwsClients, loadConfig, sourceKey } from '@docorch/core';
-import { generatePdf, startService, type GeneratedPdf, type ServiceProcess } from '@docorch/testkit';
+import { generatePdf, startService, writeLargePdf, type GeneratedPdf, type ServiceProcess } from '@docorch/testkit';
 import { problemBody, seedTenant, upload } from './helpers.js';
 
 const MAX_UPLOAD_BYTES = 2 * 1024 * 1024;
@@ -341,5 +342,89 @@ describe('the upload goes to the uploads bucket while it is received', () => {
 
     expect(await eventually(() => storedSources(staged.tenantId), [id, firstId].sort())).toEqual([id, firstId].sort());
     expect(await eventually(async () => readdirSync(uploadDir).filter((f) => f.startsWith('docorch-upload-')), [])).toEqual([]);
+  });
+});
+
+describe('a large upload keeps only its ends on disk, the whole file in the uploads bucket', () => {
+  // Files up to 1 MiB (SYNC_MAX_BYTES is lower) are kept whole; past that, the first 1 MiB and the last 4 MiB.
+  const largeDir = mkdtempSync(path.join(os.tmpdir(), 'docorch-api-large-'));
+  let large: ServiceProcess;
+  let owner: { tenantId: string; apiKey: string };
+
+  beforeAll(async () => {
+    owner = await seedTenant('large', { maxFileBytes: 64 << 20 });
+    large = await startService({
+      service: 'api',
+      env: { MAX_UPLOAD_BYTES: String(64 << 20), SYNC_MAX_BYTES: '65536', SYNC_MAX_PAGES: '50', LOG_LEVEL: 'info', UPLOAD_TMP_DIR: largeDir },
+    });
+  });
+
+  afterAll(async () => {
+    await large?.stop();
+  });
+
+  /** Whether the API filled the local copy of `documentId` from the bucket (its log line). */
+  function filled(documentId: string): boolean {
+    return large.output.some((line) => line.includes('filled the local copy') && line.includes(documentId));
+  }
+
+  async function sha256Of(tenantId: string, documentId: string): Promise<string> {
+    const config = loadConfig(process.env);
+    const aws = createAwsClients(config);
+    try {
+      const out = await aws.s3.send(new GetObjectCommand({ Bucket: config.UPLOADS_BUCKET, Key: sourceKey(tenantId, documentId) }));
+      return createHash('sha256').update(await out.Body!.transformToByteArray()).digest('hex');
+    } finally {
+      aws.destroy();
+    }
+  }
+
+  async function pagesTotal(documentId: string): Promise<number> {
+    const res = await fetch(`${large.baseUrl}/v1/documents/${documentId}`, { headers: { authorization: `Bearer ${owner.apiKey}` } });
+    return ((await res.json()) as { pages: { total: number } }).pages.total;
+  }
+
+  it('inspects a file whose structure is at its ends without fetching the middle; one spread through it, after filling the gap', { timeout: 120_000 }, async () => {
+    const ends = path.join(largeDir, 'ends.fixture');
+    await writeLargePdf(ends, 16 << 20);
+    const endsBytes = readFileSync(ends);
+    const a = await upload(large.baseUrl, owner.apiKey, endsBytes, { mode: 'async' });
+    expect(a.status, await a.clone().text()).toBe(202);
+    const aId = ((await a.json()) as { id: string }).id;
+    expect(await pagesTotal(aId)).toBe(3);
+    expect(await sha256Of(owner.tenantId, aId)).toBe(createHash('sha256').update(endsBytes).digest('hex'));
+    expect(filled(aId)).toBe(false);
+
+    // Cross-reference sections every 4 MiB: PDFium needs the ones in the gap.
+    const spread = path.join(largeDir, 'spread.fixture');
+    await writeLargePdf(spread, 16 << 20, { updates: 4 });
+    const spreadBytes = readFileSync(spread);
+    const b = await upload(large.baseUrl, owner.apiKey, spreadBytes, { mode: 'async' });
+    expect(b.status, await b.clone().text()).toBe(202);
+    const bId = ((await b.json()) as { id: string }).id;
+    expect(await pagesTotal(bId)).toBe(3);
+    expect(await sha256Of(owner.tenantId, bId)).toBe(createHash('sha256').update(spreadBytes).digest('hex'));
+    expect(filled(bId)).toBe(true);
+  });
+
+  it('answers a large file on the sync path from the whole file, and a large damaged one with 422 BAD_PDF', { timeout: 120_000 }, async () => {
+    const ends = path.join(largeDir, 'sync.fixture');
+    await writeLargePdf(ends, 12 << 20);
+    const res = await upload(large.baseUrl, owner.apiKey, readFileSync(ends), { mode: 'sync' });
+    expect(res.status, await res.clone().text()).toBe(200);
+    const result = (await res.json()) as { documentId: string; pages: { total: number; analysed: number } };
+    expect(result.pages).toMatchObject({ total: 3, analysed: 3 });
+    expect(filled(result.documentId)).toBe(true);
+
+    // A header and 12 MiB of nothing: PDFium scans for objects, reads the gap, and the whole file is BAD_PDF.
+    const damaged = Buffer.concat([Buffer.from('%PDF-1.7\n'), Buffer.alloc(12 << 20, 0x20)]);
+    const bad = await upload(large.baseUrl, owner.apiKey, damaged, { mode: 'async' });
+    expect(bad.status).toBe(422);
+    expect((await problemBody(bad)).code).toBe('BAD_PDF');
+    expect(large.output.filter((line) => line.includes('filled the local copy')).length).toBe(3);
+    // Every temp file went with its request (fixtures aside).
+    const deadline = Date.now() + 10_000;
+    while (readdirSync(largeDir).some((f) => f.startsWith('docorch-upload-')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(readdirSync(largeDir).filter((f) => f.startsWith('docorch-upload-'))).toEqual([]);
   });
 });

@@ -86,11 +86,21 @@ export class BlobStore {
     }
   }
 
-  /** Streams an object to a local file (used to hand a stored PDF to the extractor). */
-  async downloadToFile(bucket: string, key: string, filePath: string): Promise<void> {
-    const out = await this.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  /**
+   * Streams an object to a local file (used to hand a stored PDF to the extractor). With `range`,
+   * only bytes `[start, end)` of the object, written at the same offsets into the existing file.
+   * @defaultValue the whole object, replacing the file
+   */
+  async downloadToFile(bucket: string, key: string, filePath: string, options: { range?: { start: number; end: number } } = {}): Promise<void> {
+    const range = options.range;
+    if (range && range.end <= range.start) return;
+    const out = await this.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, ...(range ? { Range: `bytes=${range.start}-${range.end - 1}` } : {}) }));
     if (!out.Body) throw new Error(`Empty body for s3://${bucket}/${key}`);
-    await pipeline(out.Body as Readable, createWriteStream(filePath, { mode: 0o600 }));
+    const file = range ? createWriteStream(filePath, { flags: 'r+', start: range.start }) : createWriteStream(filePath, { mode: 0o600 });
+    await pipeline(out.Body as Readable, file);
+    if (range && file.bytesWritten !== range.end - range.start) {
+      throw new Error(`s3://${bucket}/${key}: bytes ${range.start}-${range.end} answered ${file.bytesWritten} bytes`);
+    }
   }
 
   /** Deletes one object (absent is fine). */

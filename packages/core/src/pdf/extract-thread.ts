@@ -28,7 +28,7 @@ import {
   type ThreadTask,
 } from './protocol.js';
 import { hasText, normalizePageText } from './text.js';
-import type { ExtractedPage, PdfInfo } from './types.js';
+import { FileGapError, type ExtractedPage, type FileGap, type PdfInfo } from './types.js';
 
 // Nothing here should reject unhandled; if anything does, it is counted and reported with the
 // next answer rather than taking down the process with an unrelated task in flight.
@@ -83,6 +83,7 @@ export async function run(task: ThreadTask): Promise<ThreadResult> {
     const result = task.kind === 'open' ? await runOpen(task) : await runPages(task);
     return { ...result, ...diagnostics() };
   } catch (err) {
+    if (err instanceof FileGapError) return { ok: false, error: toThreadError(err, err.gap), ...diagnostics() };
     return { ok: false, error: toThreadError(classify(err)), ...diagnostics() };
   }
 }
@@ -101,7 +102,8 @@ function diagnostics(): ThreadDiagnostics {
 type Success = Omit<Extract<ThreadResult, { ok: true }>, keyof ThreadDiagnostics>;
 
 async function runOpen(task: OpenTask): Promise<Success> {
-  return withDocument(task.path, async (entry) => {
+  if (task.gap && task.extract) throw new DocorchError('INTERNAL', 'A file with a gap can be inspected, not extracted');
+  return withDocument(task.path, task.gap, async (entry) => {
     const info = readInfo(entry.doc);
     if (!task.extract) return { ok: true, info, failures: [], textBytes: 0 };
     // Before any page is touched: a 200,000-page file must answer at once.
@@ -120,7 +122,7 @@ async function runOpen(task: OpenTask): Promise<Success> {
 }
 
 async function runPages(task: PagesTask): Promise<Success> {
-  return withDocument(task.path, async (entry) => {
+  return withDocument(task.path, undefined, async (entry) => {
     const info = readInfo(entry.doc);
     const extracted = await extractPages(entry, task.pages, task.maxTextBytes, task.ocr, task.emitEvery);
     return { ok: true, info, ...extracted };
@@ -134,6 +136,8 @@ interface OpenDocument {
   path: string;
   /** Bytes of the file (sizes PDFium's memory bound). */
   size: number;
+  /** Bytes the file does not have: PDFium reads it on demand, never those. */
+  gap?: FileGap | undefined;
   doc: PdfiumDocument | FallbackDocument;
   idleTimer?: NodeJS.Timeout | undefined;
 }
@@ -156,16 +160,19 @@ function release(entry: OpenDocument): void {
  */
 const FILE_STEP = 64 << 20;
 
-async function openDocument(filePath: string, key: string, size: number): Promise<OpenDocument> {
-  const held = size <= IN_MEMORY_MAX_BYTES ? size : 0;
+async function openDocument(filePath: string, key: string, size: number, gap?: FileGap): Promise<OpenDocument> {
+  const held = size <= IN_MEMORY_MAX_BYTES && !gap ? size : 0;
   const engineNow = await pdfium(maxBufferBytes + Math.ceil(held / FILE_STEP) * FILE_STEP);
   try {
-    const doc = engineNow.openFile(filePath, size);
-    if (doc.pageCount > 0) return { key, path: filePath, size, doc };
+    const doc = engineNow.openFile(filePath, size, { gap });
+    if (doc.pageCount > 0) return { key, path: filePath, size, gap, doc };
     doc.close();
-    throw new PdfiumOpenError('format', 'PDFium finds no pages in it');
+    throw new PdfiumOpenError(doc.gapRead ? 'gap' : 'format', 'PDFium finds no pages in it');
   } catch (err) {
+    if (gap && err instanceof PdfiumOpenError && err.reason === 'gap') throw new FileGapError(gap);
     if (!(err instanceof PdfiumOpenError) || (err.reason !== 'format' && err.reason !== 'unknown')) throw err;
+    // The fallback reads the whole file, which is not on disk yet.
+    if (gap) throw new FileGapError(gap);
     // PDFium refuses it as damaged (or finds no page): pdf.js recovers some structures PDFium does not.
     fallbacks += 1;
     try {
@@ -181,21 +188,24 @@ async function openDocument(filePath: string, key: string, size: number): Promis
   }
 }
 
-async function withDocument<T>(filePath: string, use: (entry: OpenDocument) => Promise<T>): Promise<T> {
+async function withDocument<T>(filePath: string, gap: FileGap | undefined, use: (entry: OpenDocument) => Promise<T>): Promise<T> {
   const { size, mtimeMs } = await stat(filePath);
-  const key = `${filePath}\0${size}\0${mtimeMs}`;
+  const key = `${filePath}\0${size}\0${mtimeMs}${gap ? `\0${gap.start}-${gap.end}` : ''}`;
   let entry = kept;
   if (entry && (entry.key !== key || engine?.broken)) {
     release(entry);
     entry = undefined;
   }
   if (entry) clearTimeout(entry.idleTimer);
-  entry ??= await openDocument(filePath, key, size);
+  entry ??= await openDocument(filePath, key, size, gap);
   kept = undefined;
   try {
     if (guard?.exceeded) throw bufferLimit();
     const result = await use(entry);
-    if (engine && !engine.broken && engine.memoryBytes <= maxBufferBytes * RECYCLE_FRACTION && !guard?.exceeded) {
+    // Whatever it answered, PDFium answered without bytes it asked for.
+    if (gap && entry.doc.engine === 'pdfium' && entry.doc.gapRead) throw new FileGapError(gap);
+    // A file with a gap is filled (rewritten) or removed next: never kept.
+    if (!gap && engine && !engine.broken && engine.memoryBytes <= maxBufferBytes * RECYCLE_FRACTION && !guard?.exceeded) {
       const keep = entry;
       keep.idleTimer = setTimeout(() => release(keep), KEEP_IDLE_MS).unref();
       kept = keep;
@@ -209,6 +219,7 @@ async function withDocument<T>(filePath: string, use: (entry: OpenDocument) => P
     // Never reuse a document whose task failed.
     release(entry);
     if (engine?.broken) engine = undefined;
+    if (gap && !(err instanceof FileGapError) && entry.doc.engine === 'pdfium' && entry.doc.gapRead) throw new FileGapError(gap);
     throw err;
   }
 }
@@ -261,7 +272,7 @@ async function extractPages(
           // PDFium failed inside while rendering (memory): the rest of the task goes on with a
           // fresh instance and the document opened again.
           engine = undefined;
-          entry.doc = (await openDocument(entry.path, entry.key, entry.size)).doc;
+          entry.doc = (await openDocument(entry.path, entry.key, entry.size, entry.gap)).doc;
         }
       }
       pages.push({ page: pageNumber, text, hasTextLayer, ...(image ? { image } : {}) });

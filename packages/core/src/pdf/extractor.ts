@@ -35,7 +35,7 @@ import { createLogger, type Logger } from '../telemetry/logger.js';
 import { threadScript } from '../threads/thread-script.js';
 import { isPageRangeSyntax, parsePageRange } from './page-range.js';
 import { fromThreadError, isPagesEvent, ocrTaskOptions, type OcrConfig, type PageFailure, type ThreadResult, type ThreadTask } from './protocol.js';
-import type { ExtractedPage, ExtractionResult, ExtractOptions, PdfExtractor, PdfInfo } from './types.js';
+import type { ExtractedPage, ExtractionResult, ExtractOptions, InspectOptions, PdfExtractor, PdfInfo } from './types.js';
 
 /** The settings {@link createPdfExtractor} reads. */
 export type PdfExtractorConfig = Pick<
@@ -128,12 +128,13 @@ export class ProcessPdfExtractor implements PdfExtractor {
     return { ...this.counters };
   }
 
-  async inspect(filePath: string, options: { signal?: AbortSignal; share?: FairShare } = {}): Promise<PdfInfo> {
+  async inspect(filePath: string, options: InspectOptions = {}): Promise<PdfInfo> {
     return this.withDeadline(options.signal, options.share, async (run) => {
       const result = await run({
         kind: 'open',
         path: filePath,
         extract: false,
+        ...(options.gap ? { gap: options.gap } : {}),
         maxPages: Number.MAX_SAFE_INTEGER,
         inlinePages: 0,
         maxTextBytes: 0,

@@ -22,6 +22,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { PDFiumLibrary } from '@hyzyla/pdfium';
+import type { FileGap } from './types.js';
 
 /**
  * The WebAssembly JS API as far as it is used here (Node has it; the project's lib set, ES
@@ -97,7 +98,8 @@ const MAX_FORM_DEPTH = 8;
 /** Why PDFium refused to open a document. */
 export class PdfiumOpenError extends Error {
   constructor(
-    readonly reason: 'password' | 'security' | 'format' | 'file' | 'unknown' | 'memory',
+    /** `gap`: the open needed bytes of the file's gap (see {@link FileGap}); what PDFium made of it is unknown. */
+    readonly reason: 'password' | 'security' | 'format' | 'file' | 'unknown' | 'memory' | 'gap',
     message: string,
   ) {
     super(message);
@@ -236,6 +238,8 @@ export interface GrayBitmap {
 export interface PdfiumDocument {
   readonly engine: 'pdfium';
   readonly pageCount: number;
+  /** True once PDFium asked for bytes of the file's gap: nothing read since can be trusted. */
+  readonly gapRead: boolean;
   /** `1.7` style, or null when the header has none. */
   readonly version: string | null;
   /** The Info dictionary's Title, or null. */
@@ -250,11 +254,19 @@ export interface PdfiumDocument {
   close(): void;
 }
 
+/** A file PDFium reads block by block (see {@link PdfiumEngine.openFile}). */
+interface OnDemandFile {
+  fd: number;
+  gap: FileGap | undefined;
+  /** Set when PDFium asked for bytes of the gap. */
+  gapRead: boolean;
+}
+
 /** One instance of the module with its memory bound; discarded after a fault. */
 export class PdfiumEngine {
   private faulted: string | undefined;
   /** Open files read on demand, by the id their FPDF_FILEACCESS carries. */
-  private readonly files = new Map<number, number>();
+  private readonly files = new Map<number, OnDemandFile>();
   private nextFileId = 1;
   /** Table index of {@link PdfiumEngine.readBlock} as a C function pointer. */
   private readonly readBlockPointer: number;
@@ -315,8 +327,9 @@ export class PdfiumEngine {
    * so PDFium's memory holds only what it parses. Synchronous reads, so nothing else can run (and
    * grow the memory under the view) meanwhile.
    */
-  openFile(filePath: string, size: number, options: { inMemoryMaxBytes?: number } = {}): PdfiumDocument {
-    if (size > (options.inMemoryMaxBytes ?? IN_MEMORY_MAX_BYTES)) return this.openOnDemand(filePath, size);
+  openFile(filePath: string, size: number, options: { inMemoryMaxBytes?: number; gap?: FileGap | undefined } = {}): PdfiumDocument {
+    // A file with a gap is always read on demand: only the reader can keep PDFium off the gap.
+    if (options.gap || size > (options.inMemoryMaxBytes ?? IN_MEMORY_MAX_BYTES)) return this.openOnDemand(filePath, size, options.gap);
     const data = this.alloc(size);
     const fd = openSync(filePath, 'r');
     try {
@@ -334,12 +347,13 @@ export class PdfiumEngine {
     return this.load(this.call(() => this.m._FPDF_LoadMemDocument(data, size, 0)), () => this.free(data));
   }
 
-  private openOnDemand(filePath: string, size: number): PdfiumDocument {
+  private openOnDemand(filePath: string, size: number, gap?: FileGap): PdfiumDocument {
     if (size > 0xffff_ffff) throw new PdfiumOpenError('file', `the file (${size} bytes) is past the 4 GiB PDFium can address`);
     const access = this.alloc(12);
     const id = this.nextFileId++;
     const fd = openSync(filePath, 'r');
-    this.files.set(id, fd);
+    const file: OnDemandFile = { fd, gap, gapRead: false };
+    this.files.set(id, file);
     // FPDF_FILEACCESS { unsigned long m_FileLen; m_GetBlock (a table index); void* m_Param }: 32-bit fields.
     const view = new DataView(this.memory.buffer, access, 12);
     view.setUint32(0, size, true);
@@ -351,9 +365,11 @@ export class PdfiumEngine {
       this.free(access);
     };
     try {
-      return this.load(this.call(() => this.m._FPDF_LoadCustomDocument(access, 0)), release);
+      return this.load(this.call(() => this.m._FPDF_LoadCustomDocument(access, 0)), release, () => file.gapRead);
     } catch (err) {
       if (this.files.has(id)) release();
+      // Whatever went wrong, PDFium went wrong on a file it did not fully have.
+      if (file.gapRead) throw new PdfiumOpenError('gap', `opening it needed bytes ${gap?.start ?? 0}-${gap?.end ?? 0}, which are not on disk`);
       throw err;
     }
   }
@@ -364,8 +380,14 @@ export class PdfiumEngine {
    * never throws: an exception must not unwind through PDFium's frames.
    */
   private readBlock(id: number, position: number, buffer: number, size: number): number {
-    const fd = this.files.get(id);
-    if (fd === undefined) return 0;
+    const file = this.files.get(id);
+    if (file === undefined) return 0;
+    const fd = file.fd;
+    const from = position >>> 0;
+    if (file.gap && from < file.gap.end && from + (size >>> 0) > file.gap.start) {
+      file.gapRead = true;
+      return 0;
+    }
     try {
       const target = new Uint8Array(this.memory.buffer, buffer >>> 0, size >>> 0);
       for (let done = 0; done < target.length; ) {
@@ -391,7 +413,7 @@ export class PdfiumEngine {
   }
 
   /** Wraps a document handle just opened (0: the open failed; `release` frees what it read from). */
-  private load(doc: number, release: () => void): PdfiumDocument {
+  private load(doc: number, release: () => void, gapRead: () => boolean = () => false): PdfiumDocument {
     const m = this.m;
     if (doc === 0) {
       const code = m._FPDF_GetLastError();
@@ -412,6 +434,9 @@ export class PdfiumEngine {
     return {
       engine: 'pdfium',
       pageCount,
+      get gapRead() {
+        return gapRead();
+      },
       version,
       title: () => this.call(() => metaText(m, doc, 'Title')),
       page: (pageNumber, options) => this.call(() => readPage(m, doc, pageNumber, options)),

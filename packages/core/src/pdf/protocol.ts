@@ -5,7 +5,7 @@
  */
 import { configSchema, type Config } from '../config.js';
 import { DocorchError, type ErrorCode } from '../errors.js';
-import type { ExtractedPage, PdfInfo } from './types.js';
+import { FileGapError, type ExtractedPage, type FileGap, type PdfInfo } from './types.js';
 
 /**
  * How a task renders scanned pages (a page without a text layer that paints an image) to PNG
@@ -51,6 +51,8 @@ export interface OpenTask {
   extract: boolean;
   pages?: string | undefined;
   maxPages: number;
+  /** Bytes the file does not have (a bare inspection only, never with `extract`). @defaultValue none */
+  gap?: FileGap | undefined;
   /** Extract in this task when the selection has at most this many pages; else return info only. */
   inlinePages: number;
   maxTextBytes: number;
@@ -98,6 +100,8 @@ export interface ThreadError {
   code: ErrorCode;
   message: string;
   details?: Record<string, unknown> | undefined;
+  /** The task needed bytes of its file's gap ({@link FileGapError}). */
+  gap?: FileGap | undefined;
 }
 
 /** Counters the worker reports with every answer. */
@@ -122,11 +126,12 @@ export type ThreadResult =
   | ({ ok: false; error: ThreadError } & ThreadDiagnostics);
 
 /** The worker-side form of an error. */
-export function toThreadError(err: DocorchError): ThreadError {
-  return { code: err.code, message: err.message, details: err.details };
+export function toThreadError(err: DocorchError, gap?: FileGap): ThreadError {
+  return { code: err.code, message: err.message, details: err.details, ...(gap ? { gap } : {}) };
 }
 
 /** The caller-side DocorchError of a worker's error. */
 export function fromThreadError(err: ThreadError): DocorchError {
+  if (err.gap) return new FileGapError(err.gap);
   return new DocorchError(err.code, err.message, { details: err.details });
 }

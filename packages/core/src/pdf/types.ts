@@ -1,6 +1,28 @@
 /** Contract of PDF inspection and text extraction (implemented in ./extractor.ts). */
 import type { FairShare } from '../resilience/fair-queue.js';
 import type { PageImage } from '../analysis/types.js';
+import { DocorchError } from '../errors.js';
+
+/**
+ * Bytes `[start, end)` of a file that are not on disk yet (a hole, read as zeros): the API keeps
+ * only the ends of a large upload, whose whole copy is in the uploads bucket (pipeline/local-copy.ts).
+ * PDFium is never given those bytes: a read that needs them fails the task with {@link FileGapError}.
+ */
+export interface FileGap {
+  start: number;
+  end: number;
+}
+
+/**
+ * Inspecting a file with a {@link FileGap} needed bytes of the gap: nothing about the file is
+ * known yet; fill the gap and inspect again. Code INTERNAL: a caller that lets it through has a bug.
+ */
+export class FileGapError extends DocorchError {
+  constructor(readonly gap: FileGap) {
+    super('INTERNAL', `Reading the PDF needed bytes ${gap.start}-${gap.end}, which are not on disk`, { details: { reason: 'gap' } });
+    this.name = 'FileGapError';
+  }
+}
 
 /** Text of one page as extracted. */
 export interface ExtractedPage {
@@ -52,14 +74,26 @@ export interface ExtractOptions {
   share?: FairShare;
 }
 
+/** Options of {@link PdfExtractor.inspect}. */
+export interface InspectOptions {
+  signal?: AbortSignal;
+  /** As {@link ExtractOptions.share}. */
+  share?: FairShare;
+  /** Bytes the file does not have on disk. @defaultValue none (the whole file) */
+  gap?: FileGap;
+}
+
 /**
  * Parses and extracts PDFs off the event loop, isolated so that a hostile file can never crash
  * or hang the calling process. Errors are DocorchErrors: BAD_PDF, ENCRYPTED_PDF, TOO_MANY_PAGES,
  * INVALID_PAGE_RANGE, TIMEOUT, TOO_LARGE (memory or text limit).
  */
 export interface PdfExtractor {
-  /** Reads the page count and metadata without extracting text. */
-  inspect(filePath: string, options?: { signal?: AbortSignal; share?: FairShare }): Promise<PdfInfo>;
+  /**
+   * Reads the page count and metadata without extracting text. With `gap`, the file lacks those
+   * bytes: rejects with {@link FileGapError} when they were needed (never with a verdict on the file then).
+   */
+  inspect(filePath: string, options?: InspectOptions): Promise<PdfInfo>;
   /** Inspects and extracts the selected pages' text in one pass over the file. */
   extract(filePath: string, options: ExtractOptions): Promise<ExtractionResult>;
   /** Terminates the threads. */

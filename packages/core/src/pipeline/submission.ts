@@ -6,6 +6,7 @@ import type { AnalysisKind } from '../analysis/types.js';
 import { sourceKey } from '../aws/object-keys.js';
 import type { Job, JobMode, JobStatus } from '../jobs/model.js';
 import { DocorchError } from '../errors.js';
+import type { FileGap } from '../pdf/types.js';
 import type { Admission, PendingAdmission, QuotaLimits } from '../store/usage-meter.js';
 import { currentTraceparent } from '../telemetry/tracing.js';
 import type { PipelineContext } from './context.js';
@@ -14,6 +15,12 @@ export interface Submission {
   tenantId: string;
   /** Path of the uploaded file on local disk (removed by the caller afterwards). */
   filePath: string;
+  /**
+   * Bytes of `filePath` not on disk: only the ends of a large upload are kept locally, its whole
+   * copy being `staged` (./local-copy.ts). Only an inspection reads such a file; extraction fills
+   * the gap first. @defaultValue none (the whole file)
+   */
+  gap?: FileGap;
   filename: string;
   contentType: string;
   sizeBytes: number;
@@ -172,6 +179,7 @@ async function storeDocument(ctx: PipelineContext, sub: Submission, doc: NewDocu
     if (sub.staged.documentId !== doc.documentId) throw new Error(`staged source of ${sub.staged.documentId} given to document ${doc.documentId}`);
     await sub.staged.done;
   } else {
+    if (sub.gap) throw new DocorchError('INTERNAL', 'A local copy with a gap cannot be uploaded');
     await ctx.blobs.upload(ctx.config.UPLOADS_BUCKET, job.sourceKey, createReadStream(sub.filePath), { contentType: 'application/pdf' });
   }
   const file = ctx.files.putItem({

@@ -359,15 +359,18 @@ export async function writePdf(path: string, options: GeneratePdfOptions): Promi
  * Writes a valid 3-page PDF of about `bytes` bytes: {@link writePdf}'s document with an incremental
  * update appended that holds one unreferenced stream of `bytes` zero bytes (so a reader that
  * follows the structure never reads it, and one that loads the whole file holds all of it).
+ * With `updates` > 1, the bytes are split over that many updates, each with its own
+ * cross-reference section and trailer (chained by /Prev): a reader then reads sections spread
+ * through the file, not only at its ends. @param options.updates - @defaultValue 1
  */
-export async function writeLargePdf(file: string, bytes: number): Promise<void> {
+export async function writeLargePdf(file: string, bytes: number, options: { updates?: number } = {}): Promise<void> {
   await writePdf(file, { pages: 3, seed: 5 });
   const base = await readFile(file);
   const text = base.toString('latin1');
-  const startxref = Number(/startxref\s+(\d+)\s+%%EOF\s*$/.exec(text)?.[1]);
+  let prev = Number(/startxref\s+(\d+)\s+%%EOF\s*$/.exec(text)?.[1]);
   const size = Number(/\/Size\s+(\d+)/.exec(text)?.[1]);
   const root = /\/Root\s+(\d+\s+\d+\s+R)/.exec(text)?.[1];
-  if (!Number.isFinite(startxref) || !Number.isFinite(size) || !root) throw new Error('could not read the base PDF trailer');
+  if (!Number.isFinite(prev) || !Number.isFinite(size) || !root) throw new Error('could not read the base PDF trailer');
   const out = createWriteStream(file, { flags: 'a' });
   let offset = base.length;
   const write = async (chunk: Buffer | string) => {
@@ -375,14 +378,20 @@ export async function writeLargePdf(file: string, bytes: number): Promise<void> 
     offset += buf.length;
     if (!out.write(buf)) await once(out, 'drain');
   };
-  await write('\n');
-  const objOffset = offset;
-  await write(`${size} 0 obj\n<< /Length ${bytes} >>\nstream\n`);
   const block = Buffer.alloc(1024 * 1024);
-  for (let left = bytes; left > 0; left -= block.length) await write(left >= block.length ? block : block.subarray(0, left));
-  await write('\nendstream\nendobj\n');
-  const xref = offset;
-  await write(`xref\n${size} 1\n${String(objOffset).padStart(10, '0')} 00000 n \ntrailer\n<< /Size ${size + 1} /Root ${root} /Prev ${startxref} >>\nstartxref\n${xref}\n%%EOF\n`);
+  const updates = Math.max(1, options.updates ?? 1);
+  for (let u = 0; u < updates; u++) {
+    const length = Math.floor(bytes / updates) + (u === updates - 1 ? bytes % updates : 0);
+    const id = size + u;
+    await write('\n');
+    const objOffset = offset;
+    await write(`${id} 0 obj\n<< /Length ${length} >>\nstream\n`);
+    for (let left = length; left > 0; left -= block.length) await write(left >= block.length ? block : block.subarray(0, left));
+    await write('\nendstream\nendobj\n');
+    const xref = offset;
+    await write(`xref\n${id} 1\n${String(objOffset).padStart(10, '0')} 00000 n \ntrailer\n<< /Size ${id + 1} /Root ${root} /Prev ${prev} >>\nstartxref\n${xref}\n%%EOF\n`);
+    prev = xref;
+  }
   out.end();
   await once(out, 'finish');
 }

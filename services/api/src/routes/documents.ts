@@ -12,6 +12,7 @@ import {
   deleteDocument,
   discardStaged,
   idempotencyRequestHash,
+  inspectSubmission,
   runIdempotent,
   TenantSlots,
   parsePageRange,
@@ -20,6 +21,7 @@ import {
   sleep,
   stageSource,
   submitAsync,
+  wholeLocalCopy,
   type AnalysisKind,
   type Job,
   type PipelineContext,
@@ -95,7 +97,9 @@ export function documentsRouter(ctx: PipelineContext, options: { handOff?: Abort
   async function submitInSlot(sub: Submission, mode: 'auto' | 'sync' | 'async', res: Response, documentId?: string): Promise<void> {
     if (mode !== 'sync') {
       // Validate before choosing a path, so a bad file is a 4xx now rather than a failed job later.
-      const info = await ctx.extractor.inspect(sub.filePath, { share: { flow: sub.tenantId } });
+      const inspected = await inspectSubmission(ctx, sub, { share: { flow: sub.tenantId } });
+      const info = inspected.info;
+      sub = inspected.sub;
       const maxPages = sub.limits?.maxPages ?? ctx.config.MAX_PAGES;
       if (info.pageCount > maxPages) {
         throw new DocorchError('TOO_MANY_PAGES', `The PDF has ${info.pageCount} pages; the limit is ${maxPages}`, {
@@ -111,7 +115,8 @@ export function documentsRouter(ctx: PipelineContext, options: { handOff?: Abort
         return;
       }
     }
-    const outcome = await runSync(ctx, sub, {
+    // The sync path extracts every page: the whole file on disk.
+    const outcome = await runSync(ctx, await wholeLocalCopy(ctx, sub), {
       budgetMs: ctx.config.SYNC_TIMEOUT_MS,
       ...(options.handOff ? { handOff: options.handOff } : {}),
       ...(documentId ? { documentId } : {}),
@@ -144,7 +149,8 @@ export function documentsRouter(ctx: PipelineContext, options: { handOff?: Abort
 
   router.post(
     '/',
-    pdfUpload({ maxBytes: ctx.config.MAX_UPLOAD_BYTES, dir: ctx.config.UPLOAD_TMP_DIR, staging }),
+    // A file answered in the request (up to SYNC_MAX_BYTES) is kept whole on disk; a larger one, only its ends.
+    pdfUpload({ maxBytes: ctx.config.MAX_UPLOAD_BYTES, dir: ctx.config.UPLOAD_TMP_DIR, staging, wholeBytes: Math.max(ctx.config.SYNC_MAX_BYTES, 1 << 20) }),
     async (req: Request, res: Response) => {
       const upload = storedUpload(req);
       let keepStaged = false;
@@ -181,6 +187,7 @@ export function documentsRouter(ctx: PipelineContext, options: { handOff?: Abort
           ...(opts.pages !== undefined ? { pages: opts.pages } : {}),
           ...(opts.webhookUrl !== undefined ? { webhookUrl: opts.webhookUrl } : {}),
           ...(upload.staged ? { staged: upload.staged } : {}),
+          ...(upload.gap ? { gap: upload.gap } : {}),
         };
         const documentId = upload.staged?.documentId;
         const idempotencyKey = req.get('Idempotency-Key');
