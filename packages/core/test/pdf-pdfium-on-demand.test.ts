@@ -23,6 +23,15 @@ const corpus = path.resolve(repoRoot, '../shared/corpus');
 const corpusPresent = existsSync(path.join(corpus, 'pdfjs')) && existsSync(path.join(corpus, 'qpdf'));
 if (!corpusPresent) console.warn(`pdf-pdfium-on-demand.test: the corpus comparison is skipped, the shared corpus is absent (looked in ${corpus})`);
 
+/** Every PDF of the shared corpus. */
+function corpusFiles(): string[] {
+  return ['pdfjs', 'qpdf'].flatMap((folder) =>
+    readdirSync(path.join(corpus, folder))
+      .filter((name) => name.toLowerCase().endsWith('.pdf'))
+      .map((name) => path.join(corpus, folder, name)),
+  );
+}
+
 const IN_MEMORY = { inMemoryMaxBytes: Number.MAX_SAFE_INTEGER };
 const ON_DEMAND = { inMemoryMaxBytes: 0 };
 
@@ -158,11 +167,7 @@ describe('PDFium reading a file on demand', () => {
   });
 
   it.skipIf(!corpusPresent)('answers every corpus file with a gap either as the whole file or "needed the gap"', { timeout: 120_000 }, async () => {
-    const files = ['pdfjs', 'qpdf'].flatMap((folder) =>
-      readdirSync(path.join(corpus, folder))
-        .filter((name) => name.toLowerCase().endsWith('.pdf'))
-        .map((name) => path.join(corpus, folder, name)),
-    );
+    const files = corpusFiles();
     const differ: string[] = [];
     let withoutGap = 0;
     let faults = 0;
@@ -194,11 +199,7 @@ describe('PDFium reading a file on demand', () => {
   });
 
   it.skipIf(!corpusPresent)('reads every corpus file the same on demand as from memory', { timeout: 120_000 }, () => {
-    const files = ['pdfjs', 'qpdf'].flatMap((folder) =>
-      readdirSync(path.join(corpus, folder))
-        .filter((name) => name.toLowerCase().endsWith('.pdf'))
-        .map((name) => path.join(corpus, folder, name)),
-    );
+    const files = corpusFiles();
     const differ: string[] = [];
     let engineNow = engine;
     for (const file of files) {

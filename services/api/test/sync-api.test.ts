@@ -28,6 +28,18 @@ function peakRssBytes(pid: number | undefined): number | undefined {
 let api: ServiceProcess;
 let tenant: { tenantId: string; apiKey: string };
 
+/** The stored source object of a document, from the uploads bucket. */
+async function sourceBytes(tenantId: string, documentId: string): Promise<Buffer> {
+  const config = loadConfig(process.env);
+  const aws = createAwsClients(config);
+  try {
+    const out = await aws.s3.send(new GetObjectCommand({ Bucket: config.UPLOADS_BUCKET, Key: sourceKey(tenantId, documentId) }));
+    return Buffer.from(await out.Body!.transformToByteArray());
+  } finally {
+    aws.destroy();
+  }
+}
+
 beforeAll(async () => {
   tenant = await seedTenant('sync');
   api = await startService({
@@ -263,17 +275,6 @@ describe('the upload goes to the uploads bucket while it is received', () => {
     }
   }
 
-  async function sourceBytes(tenantId: string, documentId: string): Promise<Buffer> {
-    const config = loadConfig(process.env);
-    const aws = createAwsClients(config);
-    try {
-      const out = await aws.s3.send(new GetObjectCommand({ Bucket: config.UPLOADS_BUCKET, Key: sourceKey(tenantId, documentId) }));
-      return Buffer.from(await out.Body!.transformToByteArray());
-    } finally {
-      aws.destroy();
-    }
-  }
-
   /** Polls until `read` returns `expected` (a replay's staged copy is deleted after its answer). */
   async function eventually<T>(read: () => Promise<T>, expected: T, timeoutMs = 10_000): Promise<T> {
     const deadline = Date.now() + timeoutMs;
@@ -369,14 +370,7 @@ describe('a large upload keeps only its ends on disk, the whole file in the uplo
   }
 
   async function sha256Of(tenantId: string, documentId: string): Promise<string> {
-    const config = loadConfig(process.env);
-    const aws = createAwsClients(config);
-    try {
-      const out = await aws.s3.send(new GetObjectCommand({ Bucket: config.UPLOADS_BUCKET, Key: sourceKey(tenantId, documentId) }));
-      return createHash('sha256').update(await out.Body!.transformToByteArray()).digest('hex');
-    } finally {
-      aws.destroy();
-    }
+    return createHash('sha256').update(await sourceBytes(tenantId, documentId)).digest('hex');
   }
 
   async function pagesTotal(documentId: string): Promise<number> {
