@@ -39,7 +39,7 @@ export const configSchema = z.object({
   WORKER_PORT: int(8081).describe('Worker HTTP port for /healthz and /metrics.'),
   TRUST_PROXY: int(0).describe('Number of reverse proxies (e.g. the ALB) in front of the API, for client IPs.'),
   KEEP_ALIVE_TIMEOUT_MS: int(75_000, 1_000).describe('How long the API keeps an idle client connection open; must exceed the load balancer idle timeout (Terraform sets it to that plus 15 s).'),
-  UPLOAD_TMP_DIR: z.string().min(1).default(os.tmpdir()).describe('Directory multer streams uploads into.'),
+  UPLOAD_TMP_DIR: z.string().min(1).default(os.tmpdir()).describe('Directory of the local copy of each upload, which the PDF workers read: the whole file up to max(SYNC_MAX_BYTES, 1 MiB), else its first that many bytes and its last 4 MiB (the uploads bucket has it all).'),
   MAX_UPLOAD_BYTES: int(100 * 1024 * 1024, 1).describe('Plan default and ceiling: largest accepted upload in bytes (413 above).'),
   MAX_PAGES: int(2000, 1).describe('Plan default: most pages accepted in one document (422 TOO_MANY_PAGES above).'),
   SYNC_MAX_BYTES: int(5 * 1024 * 1024, 0).describe('mode=auto: files up to this size are answered in the request.'),
