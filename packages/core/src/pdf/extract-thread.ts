@@ -83,7 +83,6 @@ export async function run(task: ThreadTask): Promise<ThreadResult> {
     const result = task.kind === 'open' ? await runOpen(task) : await runPages(task);
     return { ...result, ...diagnostics() };
   } catch (err) {
-    if (err instanceof FileGapError) return { ok: false, error: toThreadError(err, err.gap), ...diagnostics() };
     return { ok: false, error: toThreadError(classify(err)), ...diagnostics() };
   }
 }

@@ -126,8 +126,8 @@ export type ThreadResult =
   | ({ ok: false; error: ThreadError } & ThreadDiagnostics);
 
 /** The worker-side form of an error. */
-export function toThreadError(err: DocorchError, gap?: FileGap): ThreadError {
-  return { code: err.code, message: err.message, details: err.details, ...(gap ? { gap } : {}) };
+export function toThreadError(err: DocorchError): ThreadError {
+  return { code: err.code, message: err.message, details: err.details, ...(err instanceof FileGapError ? { gap: err.gap } : {}) };
 }
 
 /** The caller-side DocorchError of a worker's error. */
