@@ -76,7 +76,7 @@ export const configSchema = z.object({
   PDF_OCR_MAX_MB: int(64, 1).describe('Most rendered page images (base64 MiB) one PDF worker returns per task; later scanned pages of the task carry no image.'),
 
   LEASE_FAILOVER_MS: int(10_000, 500).describe('Stream lease failover time: a worker silent this long loses its shards.'),
-  LEASE_GRACEFUL_HANDOFF: z.enum(['on', 'off']).default('off').describe('on: a worker balancing the fleet asks for a lease and its holder drains, checkpoints and passes it (KCL 3.x hand-off); off: it takes the lease outright (KCL 2.x). Off by default: with it on, the fair-share quota test failed in clean-clone CI runs (docs/lease-lifecycle.md).'),
+  LEASE_GRACEFUL_HANDOFF: z.enum(['on', 'off']).default('on').describe('on: a worker balancing the fleet asks for a lease and its holder drains, checkpoints and passes it (KCL 3.x hand-off); off: it takes the lease outright (KCL 2.x steal).'),
   LEASE_HANDOFF_DRAIN_MS: int(5_000, 0).describe('When a worker passes a shard to another for balance (graceful hand-off), how long its records in flight may finish before the rest are handed back; then it checkpoints and the new owner starts from there at once.'),
   READY_BALANCE_TIMEOUT_MS: int(30_000, 0).describe('A worker reports ready (/readyz) once the fleet holds the shards evenly, or after this long from its start, whichever comes first.'),
   STREAM_IDLE_READ_MS: int(250, 10).describe('Pause between reads of an idle shard (Kinesis allows 5 reads/s/shard).'),
