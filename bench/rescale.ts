@@ -45,7 +45,7 @@ async function once(label: string, fake: FakeGemini, file: string, rescale: bool
     prefix: rescale ? 'rsc' : 'rsref',
     waitForBalance: true,
     env: {
-      LEASE_GRACEFUL_HANDOFF: 'on', // what this benchmark measures (off by default in the services)
+      LEASE_GRACEFUL_HANDOFF: 'on', // what this benchmark measures (the services' default too)
       ANALYZER: 'gemini',
       GEMINI_BASE_URL: fake.url,
       GEMINI_API_KEY: 'bench',

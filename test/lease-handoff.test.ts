@@ -4,17 +4,25 @@
  * stream. The first passes half of the shards on after draining and checkpointing: no record is
  * handled twice, no lease is lost, every record is handled, and both workers report the fleet
  * balanced. The same run with KCL 2.x steals (gracefulHandoff: false) is printed for comparison.
+ * A third run puts the handler's work behind two slots, as chunk analyses wait for the worker's
+ * analysis cap: at the hand-off, the records still waiting for a slot are handed back at once
+ * and the next owner runs them, while work under way finishes.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAwsClients, createLogger, loadConfig, Queue, Worker, type AwsClients, type Config } from '@docorch/core';
+import { createAwsClients, createLogger, FairQueue, loadConfig, Queue, Worker, type AwsClients, type Config } from '@docorch/core';
 import { createIsolatedResources, type IsolatedResources } from '@docorch/testkit';
 import { waitFor } from './helpers.js';
 
 const RECORDS = 400;
 const HANDLER_MS = 100;
 
-async function run(graceful: boolean, prefix: string) {
+/**
+ * Runs A alone, then B joining. With `slots`, each record's work waits for one of that many slots
+ * first (a hand-off may take it back while it waits), and work begun or done elsewhere is not done
+ * again (as the chunk claim keeps a chunk to one analysis).
+ */
+async function run(graceful: boolean, prefix: string, slots?: number) {
   const resources: IsolatedResources = await createIsolatedResources({ prefix, shardCount: 4 });
   const config: Config = loadConfig({ ...process.env, ...resources.names, LOG_LEVEL: 'silent' });
   const aws: AwsClients = createAwsClients(config);
@@ -22,15 +30,36 @@ async function run(graceful: boolean, prefix: string) {
   const handled = new Map<number, string[]>();
   const lost: string[] = [];
   const handedOff: string[] = [];
+  /** Records given back by their handler because of a hand-off (before their work began). */
+  const handedBack: number[] = [];
+  const working = new Map<number, Promise<void>>();
   const make = (id: string) => {
+    const queue = new FairQueue(slots ?? 1);
+    const work = async (i: number, signal: AbortSignal) => {
+      // As a chunk handler: an aborted record is left for the shard's next owner.
+      await sleep(HANDLER_MS, undefined, { signal });
+      handled.set(i, [...(handled.get(i) ?? []), id]);
+    };
     const w = new Worker(
       config.STREAM_NAME,
       {
         'chunk.ready': async (event, info) => {
-          // As a chunk handler: an aborted record is left for the shard's next owner.
-          await sleep(HANDLER_MS, undefined, { signal: info.signal });
-          const by = handled.get(event.payload.chunkIndex) ?? [];
-          handled.set(event.payload.chunkIndex, [...by, id]);
+          const i = event.payload.chunkIndex;
+          if (slots === undefined) return work(i, info.signal);
+          const waiting = AbortSignal.any([info.signal, info.handBack]);
+          await queue
+            .run({ flow: 't' }, async () => {
+              const begun = working.get(i);
+              if (begun) return begun;
+              if (handled.has(i)) return;
+              const job = work(i, info.signal).finally(() => working.delete(i));
+              working.set(i, job);
+              return job;
+            }, waiting)
+            .catch((err: unknown) => {
+              if (info.handBack.aborted && !info.signal.aborted) handedBack.push(i);
+              throw err;
+            });
         },
       },
       {
@@ -39,7 +68,7 @@ async function run(graceful: boolean, prefix: string) {
         leaseTable: config.LEASES_TABLE,
         logger,
         workerId: id,
-        concurrency: 8,
+        concurrency: slots === undefined ? 8 : 40,
         failoverTimeMs: 3_000,
         takeIntervalMs: 1_000,
         idleReadMs: 100,
@@ -74,7 +103,7 @@ async function run(graceful: boolean, prefix: string) {
       return va.balanced && vb.balanced ? va : undefined;
     }, 30_000, 200);
     const twice = [...handled.values()].filter((by) => by.length > 1).length;
-    return { twice, lost, handedOff, balance, shards: { A: a.shards, B: b.shards } };
+    return { twice, lost, handedOff, handedBack, balance, shards: { A: a.shards, B: b.shards } };
   } finally {
     await Promise.all([a.close(1_000), b.close(1_000)]);
     aws.destroy();
@@ -85,13 +114,16 @@ async function run(graceful: boolean, prefix: string) {
 describe('graceful lease hand-off between stream workers', () => {
   let graceful: Awaited<ReturnType<typeof run>>;
   let steal: Awaited<ReturnType<typeof run>>;
+  let queued: Awaited<ReturnType<typeof run>>;
 
   beforeAll(async () => {
     graceful = await run(true, 'lho');
     steal = await run(false, 'lhs');
+    queued = await run(true, 'lhq', 2);
     console.info(
       `lease hand-off: graceful: ${graceful.twice} of ${RECORDS} records handled twice, leases lost ${graceful.lost.length}, handed off ${graceful.handedOff.length}; ` +
-        `KCL 2.x steal: ${steal.twice} handled twice, leases lost ${steal.lost.length}`,
+        `KCL 2.x steal: ${steal.twice} handled twice, leases lost ${steal.lost.length}; ` +
+        `work behind 2 slots: ${queued.handedBack.length} records handed back at the hand-offs, ${queued.twice} handled twice, leases lost ${queued.lost.length}`,
     );
   }, 300_000);
 
@@ -104,6 +136,15 @@ describe('graceful lease hand-off between stream workers', () => {
     expect(graceful.shards.A).toHaveLength(2);
     expect(graceful.shards.B).toHaveLength(2);
     expect(graceful.balance).toMatchObject({ balanced: true, shards: 4, workers: 2, held: { A: 2, B: 2 } });
+  });
+
+  it('records still waiting to begin their work are handed back at once: the next owner runs them, none twice, none lost', () => {
+    expect(queued.handedOff).toHaveLength(2);
+    expect(queued.lost).toEqual([]);
+    // 40 records in flight against 2 slots: most of those on a passed shard had not begun.
+    expect(queued.handedBack.length).toBeGreaterThan(0);
+    expect(queued.twice).toBe(0);
+    expect(queued.balance).toMatchObject({ balanced: true, shards: 4, workers: 2, held: { A: 2, B: 2 } });
   });
 
   it('with KCL 2.x steals the old holder loses the leases instead (for comparison)', () => {

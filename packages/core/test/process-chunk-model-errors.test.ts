@@ -3,6 +3,8 @@
  * (already retried within bounds by the analyzer) fails the chunk at once instead of being
  * multiplied by the worker's retries and re-publishes; the billed usage of failed analyses
  * (the error's `details.usage`) stays in the chunk's usage, for failed and succeeded chunks alike.
+ * Also how a delivery meets its shard's graceful hand-off (`handBack`): handed back while it waits
+ * for an analysis slot, left to finish once its analysis is under way.
  */
 import { describe, expect, it } from 'vitest';
 import type { Analyzer, ChunkAnalysis, Usage } from '../src/analysis/types.js';
@@ -11,7 +13,7 @@ import { loadConfig } from '../src/config.js';
 import { DocorchError } from '../src/errors.js';
 import type { ChunkResult } from '../src/jobs/result.js';
 import type { PipelineContext } from '../src/pipeline/context.js';
-import { processChunk } from '../src/pipeline/process-chunk.js';
+import { processChunk, type ChunkProcessorOptions } from '../src/pipeline/process-chunk.js';
 import { FairQueue } from '../src/resilience/fair-queue.js';
 import type { StreamEvent } from '../src/stream/events.js';
 import { createLogger } from '../src/telemetry/logger.js';
@@ -23,8 +25,8 @@ function analysis(usage: Usage): ChunkAnalysis {
   return { summary: 's', keyPoints: [], entities: [], sentiment: { label: 'neutral', score: 0 }, textLength: 10, failedPages: [], usage };
 }
 
-/** An answer that comes only when the analysis is aborted (then it is the abort). */
-type Step = ChunkAnalysis | Error | 'until-aborted';
+/** An answer that comes only when the analysis is aborted (then it is the abort), or later. */
+type Step = ChunkAnalysis | Error | 'until-aborted' | Promise<ChunkAnalysis>;
 
 /**
  * A context whose tables, bucket and stream are in memory; `steps` are the analyzer's answers in
@@ -44,7 +46,7 @@ function harness(steps: Step[]) {
         await new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
       }
       if (step instanceof Error) throw step;
-      return step as ChunkAnalysis;
+      return await (step as ChunkAnalysis | Promise<ChunkAnalysis>);
     },
   };
   const ctx = {
@@ -106,8 +108,8 @@ function harness(steps: Step[]) {
     createdAt: new Date().toISOString(),
     payload: { tenantId: 't', documentId: 'd', chunkIndex: 0, attempt: 1, analyses: ['summary'] },
   };
-  const run = (signal?: AbortSignal) =>
-    processChunk(ctx, event, { workerId: 'w', limit: new FairQueue(1).run, retry: { baseMs: 1, capMs: 1 }, ...(signal ? { signal } : {}) });
+  const run = (signal?: AbortSignal, more: Partial<ChunkProcessorOptions> = {}) =>
+    processChunk(ctx, event, { workerId: 'w', limit: new FairQueue(1).run, retry: { baseMs: 1, capMs: 1 }, ...(signal ? { signal } : {}), ...more });
   return { run, calls, completed, stored, row };
 }
 
@@ -169,6 +171,37 @@ describe('processChunk and the model errors', () => {
     expect(h.calls.republished).toBe(1); // handed back: re-published, then released
     expect(await second).toBe('succeeded');
     expect(h.calls.analyze).toBe(2);
+    expect(h.completed).toHaveLength(1);
+    expect(h.row.status).toBe('succeeded');
+  });
+
+  it('hands a chunk back with its shard (a graceful hand-off) while it waits for an analysis slot: never analysed here', async () => {
+    const h = harness([analysis(USAGE_B)]);
+    const slots = new FairQueue(1);
+    let free!: () => void;
+    const busy = slots.run({ flow: 'other' }, () => new Promise<void>((r) => (free = r)));
+    const handBack = new AbortController();
+    const waiting = h.run(undefined, { limit: slots.run, handBack: handBack.signal });
+    while (h.calls.claims === 0) await new Promise((r) => setTimeout(r, 1));
+    handBack.abort(new Error('shard handed off'));
+    await expect(waiting).rejects.toThrow('shard handed off');
+    expect(h.calls.analyze).toBe(0);
+    expect(h.calls.republished).toBe(1); // as any hand-back: re-published, then released
+    expect(h.row.status).toBe('pending');
+    free();
+    await busy;
+  });
+
+  it('lets an analysis under way finish when its shard is handed off: recorded, not handed back', async () => {
+    let answer!: (a: ChunkAnalysis) => void;
+    const h = harness([new Promise<ChunkAnalysis>((r) => (answer = r))]);
+    const handBack = new AbortController();
+    const running = h.run(undefined, { handBack: handBack.signal });
+    while (h.calls.analyze === 0) await new Promise((r) => setTimeout(r, 1));
+    handBack.abort(new Error('shard handed off'));
+    answer(analysis(USAGE_B));
+    expect(await running).toBe('succeeded');
+    expect(h.calls.republished).toBe(0);
     expect(h.completed).toHaveLength(1);
     expect(h.row.status).toBe('succeeded');
   });

@@ -184,7 +184,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakRound[]> {
       const docs: Submitted[] = [];
       const chaos: string[] = [];
       let inFlightAtChaos = 0;
-      const roundEnd = Date.now() + (options.roundMs ?? 60_000);
+      const roundStart = Date.now();
+      const roundEnd = roundStart + (options.roundMs ?? 60_000);
+      /** Seconds since the round started, for the chaos timeline and the repeats' times. */
+      const since = (at: number) => `${((at - roundStart) / 1000).toFixed(1)} s`;
       fake.clearLog();
 
       const submitter = async (tenantId: string, apiKey: string): Promise<void> => {
@@ -220,7 +223,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakRound[]> {
           if (!target || target.exited()) continue;
           inFlightAtChaos += await inFlightIn(role, role === 'worker' ? workerIds[index] : undefined);
           if (rand() < 0.6) {
-            chaos.push(`kill -9 ${role}`);
+            chaos.push(`kill -9 ${role} at ${since(Date.now())}`);
             target.signal('SIGKILL');
             await target.exitedPromise;
             await sleep(300 + rand() * 1500);
@@ -238,7 +241,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakRound[]> {
             else live[role] = replacement;
           } else {
             const pauseMs = 1_000 + rand() * 3_000;
-            chaos.push(`stop ${role} ${Math.round(pauseMs)} ms`);
+            chaos.push(`stop ${role} ${Math.round(pauseMs)} ms at ${since(Date.now())}`);
             target.signal('SIGSTOP');
             await sleep(pauseMs);
             target.signal('SIGCONT');
@@ -264,16 +267,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakRound[]> {
       for (const d of docs) if (d.terminalAt === undefined) d.job = await status.getJob(d.tenantId, d.id).catch(() => undefined);
       for (const d of docs) if (d.terminalAt !== undefined) open.splice(open.indexOf(d), 1);
 
-      const byLabel = new Map<string, Map<number, number>>();
+      // Answered analyses by document label and first page: when each was answered.
+      const byLabel = new Map<string, Map<number, number[]>>();
       for (const r of fake.log) {
         if (r.pages.length === 0 || r.status !== 200) continue;
         const label = /soak-\d+-[0-9a-f]{8}/.exec(r.sample)?.[0];
         if (!label) continue;
-        const chunks = byLabel.get(label) ?? new Map<number, number>();
-        chunks.set(r.pages[0] as number, (chunks.get(r.pages[0] as number) ?? 0) + 1);
+        const chunks = byLabel.get(label) ?? new Map<number, number[]>();
+        chunks.set(r.pages[0] as number, [...(chunks.get(r.pages[0] as number) ?? []), r.respondedAt ?? r.at]);
         byLabel.set(label, chunks);
       }
-      const repeatedAnalyses = [...byLabel.values()].reduce((n, chunks) => n + [...chunks.values()].reduce((m, c) => m + Math.max(0, c - 1), 0), 0);
+      const repeatedAnalyses = [...byLabel.values()].reduce((n, chunks) => n + [...chunks.values()].reduce((m, times) => m + Math.max(0, times.length - 1), 0), 0);
       const failed: Record<string, number> = {};
       let maxMs = 0;
       for (const d of docs) {
@@ -303,6 +307,16 @@ export async function runSoak(options: SoakOptions): Promise<SoakRound[]> {
           `repeated analyses ${repeatedAnalyses} (in flight at kills/stops ${inFlightAtChaos}), double counts ${result.doubleCounts}, ` +
           `max submit->terminal ${(maxMs / 1000).toFixed(1)} s; chaos: ${chaos.join(', ') || 'none'}`,
       );
+      if (repeatedAnalyses > inFlightAtChaos) {
+        // Past the allowance: which chunks, and when each analysis was answered, next to the
+        // chaos timeline above, so that a failed run says where to look.
+        for (const [label, chunks] of byLabel) {
+          const doc = docs.find((d) => d.label === label);
+          for (const [page, times] of chunks) {
+            if (times.length > 1) print(`  analysed ${times.length} times: ${doc ? `${doc.tenantId}/${doc.id}` : label}, chunk from page ${page}, answered at ${times.map(since).join(', ')}`);
+          }
+        }
+      }
       for (const d of docs.filter((x) => !x.job || !TERMINAL.has(x.job.status))) {
         print(`  not terminal: ${d.tenantId}/${d.id} ${d.job?.status ?? 'missing'} ${JSON.stringify(d.job ? { total: d.job.chunksTotal, ok: d.job.chunksSucceeded, failed: d.job.chunksFailed, mode: d.job.mode } : {})}`);
       }

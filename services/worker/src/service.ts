@@ -60,6 +60,7 @@ export function createWorkerService(ctx: PipelineContext, options: WorkerService
           claimTimeoutMs: config.CHUNK_CLAIM_TIMEOUT_MS,
           maxAttempts: config.CHUNK_MAX_ATTEMPTS,
           signal: info.signal,
+          handBack: info.handBack,
           ...(ctx.breaker ? { breaker: ctx.breaker } : {}),
           ...(options.onAnalysis ? { onAnalysis: options.onAnalysis } : {}),
         });

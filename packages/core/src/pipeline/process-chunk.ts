@@ -53,6 +53,12 @@ export interface ChunkProcessorOptions {
   /** Shutdown: stops waiting and aborts the analysis (the chunk is handed back). */
   signal?: AbortSignal;
   /**
+   * A graceful hand-off of the shard: while the analysis has not begun (waiting for the claim, a
+   * slot of `limit`, the breaker or a retry's backoff) the chunk is handed back for the next
+   * owner; an analysis under way runs on and is recorded. @defaultValue none
+   */
+  handBack?: AbortSignal;
+  /**
    * The model's circuit breaker. While it refuses calls, analyses wait here (the record stays in
    * flight, unacknowledged, so the stream keeps the rest) and failures do not use up attempts;
    * the breaker's half-open probes decide when work resumes. @defaultValue none
@@ -109,12 +115,13 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
   const clock = options.clock ?? systemClock;
   const maxAttempts = options.maxAttempts ?? 3;
 
+  const arriving = options.signal && options.handBack ? AbortSignal.any([options.signal, options.handBack]) : (options.signal ?? options.handBack);
   const acquired = await acquireChunkClaim(ctx.status, p, {
     owner: options.workerId,
     attempt: p.attempt,
     timeoutMs: claimTimeoutMs,
     clock,
-    ...(options.signal ? { signal: options.signal } : {}),
+    ...(arriving ? { signal: arriving } : {}),
   });
   if (acquired?.done) {
     // Finished by an earlier delivery, which may have died before publishing the successor.
@@ -128,6 +135,8 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
   const held = holdChunkClaim(ctx.status, p, { owner: options.workerId, counter: row.claimCounter }, { timeoutMs: claimTimeoutMs, log });
   const lost = held.lost;
   const signal = options.signal ? AbortSignal.any([options.signal, lost]) : lost;
+  // Aborts waiting only: a model call, once made, is never cut off by a hand-off.
+  const waiting = options.handBack ? AbortSignal.any([signal, options.handBack]) : signal;
 
   // Billed usage of failed analyses of this delivery (see the file comment).
   let spent: Usage = { ...ZERO_USAGE };
@@ -147,7 +156,7 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
       };
       const analyzeOnce = () =>
         options.limit(share, async () => {
-          signal.throwIfAborted();
+          waiting.throwIfAborted();
           options.onAnalysis?.({ phase: 'start', documentId: p.documentId, chunkIndex: p.chunkIndex });
           let ok = false;
           try {
@@ -163,22 +172,22 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
           } finally {
             options.onAnalysis?.({ phase: 'end', documentId: p.documentId, chunkIndex: p.chunkIndex, ok });
           }
-        }, signal);
+        }, waiting);
       let analysis;
       for (;;) {
-        await waitForBreaker(options.breaker, signal);
+        await waitForBreaker(options.breaker, waiting);
         try {
           analysis = await withRetry(analyzeOnce, {
             policy: { maxAttempts: 3, baseMs: 500, capMs: 10_000, ...options.retry },
-            shouldRetry: (err) => !signal.aborted && toDocorchError(err).retry === 'retry' && !breakerOpen(options.breaker),
+            shouldRetry: (err) => !waiting.aborted && toDocorchError(err).retry === 'retry' && !breakerOpen(options.breaker),
             retryAfterMs: (err) => toDocorchError(err).retryAfterMs,
             onRetry: (err, attempt, delayMs) => log.warn({ err, attempt, delayMs }, 'chunk analysis failed; retrying'),
-            signal,
+            signal: waiting,
           });
           break;
         } catch (err) {
           // The model is down for everyone: wait with the breaker instead of burning attempts.
-          if (!signal.aborted && breakerOpen(options.breaker) && toDocorchError(err).retry === 'retry') continue;
+          if (!waiting.aborted && breakerOpen(options.breaker) && toDocorchError(err).retry === 'retry') continue;
           throw err;
         }
       }
@@ -190,8 +199,9 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
         log.warn('chunk claim taken over; leaving the chunk to its new holder');
         return 'skipped';
       }
-      if (signal.aborted) {
-        // Shutdown or a lost lease: hand the chunk back untouched. Re-publish it first (same
+      if (waiting.aborted) {
+        // Shutdown, a lost lease, or a hand-off before the analysis began: hand the chunk back
+        // untouched. Re-publish it first (same
         // attempt): the shard's next owner may already have seen this record while the chunk was
         // claimed here, skipped it and checkpointed past it, and then nothing would deliver the
         // chunk again (a document stalled one chunk short). A duplicate record is harmless: the
@@ -210,8 +220,9 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
             },
           );
           if (republished) await ctx.status.releaseChunk(p.tenantId, p.documentId, p.chunkIndex, claim, p.attempt).catch(() => false);
+          if (!signal.aborted) log.info('chunk handed back with its shard (its analysis had not begun)');
         }
-        throw signal.reason ?? err;
+        throw waiting.reason ?? err;
       }
       const e = toDocorchError(err);
       if (e.retry === 'retry' && p.attempt < maxAttempts) {

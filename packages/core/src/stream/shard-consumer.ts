@@ -33,9 +33,11 @@ export interface ShardConsumerDeps {
   logger: Logger;
   /**
    * Processes one record; resolves when it may be checkpointed, rejects when it must not be
-   * (shutdown, lease lost): the record is then left for the shard's next owner.
+   * (shutdown, lease lost, handed back): the record is then left for the shard's next owner.
+   * `signal` aborts its work (shutdown, lease lost); `handBack` aborts when the shard is handed
+   * off and asks only for work not begun yet (see {@link RecordInfo.handBack}).
    */
-  dispatch: (record: KinesisRecord, shardId: string, signal: AbortSignal) => Promise<void>;
+  dispatch: (record: KinesisRecord, shardId: string, signal: AbortSignal, handBack: AbortSignal) => Promise<void>;
   /** Waits until the worker has room for another record (the shared cap). */
   waitForCapacity: (signal: AbortSignal) => Promise<void>;
   /** Most records begun and not yet done in this shard. */
@@ -57,6 +59,8 @@ export class ShardConsumer {
   private readonly abort = new AbortController();
   /** Ends the read loop only (a hand-off detaches its handlers: they run on). */
   private readonly readAbort = new AbortController();
+  /** A hand-off: asks the handlers for the records whose work has not begun (see stop). */
+  private readonly handBack = new AbortController();
   /** Set once the consumer handed its lease on: records finishing later are not checkpointed here. */
   private detached = false;
   private readonly tracker = new SequenceTracker();
@@ -98,9 +102,12 @@ export class ShardConsumer {
    * Stops reading. With `graceMs`, in-flight records get that long to finish and their
    * watermark is checkpointed; then (or at once without grace) the rest are aborted and left to
    * the shard's next owner, or, with `detach` (a graceful hand-off), left to finish on their own.
+   * A hand-off first hands back at once the records whose work has not begun (waiting for an
+   * analysis slot, say): the next owner runs them, so the drain waits only for work under way.
    */
   async stop(graceMs = 0, options: { detach?: boolean } = {}): Promise<void> {
     this.stopReading = true;
+    if (options.detach) this.handBack.abort(new Error('shard handed off'));
     if (graceMs > 0 && this.inFlight.size > 0) {
       await Promise.race([Promise.allSettled([...this.inFlight]), sleep(graceMs)]);
     }
@@ -183,7 +190,7 @@ export class ShardConsumer {
         lastRead = seq;
         this.tracker.begin(seq);
         const task: Promise<void> = this.deps
-          .dispatch(record, this.shardId, handlerSignal)
+          .dispatch(record, this.shardId, handlerSignal, this.handBack.signal)
           .then(() => {
             this.tracker.complete(seq);
             this.scheduleCheckpoint();

@@ -28,6 +28,13 @@ export interface RecordInfo {
   sequenceNumber: string;
   /** Aborted on shutdown or when the shard's lease is lost. */
   signal: AbortSignal;
+  /**
+   * Aborted when the shard is handed off (graceful hand-off). A handler whose work has not begun
+   * (a chunk waiting for an analysis slot) then gives the record back, and the next owner runs
+   * it; work under way ignores it and runs on, detached. A handler that gave a record back
+   * rejects, and the record is not checkpointed here.
+   */
+  handBack: AbortSignal;
 }
 
 /** Handlers by event type. A handler's rejection is retried, then the record is dead-lettered. */
@@ -325,7 +332,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         refresher: this.refresher,
         writer: this.coordinator,
         logger: this.log,
-        dispatch: (record, shardId, signal) => this.dispatch(record, shardId, signal),
+        dispatch: (record, shardId, signal, handBack) => this.dispatch(record, shardId, signal, handBack),
         waitForCapacity: (signal) => this.waitForCapacity(signal),
         maxInFlight: this.concurrency,
         idleReadMs: this.options.idleReadMs ?? 250,
@@ -374,10 +381,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   /** Runs a record's handler; rejects only when the record must not be checkpointed. */
-  private async dispatch(record: KinesisRecord, shardId: string, signal: AbortSignal): Promise<void> {
+  private async dispatch(record: KinesisRecord, shardId: string, signal: AbortSignal, handBack: AbortSignal): Promise<void> {
     this.running++;
+    // Either: the record goes to the shard's next owner (retrying it here would be work begun).
+    const leaving = AbortSignal.any([signal, handBack]);
     try {
-      const info: RecordInfo = { shardId, sequenceNumber: record.SequenceNumber as string, signal };
+      const info: RecordInfo = { shardId, sequenceNumber: record.SequenceNumber as string, signal, handBack };
       let event: StreamEvent;
       try {
         event = decodeEvent(record.Data ?? new Uint8Array());
@@ -404,13 +413,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
         const run = () => withSpan(event.type, { parent: event, attributes, kind: SpanKind.CONSUMER }, () => handler(event, info));
         await withRetry(run, {
           policy: { maxAttempts: this.options.maxHandlerAttempts ?? 3, baseMs: 200, capMs: 5_000 },
-          shouldRetry: (err) => !signal.aborted && toDocorchError(err).retry !== 'terminal',
+          shouldRetry: (err) => !leaving.aborted && toDocorchError(err).retry !== 'terminal',
           onRetry: (err, attempt) => this.log.warn({ err, attempt, shardId, type: event.type }, 'handler failed; retrying'),
-          signal,
+          signal: leaving,
         });
         this.emit('completed', event, info);
       } catch (err) {
-        if (signal.aborted) throw err; // leave it for the next owner
+        if (leaving.aborted) throw err; // leave it for the next owner
         const e = toDocorchError(err);
         await this.deadLetter({ event, raw: record, shardId, error: e, code: e.code });
       }
