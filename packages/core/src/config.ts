@@ -77,7 +77,7 @@ export const configSchema = z.object({
 
   LEASE_FAILOVER_MS: int(10_000, 500).describe('Stream lease failover time: a worker silent this long loses its shards.'),
   LEASE_GRACEFUL_HANDOFF: z.enum(['on', 'off']).default('on').describe('on: a worker balancing the fleet asks for a lease and its holder drains, checkpoints and passes it (KCL 3.x hand-off); off: it takes the lease outright (KCL 2.x steal).'),
-  LEASE_HANDOFF_DRAIN_MS: int(5_000, 0).describe('When a worker passes a shard to another for balance (graceful hand-off), how long its records in flight may finish before the rest are handed back; then it checkpoints and the new owner starts from there at once.'),
+  LEASE_HANDOFF_DRAIN_MS: int(5_000, 0).describe('When a worker passes a shard to another for balance (graceful hand-off), how long the analyses under way may finish (records not begun are handed back at once); those still running then finish detached under their chunk claims, and it checkpoints so that the new owner starts from there at once.'),
   READY_BALANCE_TIMEOUT_MS: int(30_000, 0).describe('A worker reports ready (/readyz) once the fleet holds the shards evenly, or after this long from its start, whichever comes first.'),
   STREAM_IDLE_READ_MS: int(250, 10).describe('Pause between reads of an idle shard (Kinesis allows 5 reads/s/shard).'),
   STREAM_RECORDS_IN_FLIGHT: int(128, 1).describe('Stream records a worker handles at once. Analyses are capped separately (ANALYSIS_CONCURRENCY) and served fairly between tenants, so this is how far a worker reads ahead to see every tenant\'s work.'),

@@ -201,11 +201,10 @@ async function processOnce(ctx: PipelineContext, event: StreamEvent<'chunk.ready
       }
       if (waiting.aborted) {
         // Shutdown, a lost lease, or a hand-off before the analysis began: hand the chunk back
-        // untouched. Re-publish it first (same
-        // attempt): the shard's next owner may already have seen this record while the chunk was
-        // claimed here, skipped it and checkpointed past it, and then nothing would deliver the
-        // chunk again (a document stalled one chunk short). A duplicate record is harmless: the
-        // claim admits one analysis.
+        // untouched. Re-publish it first (same attempt): the shard's next owner may already have
+        // seen this record while the chunk was claimed here, skipped it and checkpointed past it,
+        // and then nothing would deliver the chunk again (a document stalled one chunk short). A
+        // duplicate record is harmless: the claim admits one analysis.
         // Only a chunk whose new record is out is handed back: if the publish fails, the claim
         // stays and stands still, and this record (not checkpointed) is delivered again to the
         // shard's next owner, which takes the claim over after CHUNK_CLAIM_TIMEOUT_MS. Handing it
