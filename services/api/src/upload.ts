@@ -184,7 +184,7 @@ export function tooLarge(maxBytes: number): DocorchError {
 
 /** The stored upload of a request after {@link pdfUpload}, or undefined when no file part was sent. */
 export function storedUpload(req: Request): StoredUpload | undefined {
-  const f = req.file as (Express.Multer.File & { sha256?: string; staged?: StagedSource; gap?: FileGap }) | undefined;
+  const f = req.file as (Express.Multer.File & FileInfo) | undefined;
   if (!f?.path || !f.sha256) return undefined;
   return { path: f.path, size: f.size, sha256: f.sha256, originalname: f.originalname, mimetype: f.mimetype, ...(f.staged ? { staged: f.staged } : {}), ...(f.gap ? { gap: f.gap } : {}) };
 }
